@@ -1,0 +1,41 @@
+"""A deployment: one configured target (provider + key + base URL + upstream model) of a model name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._provider import Provider, ProviderSettings, Timeouts, mask_secret
+
+__all__ = ["Deployment"]
+
+
+@dataclass(eq=False, slots=True)
+class Deployment:
+    name: str
+    """Unique label: ``provider/model_name#index`` plus the masked key; safe to log."""
+    model_name: str
+    """The name callers ask for."""
+    provider_cls: type[Provider]
+    settings: ProviderSettings
+    weight: float = 1.0
+    priority: int = 0
+    """Lower is preferred: balancing happens within the best available priority."""
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    """Request parameters applied when the caller leaves them unset (max_tokens, temperature...)."""
+    max_concurrency: int | None = None
+    """At most this many requests in flight; a full deployment is skipped like a cooling one."""
+    index: int = 0
+    """Position in the configuration (first_available and tie-breaks use it)."""
+
+    @property
+    def provider_key(self) -> str:
+        return self.provider_cls.key
+
+    @property
+    def masked_key(self) -> str:
+        return mask_secret(self.settings.api_key) if self.settings.api_key else "<none>"
+
+    def __repr__(self) -> str:
+        return f"Deployment({self.name!r})"

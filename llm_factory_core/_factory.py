@@ -1,0 +1,400 @@
+"""``LLMFactory``: the library's entry point.
+
+The core is async. Sync methods run it on one background event loop thread per factory (an anyio
+blocking portal), so they work in scripts and inside code that already runs a loop (Jupyter, sync
+FastAPI endpoints) and share one connection pool; no ``asyncio.run`` per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import anyio
+import httpx
+from anyio.from_thread import BlockingPortal
+from pydantic import BaseModel, ValidationError
+
+from ._config import FactoryConfig, ModelConfig, RouterSettings, build_deployments, format_validation_error
+from ._deployment import Deployment
+from ._errors import ConfigurationError, InvalidRequestError, LLMFactoryError
+from ._health import HealthStore, InMemoryHealth, wall_clock
+from ._plugins import PluginRegistry, default_registry
+from ._provider import Provider
+from ._request import ChatMessage, ChatRequest, to_messages
+from ._router import Router, StreamInfo
+from ._sources import config_from_env, load_env, load_yaml
+from ._streams import AsyncChatStream, ChatStream
+from ._types import ChatCompletion
+
+__all__ = ["DeploymentStatus", "LLMFactory"]
+
+Prompt = str | Sequence[ChatMessage | dict[str, Any]]
+
+
+class DeploymentStatus(BaseModel):
+    """One line of ``factory.status()``; keys appear masked only."""
+
+    name: str
+    provider: str
+    model_name: str
+    model: str
+    api_base: str | None
+    api_key: str
+    state: str
+    """``healthy``, ``cooldown`` or ``disabled``."""
+    until: float | None
+    """Wall-clock time the cooldown or disablement ends."""
+    reason: str | None
+    in_flight: int
+    successes: int
+    failures: int
+    last_error: str | None
+    avg_latency_ms: float | None
+    weight: float
+    priority: int
+
+
+class _Runtime:
+    """The client and provider instances bound to one event loop."""
+
+    def __init__(self, client: httpx.AsyncClient, owns_client: bool, deployments: Sequence[Deployment]):
+        self.client = client
+        self.owns_client = owns_client
+        self.providers: dict[str, Provider] = {
+            d.name: d.provider_cls(d.settings, client=client, name=d.name, timeouts=d.timeouts)
+            for d in deployments
+        }
+
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            await provider.aclose()
+        if self.owns_client:
+            await self.client.aclose()
+
+
+def default_limits() -> httpx.Limits:
+    # Generous pool: a gateway holds many concurrent upstream streams; keep-alive saves TLS setups.
+    return httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
+
+
+class LLMFactory:
+    """One interface over every configured deployment.
+
+    ``LLMFactory(config | [configs] | FactoryConfig, **router_options)``; ``router_options`` are
+    ``RouterSettings`` fields (``strategy="random"``, ``num_retries=3``, ``fallbacks={...}``).
+    ``transport`` / ``http_client`` inject the HTTP layer (tests use ``httpx.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig | Sequence[ModelConfig] | FactoryConfig | Mapping[str, Any] | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        health: HealthStore | None = None,
+        registry: PluginRegistry | None = None,
+        source: str = "configuration",
+        **router_options: Any,
+    ) -> None:
+        self.config = _as_factory_config(config, router_options)
+        self.registry = registry or default_registry()
+        self.deployments = build_deployments(self.config.providers, self.registry, source)
+        self.health: HealthStore = health or InMemoryHealth(self.config.router.cooldown_policy())
+        self.router = Router(self.deployments, self.config.router, self.registry, self.health)
+        self._transport = transport
+        self._http_client = http_client
+        self._runtimes: weakref.WeakKeyDictionary[Any, _Runtime] = weakref.WeakKeyDictionary()
+        self._portal: BlockingPortal | None = None
+        self._portal_thread: threading.Thread | None = None
+        self._portal_loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # -- construction from files ----------------------------------------------------------------
+
+    @classmethod
+    def create(cls, env_file: str | os.PathLike[str] | None = None, **kwargs: Any) -> LLMFactory:
+        """From environment variables, overlaid on ``env_file`` (default ``./.env`` if present)."""
+        registry = kwargs.pop("registry", None) or default_registry()
+        source = f"environment ({env_file})" if env_file else "environment"
+        config = config_from_env(load_env(env_file), registry, source)
+        return cls(config, registry=registry, source=source, **kwargs)
+
+    @classmethod
+    def create_from_config(
+        cls, path: str | os.PathLike[str], *, env_file: str | os.PathLike[str] | None = None, **kwargs: Any
+    ) -> LLMFactory:
+        """From a YAML file with a ``providers:`` list; ``${VAR}`` reads the environment."""
+        env = load_env(env_file) if env_file else dict(os.environ)
+        return cls(load_yaml(path, env), source=str(path), **kwargs)
+
+    # -- info -----------------------------------------------------------------------------------
+
+    @property
+    def model_names(self) -> list[str]:
+        return list(self.router.groups)
+
+    def models(self) -> list[dict[str, Any]]:
+        """One entry per model name, in configuration order, with its owner."""
+        return [
+            {"id": name, "owned_by": group[0].provider_cls.owned_by or group[0].provider_key}
+            for name, group in self.router.groups.items()
+        ]
+
+    def status(self) -> list[DeploymentStatus]:
+        out = []
+        for d in self.deployments:
+            stats = self.health.stats(d.name)
+            cooling = self.health.available(d.name, time.monotonic()) is False
+            state = "disabled" if stats.disabled_reason and cooling else ("cooldown" if cooling else "healthy")
+            out.append(
+                DeploymentStatus(
+                    name=d.name,
+                    provider=d.provider_key,
+                    model_name=d.model_name,
+                    model=d.settings.model,
+                    api_base=_strip_query(d.settings.api_base or d.provider_cls.default_api_base),
+                    api_key=d.masked_key,
+                    state=state,
+                    until=wall_clock(stats.cooldown_until) if cooling else None,
+                    reason=(stats.disabled_reason or stats.last_error) if cooling else None,
+                    in_flight=stats.in_flight,
+                    successes=stats.successes,
+                    failures=stats.failures,
+                    last_error=stats.last_error,
+                    avg_latency_ms=round(stats.latency_ewma * 1000, 2) if stats.latency_ewma is not None else None,
+                    weight=d.weight,
+                    priority=d.priority,
+                )
+            )
+        return out
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def build_request(self, prompt: Prompt | ChatRequest, params: Mapping[str, Any], *, stream: bool) -> ChatRequest:
+        if isinstance(prompt, ChatRequest):
+            return prompt.model_copy(update={"stream": stream, **params}) if params or prompt.stream != stream else prompt
+        if not isinstance(prompt, (str, list, tuple)):
+            raise InvalidRequestError(
+                "prompt must be a string or a list of OpenAI messages", param="messages"
+            )
+        try:
+            return ChatRequest.model_validate({**params, "messages": to_messages(prompt), "stream": stream})
+        except ValidationError as exc:
+            raise InvalidRequestError(format_validation_error(exc, "request"), param=_first_loc(exc)) from None
+
+    def _runtime(self) -> _Runtime:
+        if self._closed:
+            raise LLMFactoryError("this LLMFactory is closed")
+        try:
+            key: Any = asyncio.get_running_loop()
+        except RuntimeError:  # another async library (trio): one runtime per thread
+            key = threading.current_thread()
+        runtime = self._runtimes.get(key)
+        if runtime is None:
+            if self._http_client is not None:
+                runtime = _Runtime(self._http_client, False, self.deployments)
+            else:
+                client = httpx.AsyncClient(transport=self._transport, limits=default_limits(), follow_redirects=False)
+                runtime = _Runtime(client, True, self.deployments)
+            self._runtimes[key] = runtime
+        return runtime
+
+    async def chat_async(
+        self,
+        prompt: Prompt | ChatRequest,
+        *,
+        model: str | None = None,
+        load_balance_strategy: str | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> ChatCompletion:
+        """Send a chat completion; ``params`` are OpenAI's (temperature, tools, ...) plus
+        ``extra_body`` for provider-specific fields. ``timeout`` bounds the whole call."""
+        request = self.build_request(prompt, _params(model, load_balance_strategy, params), stream=False)
+        return await self.router.chat(request, self._runtime().providers, timeout=timeout)
+
+    def stream_async(
+        self,
+        prompt: Prompt | ChatRequest,
+        *,
+        model: str | None = None,
+        load_balance_strategy: str | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> AsyncChatStream:
+        """``async for chunk in factory.stream_async(...)``: chunks in OpenAI's shape."""
+        request = self.build_request(prompt, _params(model, load_balance_strategy, params), stream=True)
+        self.router.resolve(request)  # unknown model or strategy fails here, not mid-iteration
+        info = StreamInfo()
+        return AsyncChatStream(self._stream_gen(request, timeout, info), info)
+
+    async def _stream_gen(self, request: ChatRequest, timeout: float | None, info: StreamInfo) -> Any:
+        async for chunk in self.router.stream(request, self._runtime().providers, timeout=timeout, info=info):
+            yield chunk
+
+    def chat(self, prompt: Prompt | ChatRequest, **kwargs: Any) -> ChatCompletion:
+        """Synchronous ``chat_async``; safe inside a running event loop."""
+        portal = self._get_portal()
+        return portal.call(lambda: self.chat_async(prompt, **kwargs))
+
+    def stream(self, prompt: Prompt | ChatRequest, **kwargs: Any) -> ChatStream:
+        """Synchronous ``stream_async``: ``for chunk in factory.stream(...)``; ``with`` closes it."""
+        portal = self._get_portal()
+        return ChatStream(portal, portal.call(lambda: _make_stream(self, prompt, kwargs)))
+
+    # -- event loop thread ----------------------------------------------------------------------
+
+    def _get_portal(self) -> BlockingPortal:
+        if self._closed:
+            raise LLMFactoryError("this LLMFactory is closed")
+        if threading.current_thread() is self._portal_thread:
+            raise LLMFactoryError(
+                "a sync method of LLMFactory was called from its own event loop thread; "
+                "use the async methods (chat_async, stream_async) there"
+            )
+        with self._lock:
+            if self._portal is None:
+                self._portal, self._portal_thread, self._portal_loop = _start_portal()
+            return self._portal
+
+    # -- closing --------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close connections of the current loop's client (and the sync thread's)."""
+        try:
+            key: Any = asyncio.get_running_loop()
+        except RuntimeError:
+            key = threading.current_thread()
+        runtime = self._runtimes.pop(key, None)
+        if runtime is not None:
+            await runtime.aclose()
+        self._stop_portal()
+        self._closed = True
+
+    def close(self) -> None:
+        """Close every connection and stop the background loop thread."""
+        self._stop_portal()
+        self._closed = True
+
+    def _stop_portal(self) -> None:
+        with self._lock:
+            portal, thread, loop = self._portal, self._portal_thread, self._portal_loop
+            self._portal = self._portal_thread = self._portal_loop = None
+        if portal is None or thread is None or threading.current_thread() is thread:
+            return
+        runtime = self._runtimes.pop(loop, None) if loop is not None else None
+        try:
+            if runtime is not None:
+                portal.call(runtime.aclose)
+            portal.call(portal.stop)
+        except RuntimeError:  # the loop already stopped
+            pass
+        thread.join(timeout=5)
+
+    def __enter__(self) -> LLMFactory:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    async def __aenter__(self) -> LLMFactory:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<LLMFactory models={self.model_names} deployments={len(self.deployments)}>"
+
+
+async def _make_stream(factory: LLMFactory, prompt: Prompt | ChatRequest, kwargs: dict[str, Any]) -> AsyncChatStream:
+    return factory.stream_async(prompt, **kwargs)
+
+
+def _start_portal() -> tuple[BlockingPortal, threading.Thread, asyncio.AbstractEventLoop]:
+    """A daemon thread running an event loop with a portal, so an unclosed factory never blocks
+    interpreter exit (anyio's own portal thread is not a daemon)."""
+    ready = threading.Event()
+    box: dict[str, Any] = {}
+
+    async def serve() -> None:
+        box["loop"] = asyncio.get_running_loop()
+        async with BlockingPortal() as portal:
+            box["portal"] = portal
+            ready.set()
+            await portal.sleep_until_stopped()
+
+    def run() -> None:
+        try:
+            anyio.run(serve)
+        except BaseException as exc:  # pragma: no cover - surfaced to the waiting caller
+            box["error"] = exc
+            ready.set()
+
+    thread = threading.Thread(target=run, name="llm-factory-loop", daemon=True)
+    thread.start()
+    ready.wait()
+    if "error" in box:
+        raise LLMFactoryError(f"could not start the event loop thread: {box['error']!r}")
+    return box["portal"], thread, box["loop"]
+
+
+def _strip_query(url: str | None) -> str | None:
+    return url.split("?", 1)[0] if url else url
+
+
+def _params(model: str | None, strategy: str | None, params: dict[str, Any]) -> dict[str, Any]:
+    if model is not None:
+        params["model"] = model
+    if strategy is not None:
+        params["load_balance_strategy"] = strategy
+    return params
+
+
+def _first_loc(exc: ValidationError) -> str | None:
+    errors = exc.errors()
+    return ".".join(str(p) for p in errors[0]["loc"]) if errors else None
+
+
+def _as_factory_config(config: Any, router_options: dict[str, Any]) -> FactoryConfig:
+    if config is None:
+        cfg = FactoryConfig()
+    elif isinstance(config, FactoryConfig):
+        cfg = config
+    elif isinstance(config, ModelConfig):
+        cfg = FactoryConfig(providers=[config])
+    elif isinstance(config, Mapping):
+        try:
+            cfg = FactoryConfig.model_validate(config)
+        except ValidationError as exc:
+            raise ConfigurationError(format_validation_error(exc, "configuration")) from None
+    elif isinstance(config, Sequence) and not isinstance(config, (str, bytes)):
+        items = list(config)
+        bad = [i for i, c in enumerate(items) if not isinstance(c, ModelConfig)]
+        if bad:
+            raise ConfigurationError(
+                f"configuration: item {bad[0]} is {type(items[bad[0]]).__name__}, expected ModelConfig"
+            )
+        cfg = FactoryConfig(providers=items)
+    else:
+        raise ConfigurationError(
+            f"LLMFactory takes a ModelConfig, a list of them or a FactoryConfig, not {type(config).__name__}"
+        )
+    if router_options:
+        try:
+            router = RouterSettings.model_validate({**cfg.router.model_dump(), **router_options})
+        except ValidationError as exc:
+            raise ConfigurationError(format_validation_error(exc, "LLMFactory(...)")) from None
+        cfg = cfg.model_copy(update={"router": router})
+    return cfg
+

@@ -1,0 +1,267 @@
+"""The OpenAI wire codec (request body, response, SSE stream, error body) and a provider built on it.
+
+The openai and deepseek plugins and Qwen's compatible mode reuse this instead of copying it; they
+override a method or two for their additions (Azure's URL and filter chunks, DeepSeek's finish
+reasons, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, ClassVar
+
+import httpx
+
+from ._errors import (
+    BadRequestError,
+    ContentFilterError,
+    ContextLengthError,
+    InsufficientQuotaError,
+    ProviderError,
+    UpstreamConnectionError,
+)
+from ._json import loads
+from ._provider import Provider, error_for_status, parse_retry_after
+from ._request import ChatRequest
+from ._sse import aiter_sse
+from ._types import ChatCompletion, ChatCompletionChunk
+
+__all__ = [
+    "OpenAICompatibleProvider",
+    "OpenAIStreamState",
+    "classify_openai_error",
+    "encode_openai_request",
+    "new_completion_id",
+]
+
+log = logging.getLogger("llm_factory_core.openai_codec")
+
+FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
+_CONTEXT_RE = re.compile(
+    r"context.length|maximum context|context window|too many tokens|prompt is too long"
+    r"|reduce the length|input is too long|exceeds the model's maximum",
+    re.IGNORECASE,
+)
+_RETRY_HINT_RE = re.compile(r"retry after (\d+(?:\.\d+)?) (second|millisecond)", re.IGNORECASE)
+_AZURE_FILTER_KEYS = ("content_filter_results", "content_filter_offsets", "content_filter_raw")
+
+
+def new_completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex
+
+
+def encode_openai_request(request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
+    """The upstream body: every set OpenAI field, the upstream model id, then ``extra_body``."""
+    body: dict[str, Any] = {"model": model, "messages": request.messages}
+    body.update(request.openai_params())
+    if stream:
+        body["stream"] = True
+    else:
+        body.pop("stream_options", None)
+    if request.extra_body:
+        body.update(request.extra_body)
+    return body
+
+
+def classify_openai_error(
+    status: int, headers: Mapping[str, str], body: bytes
+) -> tuple[type[ProviderError], str, dict[str, Any]]:
+    """Class, message and keyword arguments for an OpenAI-style error reply (also Azure's,
+    DashScope compatible mode's and Gemini compatible mode's list-wrapped form)."""
+    try:
+        data = loads(body) if body.strip() else {}
+    except ValueError:
+        data = {}
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]
+    error = data.get("error", data) if isinstance(data, dict) else {}
+    if not isinstance(error, dict):
+        error = {"message": str(error)}
+    message = str(error.get("message") or body.decode("utf-8", "replace")[:300] or f"HTTP {status}")
+    code = error.get("code")
+    code = str(code) if code is not None else None
+    err_type = str(error.get("type") or "")
+    inner = error.get("innererror") or error.get("inner_error") or {}
+    kwargs: dict[str, Any] = {"status": status, "code": code, "param": error.get("param")}
+    retry_after = parse_retry_after(headers)
+    if retry_after is None and (hint := _RETRY_HINT_RE.search(message)):
+        amount = float(hint.group(1))
+        retry_after = amount / 1000 if hint.group(2).lower().startswith("milli") else amount
+    kwargs["retry_after"] = retry_after
+
+    cls: type[ProviderError]
+    filtered = {code, err_type, isinstance(inner, dict) and inner.get("code")}
+    if filtered & {"content_filter", "ResponsibleAIPolicyViolation", "DataInspectionFailed"}:
+        cls = ContentFilterError
+    elif code in {"insufficient_quota", "Arrearage"} or err_type in {"insufficient_quota", "Arrearage"}:
+        cls = InsufficientQuotaError
+    elif status < 500 and status not in (401, 402, 403, 408, 409, 429) and (
+        code == "context_length_exceeded" or _CONTEXT_RE.search(message)
+    ):
+        cls = ContextLengthError
+    else:
+        cls = error_for_status(status)
+    return cls, message, kwargs
+
+
+class OpenAIStreamState:
+    """Per-stream state: a stable id and created time (Azure's annotation chunks carry empty
+    ones) and whether a finish reason was seen (a stream may end without ``[DONE]`` after it)."""
+
+    __slots__ = ("id", "created", "finished", "model")
+
+    def __init__(self, model: str) -> None:
+        self.id = ""
+        self.created = 0
+        self.finished = False
+        self.model = model
+
+
+class OpenAICompatibleProvider(Provider):
+    """A provider for any endpoint speaking OpenAI's chat completions wire format.
+
+    Subclasses override ``chat_url``, ``auth_headers`` or the ``adapt_*`` hooks; the rest is shared.
+    """
+
+    chat_path: ClassVar[str] = "/chat/completions"
+
+    # -- request --------------------------------------------------------------------------------
+
+    def chat_url(self) -> str:
+        base = self.settings.api_base or self.default_api_base
+        if not base:
+            raise self.error(BadRequestError, "no api_base configured for this deployment")
+        return base.rstrip("/") + self.chat_path
+
+    def auth_headers(self) -> dict[str, str]:
+        key = self.settings.api_key
+        return {"authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+
+    def build_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        return encode_openai_request(request, self.settings.model, stream=stream)
+
+    # -- response -------------------------------------------------------------------------------
+
+    def map_finish_reason(self, reason: Any) -> Any:
+        """Provider-native finish reasons must never reach callers; unknown ones become ``stop``."""
+        if reason is None or reason in FINISH_REASONS:
+            return reason
+        log.warning("%s: unknown finish_reason %r mapped to 'stop'", self.name, reason)
+        return "stop"
+
+    def adapt_completion(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Fix up a decoded non-streaming body before validation (hook for subclasses)."""
+        return data
+
+    def parse_completion(self, data: Any) -> ChatCompletion:
+        if not isinstance(data, dict) or "choices" not in data:
+            raise self.error(UpstreamConnectionError, "upstream reply has no choices")
+        if isinstance(data.get("error"), dict):
+            raise self._error_from_payload(data)
+        data = self.adapt_completion(data)
+        for choice in data["choices"]:
+            choice["finish_reason"] = self.map_finish_reason(choice.get("finish_reason"))
+        data["id"] = data.get("id") or new_completion_id()
+        data["created"] = data.get("created") or int(time.time())
+        data["model"] = data.get("model") or self.settings.model
+        data["object"] = "chat.completion"
+        return ChatCompletion.model_validate(data)
+
+    def adapt_chunk(self, data: dict[str, Any], state: OpenAIStreamState) -> dict[str, Any] | None:
+        """Normalise one decoded stream event; None drops it. Handles Azure's prompt-filter and
+        annotation chunks (empty id, ``object: ""``, choices without a delta)."""
+        choices = data.get("choices") or []
+        kept = []
+        for choice in choices:
+            for key in _AZURE_FILTER_KEYS:
+                choice.pop(key, None)
+            if "delta" not in choice:
+                if choice.get("finish_reason") is None:
+                    continue
+                choice["delta"] = {}
+            choice["finish_reason"] = self.map_finish_reason(choice.get("finish_reason"))
+            if choice["finish_reason"] is not None:
+                state.finished = True
+            kept.append(choice)
+        if not kept and not data.get("usage"):
+            return None
+        data.pop("prompt_filter_results", None)
+        data.pop("prompt_annotations", None)
+        data["choices"] = kept
+        if not state.id:
+            state.id = data.get("id") or new_completion_id()
+            state.created = data.get("created") or int(time.time())
+        data["id"] = state.id
+        data["created"] = state.created
+        data["object"] = "chat.completion.chunk"
+        data["model"] = data.get("model") or state.model
+        return data
+
+    async def decode_stream(self, response: httpx.Response) -> AsyncIterator[ChatCompletionChunk]:
+        """Chunks of an OpenAI SSE stream. ``[DONE]`` ends it; an error event raises a typed
+        error; one malformed event is skipped and logged; a stream that ends without ``[DONE]``
+        is complete if a finish reason arrived and an error otherwise."""
+        state = OpenAIStreamState(self.settings.model)
+        async for event in aiter_sse(response):
+            data_text = event.data
+            if not data_text:
+                continue
+            if data_text.startswith("[DONE]"):
+                return
+            try:
+                data = loads(data_text)
+            except ValueError:
+                log.warning("%s: skipped a malformed stream event", self.name)
+                continue
+            if not isinstance(data, dict):
+                log.warning("%s: skipped a stream event that is not an object", self.name)
+                continue
+            if data.get("error"):
+                raise self._error_from_payload(data)
+            adapted = self.adapt_chunk(data, state)
+            if adapted is None:
+                continue
+            try:
+                yield ChatCompletionChunk.model_validate(adapted)
+            except ValueError:
+                log.warning("%s: skipped a stream event of unexpected shape", self.name)
+        if not state.finished:
+            raise self.error(
+                UpstreamConnectionError, "upstream closed the stream before it finished"
+            )
+
+    # -- errors ---------------------------------------------------------------------------------
+
+    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+        cls, message, kwargs = classify_openai_error(status, headers, body)
+        return self.error(cls, message, **kwargs)
+
+    def _error_from_payload(self, data: dict[str, Any]) -> ProviderError:
+        """An error object inside a 200 reply or stream."""
+        from ._json import dumps
+
+        error = data.get("error") or {}
+        status = error.get("status") or error.get("code") if isinstance(error, dict) else None
+        status = int(status) if isinstance(status, int) or (
+            isinstance(status, str) and status.isdigit()
+        ) else 500
+        return self.parse_error(status, httpx.Headers(), dumps(data))
+
+    # -- the provider contract ------------------------------------------------------------------
+
+    async def chat(self, request: ChatRequest) -> ChatCompletion:
+        data = await self.post_json(
+            self.chat_url(), self.build_body(request, stream=False), self.auth_headers()
+        )
+        return self.parse_completion(data)
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
+        async with self.open_stream(
+            self.chat_url(), self.build_body(request, stream=True), self.auth_headers()
+        ) as response:
+            async for chunk in self.decode_stream(response):
+                yield chunk

@@ -1,0 +1,33 @@
+"""Test helpers for users and plugin authors: scripted fake upstreams, OpenAI wire builders and
+the provider conformance kit."""
+
+from typing import Any
+
+from ._mock import (
+    MockUpstream,
+    json_response,
+    openai_chunks,
+    openai_completion,
+    sse_body,
+    sse_response,
+)
+
+__all__ = [
+    "ERROR_KINDS",
+    "MockUpstream",
+    "ProviderConformance",
+    "json_response",
+    "openai_chunks",
+    "openai_completion",
+    "sse_body",
+    "sse_response",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The conformance kit needs pytest; import it only when asked for.
+    if name in ("ProviderConformance", "ERROR_KINDS"):
+        from . import _conformance
+
+        return getattr(_conformance, name)
+    raise AttributeError(name)

@@ -1,0 +1,1 @@
+"""llm-factory provider (work in progress)."""

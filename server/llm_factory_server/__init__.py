@@ -1,0 +1,1 @@
+"""llm-factory gateway server (work in progress)."""
