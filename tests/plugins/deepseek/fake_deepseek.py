@@ -1,0 +1,280 @@
+"""A faithful fake of DeepSeek's chat completions API (reference §4), for httpx.MockTransport.
+
+What it reproduces: ``POST /chat/completions`` (and ``/v1/chat/completions``) with Bearer auth;
+OpenAI-shaped replies with a bare-UUID id, ``system_fingerprint`` and DeepSeek's usage
+(``prompt_cache_hit_tokens`` / ``prompt_cache_miss_tokens``, ``reasoning_tokens``);
+``reasoning_content`` in messages and stream deltas (the reasoner's first delta carries
+``reasoning_content: ""``); usage on the finish chunk; ``data: [DONE]``; keep-alive blank lines
+before a non-stream body and ``: keep-alive`` comments in streams (optionally timed); its error
+bodies (400/401/402/422/429/500/503); ``finish_reason: insufficient_system_resource``; and the
+documented input checks (unknown model, logprobs in thinking mode, the reasoning_content round-trip
+rules of the legacy reasoner and of thinking mode).
+
+``FakeDeepSeek`` is a handler for ``httpx.MockTransport``: sync for ``openai.OpenAI`` over
+``httpx.Client``, and the same handler serves ``httpx.AsyncClient`` (the plugin). Timed streams
+(``keepalive_interval`` / ``stall``) need the async client.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+
+__all__ = ["ERRORS", "FakeDeepSeek", "Reply", "error_body"]
+
+FINGERPRINT = "fp_ffc7281d48_prod0820_fp8_kvcache"
+MODELS = ("deepseek-chat", "deepseek-reasoner")
+ROUND_TRIP_MESSAGE = "The `reasoning_content` in the thinking mode must be passed back to the API."
+
+# status, message, type (bodies as observed; ``type`` strings for 422/429/5xx are uncertain).
+ERRORS: dict[str, tuple[int, str, str]] = {
+    "bad_request": (400, "Invalid request: messages must not be empty", "invalid_request_error"),
+    "auth": (401, "Authentication Fails, Your api key: ****{tail} is invalid", "authentication_error"),
+    "balance": (402, "Insufficient Balance", "unknown_error"),
+    "invalid": (422, "Invalid parameter: temperature must be <= 2", "invalid_request_error"),
+    "rate_limit": (429, "Rate Limit Reached", "rate_limit_reached_error"),
+    "server": (500, "Server Error", "server_error"),
+    "busy": (503, "Server overloaded, please try again later.", "server_overloaded_error"),
+}
+
+
+def error_body(message: str, err_type: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": err_type, "param": None, "code": "invalid_request_error"}}
+
+
+@dataclass
+class Reply:
+    """One scripted reply. ``error`` names an entry of ERRORS (the reply is then that error)."""
+
+    text: str = "Hello from DeepSeek"
+    reasoning: str | None = None
+    """Chain of thought; defaults to a short one for thinking-mode requests."""
+    pieces: list[str] | None = None
+    """How ``text`` is split into stream deltas (default: words)."""
+    tool_calls: list[dict[str, Any]] | None = None
+    finish_reason: str = "stop"
+    error: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    keepalives: int = 0
+    """Blank lines before a non-stream body / ``: keep-alive`` comments before a stream."""
+    keepalive_interval: float = 0.0
+    """Seconds between keep-alive comments (needs the async client)."""
+    stall: tuple[int, float] | None = None
+    """(n, seconds): true silence before stream event n (0 = before the first chunk)."""
+    cache_hit: int = 0
+
+
+class FakeDeepSeek:
+    def __init__(
+        self,
+        keys: tuple[str, ...] = ("sk-deepseek-test-key-0001",),
+        *,
+        broke: tuple[str, ...] = (),
+        legacy_reasoner: bool = False,
+    ) -> None:
+        self.keys = set(keys) | set(broke)
+        self.broke = set(broke)
+        """Keys with no balance left (402)."""
+        self.legacy_reasoner = legacy_reasoner
+        """The original deepseek-reasoner: any reasoning_content in the input is a 400."""
+        self.requests: list[httpx.Request] = []
+        self.script: deque[Reply] = deque()
+        self.default = Reply()
+        self.transport = httpx.MockTransport(self)
+
+    def add(self, reply: Reply | None = None, *, times: int = 1, **kw: Any) -> FakeDeepSeek:
+        for _ in range(times):
+            self.script.append(reply or Reply(**kw))
+        return self
+
+    def bodies(self) -> list[Any]:
+        return [json.loads(r.content) for r in self.requests]
+
+    # -- the handler ---------------------------------------------------------------------------
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        self.requests.append(request)
+        if request.method != "POST" or request.url.path not in ("/chat/completions", "/v1/chat/completions"):
+            return self._error(404, "Not Found", "invalid_request_error")
+        auth = request.headers.get("authorization", "")
+        key = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
+        if key not in self.keys:
+            return self._error(*_fmt(ERRORS["auth"], key[-4:]))
+        if key in self.broke:
+            return self._error(*ERRORS["balance"])
+        try:
+            body = json.loads(request.content)
+        except ValueError:
+            return self._error(
+                400, "Failed to deserialize the JSON body into the target type", "invalid_request_error"
+            )
+        if problem := self._check(body):
+            return self._error(400, problem, "invalid_request_error")
+        reply = self.script.popleft() if self.script else self.default
+        if reply.error:
+            status, message, err_type = _fmt(ERRORS[reply.error], key[-4:])
+            return self._error(status, message, err_type, reply.headers)
+        thinking = _thinking(body)
+        reasoning = (
+            reply.reasoning if reply.reasoning is not None else ("Let me think." if thinking else None)
+        )
+        if body.get("stream"):
+            return self._stream(body, reply, reasoning)
+        return self._completion(body, reply, reasoning)
+
+    def _check(self, body: Any) -> str | None:
+        """DeepSeek's documented input checks (400s)."""
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            return "Failed to deserialize the JSON body into the target type: missing field `model`"
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return "Failed to deserialize the JSON body into the target type: missing field `messages`"
+        if body["model"] not in MODELS:
+            return "Model Not Exist"
+        thinking = _thinking(body)
+        if thinking and (body.get("logprobs") or body.get("top_logprobs") is not None):
+            return "logprobs is not supported in thinking mode"
+        with_reasoning = [m for m in messages if isinstance(m, dict) and "reasoning_content" in m]
+        if self.legacy_reasoner and body["model"] == "deepseek-reasoner" and with_reasoning:
+            return "reasoning_content is not allowed in the input messages"
+        if thinking and not self.legacy_reasoner:
+            # Thinking mode: every assistant message in a stretch with tool calls keeps its reasoning.
+            stretch: list[dict[str, Any]] = []
+            for m in [*messages, {"role": "user"}]:
+                if m.get("role") == "user":
+                    if any(a.get("tool_calls") for a in stretch) and any(
+                        not a.get("reasoning_content") for a in stretch
+                    ):
+                        return ROUND_TRIP_MESSAGE
+                    stretch = []
+                elif m.get("role") == "assistant":
+                    stretch.append(m)
+        return None
+
+    # -- replies --------------------------------------------------------------------------------
+
+    def _usage(self, body: dict[str, Any], reply: Reply, reasoning: str | None) -> dict[str, Any]:
+        prompt = max(1, sum(len(str(m.get("content") or "").split()) + 4 for m in body["messages"]))
+        hit = min(reply.cache_hit, prompt)
+        reasoning_tokens = len(reasoning.split()) if reasoning else 0
+        completion = len(reply.text.split()) + reasoning_tokens
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": hit},
+            "prompt_cache_hit_tokens": hit,
+            "prompt_cache_miss_tokens": prompt - hit,
+        }
+        if reasoning is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+        return usage
+
+    def _completion(self, body: dict[str, Any], reply: Reply, reasoning: str | None) -> httpx.Response:
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text}
+        if reasoning is not None:
+            message["reasoning_content"] = reasoning
+        if reply.tool_calls:
+            message["tool_calls"] = reply.tool_calls
+        data = {
+            "id": str(uuid.uuid4()),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}
+            ],
+            "usage": self._usage(body, reply, reasoning),
+            "system_fingerprint": FINGERPRINT,
+        }
+        content = b"\n" * reply.keepalives + json.dumps(data, ensure_ascii=False).encode()
+        return httpx.Response(200, content=content, headers={"content-type": "application/json"})
+
+    def _events(self, body: dict[str, Any], reply: Reply, reasoning: str | None) -> list[dict[str, Any]]:
+        base = {
+            "id": str(uuid.uuid4()),
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body["model"],
+            "system_fingerprint": FINGERPRINT,
+        }
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return {**base, "choices": [choice], **extra}
+
+        thinking = reasoning is not None
+        first: dict[str, Any] = {"role": "assistant", "content": None if thinking else ""}
+        if thinking:
+            first["reasoning_content"] = ""
+        events = [chunk(first)]
+        if reasoning:
+            events += [chunk({"content": None, "reasoning_content": p}) for p in _split(reasoning)]
+        pieces = reply.pieces if reply.pieces is not None else _split(reply.text)
+        rc: dict[str, Any] = {"reasoning_content": None} if thinking else {}
+        events += [chunk({"content": p, **rc}) for p in pieces]
+        for i, call in enumerate(reply.tool_calls or []):
+            events.append(chunk({"tool_calls": [{"index": i, **call}]}))
+        events.append(
+            chunk({"content": "", **rc}, reply.finish_reason, usage=self._usage(body, reply, reasoning))
+        )
+        return events
+
+    def _stream(self, body: dict[str, Any], reply: Reply, reasoning: str | None) -> httpx.Response:
+        events = [
+            f"data: {json.dumps(e, ensure_ascii=False)}\n\n".encode()
+            for e in self._events(body, reply, reasoning)
+        ]
+        events.append(b"data: [DONE]\n\n")
+        keepalive = b": keep-alive\n\n"
+        headers = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
+        if not reply.keepalive_interval and reply.stall is None:
+            return httpx.Response(
+                200, content=keepalive * reply.keepalives + b"".join(events), headers=headers
+            )
+
+        async def timed() -> AsyncIterator[bytes]:
+            for _ in range(reply.keepalives):
+                await anyio.sleep(reply.keepalive_interval)
+                yield keepalive
+            for i, event in enumerate(events):
+                if reply.stall is not None and reply.stall[0] == i:
+                    await anyio.sleep(reply.stall[1])
+                yield event
+
+        return httpx.Response(200, content=timed(), headers=headers)
+
+    def _error(
+        self, status: int, message: str, err_type: str, headers: dict[str, str] | None = None
+    ) -> httpx.Response:
+        return httpx.Response(
+            status,
+            content=json.dumps(error_body(message, err_type)).encode(),
+            headers={"content-type": "application/json", **(headers or {})},
+        )
+
+
+def _fmt(entry: tuple[int, str, str], tail: str) -> tuple[int, str, str]:
+    status, message, err_type = entry
+    return status, message.replace("{tail}", tail), err_type
+
+
+def _thinking(body: dict[str, Any]) -> bool:
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled"):
+        return bool(thinking["type"] == "enabled")
+    return bool(body.get("model") == "deepseek-reasoner")
+
+
+def _split(text: str) -> list[str]:
+    words = text.split(" ")
+    return [w if i == len(words) - 1 else w + " " for i, w in enumerate(words)]
