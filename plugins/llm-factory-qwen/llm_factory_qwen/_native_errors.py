@@ -1,0 +1,105 @@
+"""DashScope native error bodies -> typed errors (pure functions, no I/O).
+
+Native error body: ``{"code": "Throttling.RateQuota", "message": "...", "request_id": "..."}``
+(the SDK also accepts ``msg``). The same body arrives as an ``event:error`` inside a 200 stream,
+with the real status in a ``:HTTP_STATUS/429`` comment line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from llm_factory_core import (
+    AuthenticationError,
+    BadRequestError,
+    ContentFilterError,
+    ContextLengthError,
+    InsufficientQuotaError,
+    ProviderError,
+    RateLimitError,
+    ServerError,
+)
+from llm_factory_core.providers import (
+    classify_openai_error,
+    error_for_status,
+    json_dumps,
+    json_loads,
+    parse_retry_after,
+)
+
+__all__ = ["classify_native_error", "status_for_code"]
+
+# "Range of input length should be [1, 30720]", "Input length exceeds the maximum ...", and the
+# OpenAI-style phrasings a proxy in front of DashScope may use.
+_CONTEXT_RE = re.compile(
+    r"input length|context length|maximum context|context window|too many tokens|"
+    r"prompt is too long|input is too long|exceeds the maximum|max_input_tokens",
+    re.IGNORECASE,
+)
+_QUOTA_CODES = ("Arrearage", "Throttling.AllocationQuota", "insufficient_quota")
+_AUTH_CODES = ("InvalidApiKey", "AccessDenied", "Model.AccessDenied", "Unauthorized", "invalid_api_key")
+_BAD_REQUEST_CODES = ("InvalidParameter", "BadRequest", "InvalidURL", "ModelNotFound", "Model.NotFound")
+
+
+def status_for_code(code: str | None) -> int:
+    """An HTTP status for an in-stream error that came without ``:HTTP_STATUS``."""
+    code = code or ""
+    if code.startswith(("Throttling", "limit_requests")):
+        return 429
+    if code.startswith(_AUTH_CODES):
+        return 403 if code.startswith(("AccessDenied", "Model.AccessDenied")) else 401
+    if code.startswith(("Arrearage", "DataInspectionFailed", *_BAD_REQUEST_CODES)):
+        return 400
+    return 500
+
+
+def _class_for(status: int, code: str, message: str) -> type[ProviderError]:
+    if code.startswith(_QUOTA_CODES):
+        return InsufficientQuotaError  # money or allocated quota spent: this key is done for now
+    if code.startswith("Throttling") or code == "limit_requests":
+        return RateLimitError
+    if code.startswith(_AUTH_CODES):
+        return AuthenticationError
+    if code.startswith("DataInspectionFailed") or code == "data_inspection_failed":
+        return ContentFilterError  # the same text is rejected by every deployment
+    if status >= 500:
+        return ServerError
+    # "InternalError.Algo.InvalidParameter" is a bad request despite its prefix.
+    if status < 500 and ("InvalidParameter" in code or code.startswith(_BAD_REQUEST_CODES)):
+        return ContextLengthError if _CONTEXT_RE.search(message) else BadRequestError
+    if code.startswith("InternalError"):
+        return ServerError
+    cls = error_for_status(status)
+    if cls is BadRequestError and _CONTEXT_RE.search(message):
+        return ContextLengthError
+    return cls
+
+
+def classify_native_error(
+    status: int, headers: Mapping[str, str], body: bytes | Mapping[str, Any]
+) -> tuple[type[ProviderError], str, dict[str, Any]]:
+    """Class, message and keyword arguments for a native error reply or in-stream error event.
+    An OpenAI-style ``{"error": {...}}`` body (a gateway in front of DashScope) is understood too."""
+    if isinstance(body, Mapping):
+        data: Any = dict(body)
+    else:
+        try:
+            data = json_loads(body) if body.strip() else {}
+        except ValueError:
+            data = {}
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        raw = body if isinstance(body, bytes) else json_dumps(data)
+        return classify_openai_error(status, headers, raw)
+    if not isinstance(data, dict):
+        data = {}
+    code = str(data.get("code") or "")
+    text = body.decode("utf-8", "replace")[:300] if isinstance(body, bytes) else ""
+    message = str(data.get("message") or data.get("msg") or text or f"HTTP {status}")
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "code": code or None,
+        "retry_after": parse_retry_after(headers),
+    }
+    return _class_for(status, code, message), message, kwargs

@@ -1,0 +1,178 @@
+"""OpenAI request -> DashScope native request body (pure functions, no I/O).
+
+Native body: ``{"model", "input": {"messages"}, "parameters": {...}}``. Text models take
+``/services/aigc/text-generation/generation``; VL / omni / audio models take
+``/services/aigc/multimodal-generation/generation`` whose message content is a list of
+``{"text"}`` / ``{"image"}`` / ``{"audio"}`` / ``{"video"}`` parts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from llm_factory_core import ChatRequest
+
+__all__ = [
+    "MULTIMODAL_PATH",
+    "TEXT_PATH",
+    "encode_native_request",
+    "native_headers",
+    "wants_multimodal",
+]
+
+log = logging.getLogger("llm_factory_qwen")
+
+TEXT_PATH = "/services/aigc/text-generation/generation"
+MULTIMODAL_PATH = "/services/aigc/multimodal-generation/generation"
+
+# qwen-vl-max, qwen2.5-vl-72b-instruct, qwen3-vl-plus, qvq-max, qwen-omni-turbo, qwen2-audio-instruct
+_MULTIMODAL_MODEL = re.compile(r"(?:^|[-_.])(?:vl|omni|audio)(?:$|[-_.])|^qvq", re.IGNORECASE)
+
+# OpenAI parameters DashScope's native API accepts under the same name in ``parameters``.
+_SAME_NAME = (
+    "temperature",
+    "top_p",
+    "seed",
+    "stop",
+    "n",
+    "presence_penalty",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "logprobs",
+    "top_logprobs",
+)
+# OpenAI parameters without a native counterpart: dropped (logged) rather than rejected upstream.
+_UNSUPPORTED = ("frequency_penalty", "logit_bias", "user", "reasoning_effort")
+_ROLES = {"developer": "system"}
+
+
+def wants_multimodal(model: str, messages: Iterable[Mapping[str, Any]], forced: bool | None = None) -> bool:
+    """The multimodal path for VL-type models and for any request carrying a non-text part
+    (sending an image to a text model should fail upstream, not lose the image)."""
+    if forced is not None:
+        return forced
+    if _MULTIMODAL_MODEL.search(model):
+        return True
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list) and any(not _is_text_part(p) for p in content):
+            return True
+    return False
+
+
+def _is_text_part(part: Any) -> bool:
+    if not isinstance(part, Mapping):
+        return False
+    kind = part.get("type")
+    return kind == "text" or (kind is None and set(part) == {"text"})
+
+
+def _text_of(parts: list[Any]) -> str:
+    return "".join(str(p.get("text") or "") for p in parts if isinstance(p, Mapping))
+
+
+def _native_part(part: Any) -> Any:
+    """One OpenAI content part -> DashScope's native form; parts already native pass as-is."""
+    if not isinstance(part, Mapping) or "type" not in part:
+        return part
+    kind = part["type"]
+    if kind == "text":
+        return {"text": part.get("text", "")}
+    if kind == "image_url":
+        image = part.get("image_url")
+        return {"image": image.get("url") if isinstance(image, Mapping) else image}
+    if kind == "video_url":
+        video = part.get("video_url")
+        return {"video": video.get("url") if isinstance(video, Mapping) else video}
+    if kind == "video":  # a list of frame URLs, as compatible mode takes it
+        return {"video": part.get("video")}
+    if kind == "input_audio":
+        audio = part.get("input_audio") or {}
+        data = str(audio.get("data", ""))
+        if not data.startswith(("data:", "http://", "https://", "oss://")):
+            data = f"data:audio/{audio.get('format', 'wav')};base64,{data}"
+        return {"audio": data}
+    return {k: v for k, v in part.items() if k != "type"} or part
+
+
+def native_messages(messages: Iterable[Mapping[str, Any]], *, multimodal: bool) -> list[dict[str, Any]]:
+    """OpenAI messages -> ``input.messages``. Tool calls and tool results keep OpenAI's shape
+    (DashScope uses it natively); ``developer`` becomes ``system``."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        msg = dict(message)
+        msg["role"] = _ROLES.get(msg["role"], msg["role"])
+        content = msg.get("content")
+        if content is None:
+            content = ""  # DashScope rejects a null content (an assistant turn with only tool calls)
+        if multimodal:
+            parts = content if isinstance(content, list) else [{"text": content}]
+            msg["content"] = [_native_part(p) for p in parts]
+        elif isinstance(content, list):
+            if not all(_is_text_part(p) for p in content):
+                raise ValueError(
+                    "this request has image, audio or video parts but the deployment is set to "
+                    "multimodal: false; use a qwen-vl / qwen-omni model"
+                )
+            msg["content"] = _text_of(content)  # the text API takes a string
+        else:
+            msg["content"] = content
+        out.append(msg)
+    return out
+
+
+def encode_native_request(
+    request: ChatRequest, model: str, *, stream: bool, multimodal: bool
+) -> dict[str, Any]:
+    """The native body. ``extra_body`` keys go into ``parameters`` (``enable_search``,
+    ``enable_thinking``, ``thinking_budget``, ``top_k``, ...), except ``input`` / ``parameters``
+    dicts, which merge into those objects. Streams always ask for incremental output."""
+    params: dict[str, Any] = {"result_format": "message"}
+    openai = request.openai_params()
+    for name in _SAME_NAME:
+        if name in openai:
+            params[name] = openai[name]
+    if request.max_output_tokens is not None:
+        params["max_tokens"] = request.max_output_tokens
+    dropped = [name for name in _UNSUPPORTED if name in openai]
+    if dropped:
+        log.debug("qwen native API: dropped unsupported parameters %s", ", ".join(dropped))
+    # Unknown top-level request fields (``top_k=40`` passed as a keyword) are Qwen parameters.
+    params.update(request.model_extra or {})
+    input_: dict[str, Any] = {"messages": native_messages(request.messages, multimodal=multimodal)}
+    for key, value in (request.extra_body or {}).items():
+        if key == "parameters" and isinstance(value, Mapping):
+            params.update(value)
+        elif key == "input" and isinstance(value, Mapping):
+            input_.update(value)
+        elif key != "model":
+            params[key] = value
+    if stream:
+        params["stream"] = True
+        # Without it every event repeats the whole text so far; callers need deltas.
+        params["incremental_output"] = True
+    else:
+        params.pop("stream", None)
+        params.pop("incremental_output", None)
+    return {"model": model, "input": input_, "parameters": params}
+
+
+def native_headers(api_key: str | None, *, stream: bool, workspace: str | None) -> dict[str, str]:
+    """The headers DashScope's SDK sends (``HttpRequest``): JSON in, JSON or SSE out."""
+    headers = {
+        "accept": "text/event-stream" if stream else "application/json; charset=utf-8",
+        "content-type": "application/json; charset=utf-8",
+    }
+    if api_key:
+        headers["authorization"] = f"Bearer {api_key}"
+    if stream:
+        headers["x-dashscope-sse"] = "enable"
+        headers["x-accel-buffering"] = "no"
+    if workspace:
+        headers["x-dashscope-workspace"] = workspace
+    return headers

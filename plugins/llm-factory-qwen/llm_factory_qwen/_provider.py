@@ -1,0 +1,165 @@
+"""``QwenProvider``: DashScope's native API, or its OpenAI-compatible mode through the core's
+OpenAI codec (this class *is* an ``OpenAICompatibleProvider``; compatible mode is its parent's
+code path unchanged). Translation lives in ``_native_*``; this module is transport only."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import httpx
+
+from llm_factory_core import (
+    BadRequestError,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    ProviderError,
+    ServerError,
+    UpstreamConnectionError,
+)
+from llm_factory_core.providers import (
+    Capabilities,
+    OpenAICompatibleProvider,
+    ProviderSettings,
+    ServerSentEvent,
+    Timeouts,
+    aiter_sse,
+    json_loads,
+)
+
+from ._native_errors import classify_native_error, status_for_code
+from ._native_request import (
+    MULTIMODAL_PATH,
+    TEXT_PATH,
+    encode_native_request,
+    native_headers,
+    wants_multimodal,
+)
+from ._native_response import NativeStreamState, decode_native_completion
+from ._settings import DEFAULT_NATIVE_BASE, QwenSettings, api_mode
+
+__all__ = ["QwenProvider"]
+
+log = logging.getLogger("llm_factory_qwen")
+
+
+def _comment_status(event: ServerSentEvent) -> int | None:
+    """``:HTTP_STATUS/429`` -> 429."""
+    for comment in event.comments:
+        name, _, value = comment.partition("/")
+        if name.strip() == "HTTP_STATUS" and value.strip().isdigit():
+            return int(value.strip())
+    return None
+
+
+class QwenProvider(OpenAICompatibleProvider):
+    """Alibaba Cloud DashScope (Model Studio): Qwen models."""
+
+    key = "qwen"
+    Settings = QwenSettings
+    capabilities = Capabilities(streaming=True, tools=True, vision=True, prefill=False)
+    default_api_base: ClassVar[str | None] = DEFAULT_NATIVE_BASE
+    owned_by = "qwen"
+
+    settings: QwenSettings
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        *,
+        client: httpx.AsyncClient,
+        name: str,
+        timeouts: Timeouts = Timeouts(),
+    ) -> None:
+        super().__init__(settings, client=client, name=name, timeouts=timeouts)
+        self.mode = api_mode(self.settings)
+        self.base = (self.settings.api_base or DEFAULT_NATIVE_BASE).rstrip("/")
+
+    @classmethod
+    def validate_settings(cls, settings: ProviderSettings) -> None:
+        assert isinstance(settings, QwenSettings)
+        api_mode(settings)
+        if settings.api_key is None and settings.api_base is None:
+            raise ValueError("qwen needs api_key (a DashScope API key; env QWEN_API_KEYS)")
+
+    # -- native request -------------------------------------------------------------------------
+
+    def _native(self, request: ChatRequest, *, stream: bool) -> tuple[str, dict[str, Any], dict[str, str]]:
+        s = self.settings
+        multimodal = wants_multimodal(s.model, request.messages, s.multimodal)
+        try:
+            body = encode_native_request(request, s.model, stream=stream, multimodal=multimodal)
+        except ValueError as exc:
+            raise self.error(BadRequestError, str(exc)) from None
+        key = s.api_key.get_secret_value() if s.api_key is not None else None
+        headers = native_headers(key, stream=stream, workspace=s.workspace)
+        return self.base + (MULTIMODAL_PATH if multimodal else TEXT_PATH), body, headers
+
+    # -- errors ---------------------------------------------------------------------------------
+
+    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+        if self.mode == "compatible":
+            return super().parse_error(status, headers, body)
+        cls, message, kwargs = classify_native_error(status, headers, body)
+        return self.error(cls, message, **kwargs)
+
+    def _event_error(self, event: ServerSentEvent, data: Any) -> ProviderError:
+        body = data if isinstance(data, dict) else {"message": event.data[:300]}
+        status = _comment_status(event) or status_for_code(body.get("code"))
+        cls, message, kwargs = classify_native_error(status, httpx.Headers(), body)
+        return self.error(cls, message, **kwargs)
+
+    # -- the provider contract ------------------------------------------------------------------
+
+    async def chat(self, request: ChatRequest) -> ChatCompletion:
+        if self.mode == "compatible":
+            return await super().chat(request)
+        url, body, headers = self._native(request, stream=False)
+        data = await self.post_json(url, body, headers)
+        if not isinstance(data, dict) or "output" not in data:
+            if isinstance(data, dict) and data.get("code"):
+                cls, message, kwargs = classify_native_error(status_for_code(str(data["code"])), {}, data)
+                raise self.error(cls, message, **kwargs)
+            raise self.error(ServerError, "DashScope reply has no output", status=200)
+        return ChatCompletion.model_validate(decode_native_completion(data, self.settings.model))
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
+        if self.mode == "compatible":
+            async for chunk in super().stream(request):
+                yield chunk
+            return
+        url, body, headers = self._native(request, stream=True)
+        async with self.open_stream(url, body, headers) as response:
+            async for chunk in self.decode_native_stream(response, include_usage=request.include_usage):
+                yield chunk
+
+    async def decode_native_stream(
+        self, response: httpx.Response, *, include_usage: bool
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        """Chunks of a native SSE stream. ``event:error`` (on a 200) raises a typed error; the
+        stream is complete when every choice has a finish reason and the connection closes."""
+        state = NativeStreamState(self.settings.model)
+        async for event in aiter_sse(response):
+            if not event.data:
+                continue
+            try:
+                data = json_loads(event.data)
+            except ValueError:
+                data = None
+            status = _comment_status(event)
+            if event.event == "error" or (status is not None and status >= 400):
+                raise self._event_error(event, data)
+            if not isinstance(data, dict):
+                log.warning("%s: skipped a malformed stream event", self.name)
+                continue
+            if data.get("code") and "output" not in data:
+                raise self._event_error(event, data)
+            chunk = state.feed(data)
+            if chunk is not None:
+                yield ChatCompletionChunk.model_validate(chunk)
+        if not state.finished:
+            raise self.error(UpstreamConnectionError, "upstream closed the stream before it finished")
+        if include_usage and (usage := state.usage_chunk()) is not None:
+            yield ChatCompletionChunk.model_validate(usage)
