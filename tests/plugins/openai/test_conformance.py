@@ -1,6 +1,12 @@
 import httpx
 
-from llm_factory_core.testing import ProviderConformance, json_response, openai_chunks, openai_completion, sse_response
+from llm_factory_core.testing import (
+    ProviderConformance,
+    json_response,
+    openai_chunks,
+    openai_completion,
+    sse_response,
+)
 from llm_factory_openai import OpenAIProvider
 
 
@@ -21,7 +27,14 @@ class TestOpenAIConformance(ProviderConformance):
             "bad_request": (400, "invalid_value", {}),
             "server": (500, None, {}),
         }[kind]
-        body = {"error": {"message": f"{kind} error", "type": "invalid_request_error", "param": None, "code": code}}
+        body = {
+            "error": {
+                "message": f"{kind} error",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": code,
+            }
+        }
         return json_response(body, status, headers)
 
 

@@ -1,0 +1,536 @@
+"""A faithful fake of OpenAI and Azure OpenAI chat completions, as an ``httpx.MockTransport`` handler.
+
+Routes (by path; any host):
+
+* ``/openai/deployments/{deployment}/chat/completions?api-version=...``: Azure classic. ``api-version``
+  is required (400 without it); key in ``api-key`` (or an Entra token as ``Authorization: Bearer``).
+* ``/openai/v1/chat/completions``: Azure v1. Body ``model`` is the deployment; Bearer or ``api-key``.
+* any other ``.../chat/completions`` (``/v1/chat/completions``, ``/chat/completions``): OpenAI or an
+  OpenAI-compatible server; ``Authorization: Bearer`` (optional with ``require_key=False``, like Ollama).
+
+Wire shapes follow ../shared/reference/provider-wire-formats.md §1 and §2 (sources named there) and
+are validated by ``test_fake_with_sdk.py``: the official ``openai`` SDK parses every reply and raises its
+own error types for the error replies.
+
+The handler is synchronous and answers with complete bodies, so the same fake serves the SDK's
+``httpx.Client`` and the plugin's ``httpx.AsyncClient``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+__all__ = ["FakeOpenAI", "RecordedRequest", "Reply", "TOOL_CALLS"]
+
+_AZURE_CLASSIC = re.compile(r"^(?P<prefix>.*)/openai/deployments/(?P<dep>[^/]+)/chat/completions$")
+_AZURE_V1 = re.compile(r"^(?P<prefix>.*)/openai/v1/chat/completions$")
+
+SAFE_FILTER = {
+    "hate": {"filtered": False, "severity": "safe"},
+    "self_harm": {"filtered": False, "severity": "safe"},
+    "sexual": {"filtered": False, "severity": "safe"},
+    "violence": {"filtered": False, "severity": "safe"},
+}
+PROMPT_FILTER_RESULTS = [
+    {
+        "prompt_index": 0,
+        "content_filter_results": {**SAFE_FILTER, "jailbreak": {"filtered": False, "detected": False}},
+    }
+]
+
+TOOL_CALLS: list[dict[str, Any]] = [
+    {"id": "call_weather_paris", "name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'},
+    {"id": "call_time_paris", "name": "get_time", "arguments": '{"timezone": "Europe/Paris"}'},
+]
+"""The tool calls a ``tools`` reply makes (two: parallel calls must be assembled by index)."""
+
+
+@dataclass
+class Reply:
+    """One scripted behaviour. ``kind``: ``text``, ``tools``, ``rate_limit``, ``auth``,
+    ``content_filter``, ``context_length``, ``server_error``, ``stream_error`` (a 200 stream with an
+    error event after some content), ``stream_filtered`` (an Azure stream blocked by the async filter:
+    ``finish_reason: content_filter`` on an annotation chunk)."""
+
+    kind: str = "text"
+    text: str | None = None
+    pieces: list[str] | None = None
+    retry_after: str | None = None
+    retry_after_ms: str | None = None
+
+
+@dataclass
+class RecordedRequest:
+    """What the fake saw of one request."""
+
+    method: str
+    url: httpx.URL
+    route: str
+    """``azure``, ``azure-v1`` or ``openai``."""
+    headers: httpx.Headers
+    body: Any
+    deployment: str | None = None
+    key: str | None = None
+    """The credential found (``api-key`` header or Bearer token)."""
+    auth_header: str | None = None
+    """``api-key`` or ``authorization``: where the credential was."""
+
+    @property
+    def path(self) -> str:
+        return self.url.path
+
+    @property
+    def query(self) -> dict[str, str]:
+        return dict(self.url.params)
+
+    @property
+    def host(self) -> str:
+        return self.url.host
+
+
+@dataclass
+class FakeOpenAI:
+    """Call it with an ``httpx.Request`` (or use ``.transport``). Replies come from ``queue`` first,
+    then ``default``. ``invalid_keys`` answer 401 whatever is queued (a revoked key)."""
+
+    text: str = "Hello from the fake!"
+    pieces: list[str] | None = None
+    """How a streamed text is cut; default: in pieces of 4 characters."""
+    model: str = "gpt-4o-2024-11-20"
+    """The model id replies report (Azure reports the deployment's underlying model)."""
+    require_key: bool = True
+    invalid_keys: set[str] = field(default_factory=set)
+    async_filter: bool = False
+    """Azure's asynchronous filter mode: annotation chunks without a delta, one after the finish."""
+    default: Reply = field(default_factory=Reply)
+    queue: deque[Reply] = field(default_factory=deque)
+    requests: list[RecordedRequest] = field(default_factory=list)
+
+    def push(self, kind: str, *, times: int = 1, **options: Any) -> FakeOpenAI:
+        for _ in range(times):
+            self.queue.append(Reply(kind, **options))
+        return self
+
+    @property
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self)
+
+    # -- routing --------------------------------------------------------------------------------
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        path = request.url.path
+        route: str | None
+        deployment = None
+        if m := _AZURE_CLASSIC.match(path):
+            route, deployment = "azure", m.group("dep")
+        elif _AZURE_V1.match(path):
+            route = "azure-v1"
+        elif path.endswith("/chat/completions"):
+            route = "openai"
+        else:
+            route = None
+        try:
+            body = json.loads(request.content) if request.content else None
+        except ValueError:
+            body = None
+        key, auth_header = _credential(request, route)
+        self.requests.append(
+            RecordedRequest(
+                request.method,
+                request.url,
+                route or "unknown",
+                request.headers,
+                body,
+                deployment,
+                key,
+                auth_header,
+            )
+        )
+        azure = route in ("azure", "azure-v1")
+        if route is None or request.method != "POST":
+            return _json({"error": {"code": "404", "message": "Resource not found"}}, 404)
+        if route == "azure" and not request.url.params.get("api-version"):
+            return _json(
+                {
+                    "error": {
+                        "code": "MissingApiVersionParameter",
+                        "message": (
+                            "The api-version query parameter (?api-version=) is required for all requests."
+                        ),
+                    }
+                },
+                400,
+            )
+        if (key is None and (self.require_key or azure)) or (key is not None and key in self.invalid_keys):
+            return self._auth_error(azure, key)
+        problem = _validate_body(body, needs_model=route != "azure")
+        if problem:
+            return _json(
+                {"error": {"message": problem, "type": "invalid_request_error", "param": None, "code": None}},
+                400,
+            )
+        reply = self.queue.popleft() if self.queue else self.default
+        stream = bool(body.get("stream"))
+        if reply.kind in ("text", "tools"):
+            if stream:
+                return self._stream(reply, body, azure)
+            return _json(self._completion(reply, azure))
+        if reply.kind in ("stream_error", "stream_filtered"):
+            return self._stream(reply, body, azure)
+        return self._error(reply, azure, body)
+
+    # -- replies --------------------------------------------------------------------------------
+
+    def _text(self, reply: Reply) -> str:
+        return reply.text if reply.text is not None else self.text
+
+    def _completion(self, reply: Reply, azure: bool) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": self._text(reply), "refusal": None}
+        finish = "stop"
+        if reply.kind == "tools":
+            message["content"] = None
+            message["tool_calls"] = [
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["arguments"]},
+                }
+                for c in TOOL_CALLS
+            ]
+            finish = "tool_calls"
+        choice: dict[str, Any] = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+        data: dict[str, Any] = {
+            "id": "chatcmpl-" + uuid.uuid4().hex[:24],
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "system_fingerprint": "fp_fake0001",
+            "choices": [choice],
+            "usage": {
+                "prompt_tokens": 9,
+                "completion_tokens": 12,
+                "total_tokens": 21,
+                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0},
+            },
+        }
+        if azure:
+            data["prompt_filter_results"] = PROMPT_FILTER_RESULTS
+            choice["content_filter_results"] = SAFE_FILTER
+        else:
+            data["service_tier"] = "default"
+            message["annotations"] = []
+        return data
+
+    def _stream(self, reply: Reply, body: dict[str, Any], azure: bool) -> httpx.Response:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
+        created = int(time.time())
+        events: list[dict[str, Any]] = []
+
+        def chunk(
+            delta: dict[str, Any], finish: str | None = None, filters: dict[str, Any] | None = None
+        ) -> dict[str, Any]:
+            choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            if azure:
+                choice["content_filter_results"] = filters if filters is not None else SAFE_FILTER
+            data: dict[str, Any] = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": self.model,
+                "system_fingerprint": "fp_fake0001",
+                "choices": [choice],
+            }
+            if include_usage:
+                data["usage"] = None
+            return data
+
+        def annotation(finish: str | None, filters: dict[str, Any]) -> dict[str, Any]:
+            # Azure's asynchronous filter: empty identity, a choice with no delta.
+            return {
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": finish,
+                        "content_filter_results": filters,
+                        "content_filter_offsets": {"check_offset": 0, "start_offset": 0, "end_offset": 40},
+                    }
+                ],
+                "created": 0,
+                "id": "",
+                "model": "",
+                "object": "",
+            }
+
+        if azure:
+            events.append(
+                {
+                    "choices": [],
+                    "created": 0,
+                    "id": "",
+                    "model": "",
+                    "object": "",
+                    "prompt_filter_results": PROMPT_FILTER_RESULTS,
+                }
+            )
+        events.append(
+            chunk(
+                {"role": "assistant", "content": "" if reply.kind != "tools" else None, "refusal": None},
+                filters={},
+            )
+        )
+        finish = "stop"
+        if reply.kind == "tools":
+            for i, call in enumerate(TOOL_CALLS):
+                first = {
+                    "index": i,
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": ""},
+                }
+                events.append(chunk({"tool_calls": [first]}))
+                args = call["arguments"]
+                for j in range(0, len(args), 7):
+                    events.append(
+                        chunk({"tool_calls": [{"index": i, "function": {"arguments": args[j : j + 7]}}]})
+                    )
+            finish = "tool_calls"
+        else:
+            for piece in self._pieces(reply):
+                events.append(chunk({"content": piece}))
+                if azure and self.async_filter:
+                    events.append(annotation(None, SAFE_FILTER))
+        if reply.kind == "stream_error":
+            events.append(
+                {
+                    "error": {
+                        "message": "The server had an error while processing your request.",
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                }
+            )
+            return _sse(events, done=False)
+        if reply.kind == "stream_filtered":
+            events.append(
+                annotation(
+                    "content_filter", {"protected_material_text": {"detected": True, "filtered": True}}
+                )
+            )
+            return _sse(events)
+        events.append(chunk({}, finish))
+        if azure and self.async_filter:
+            events.append(annotation(None, SAFE_FILTER))  # may arrive after the finish chunk
+        if include_usage:
+            events.append(
+                {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": self.model,
+                    "system_fingerprint": "fp_fake0001",
+                    "choices": [],
+                    "usage": {"prompt_tokens": 9, "completion_tokens": 12, "total_tokens": 21},
+                }
+            )
+        return _sse(events)
+
+    def _pieces(self, reply: Reply) -> list[str]:
+        if reply.pieces is not None:
+            return reply.pieces
+        if self.pieces is not None and reply.text is None:
+            return self.pieces
+        text = self._text(reply)
+        return [text[i : i + 4] for i in range(0, len(text), 4)]
+
+    def _auth_error(self, azure: bool, key: str | None) -> httpx.Response:
+        if azure:
+            message = (
+                "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a "
+                "valid key for an active subscription and use a correct regional API endpoint "
+                "for your resource."
+            )
+            return _json({"error": {"code": "401", "message": message}}, 401)
+        shown = f"{key[:3]}***{key[-4:]}" if key else ""
+        message = (
+            f"Incorrect API key provided: {shown}. You can find your API key at https://platform.openai.com/account/api-keys."
+            if key
+            else "You didn't provide an API key. You need to provide your API key in an Authorization "
+            "header using Bearer auth."
+        )
+        return _json(
+            {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": "invalid_api_key",
+                }
+            },
+            401,
+        )
+
+    def _error(self, reply: Reply, azure: bool, body: dict[str, Any]) -> httpx.Response:
+        kind = reply.kind
+        if kind == "auth":
+            return self._auth_error(azure, "sk-revoked-key-0000")
+        if kind == "rate_limit":
+            seconds = reply.retry_after or "6"
+            headers = {
+                "retry-after": seconds,
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-remaining-tokens": "0",
+            }
+            if reply.retry_after_ms is not None:
+                headers["retry-after-ms"] = reply.retry_after_ms
+            if azure:
+                message = (
+                    "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version "
+                    "2024-10-21 have "
+                    "exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after "
+                    f"{seconds} seconds. Please go here: https://aka.ms/oai/quotaincrease if you would "
+                    "like to "
+                    "further increase the default rate limit."
+                )
+                return _json({"error": {"code": "429", "message": message}}, 429, headers)
+            message = (
+                f"Rate limit reached for {body.get('model')} in organization org-fake "
+                "on tokens per min (TPM): "
+                f"Limit 30000, Used 30000, Requested 120. Please try again in {seconds}s."
+            )
+            return _json(
+                {
+                    "error": {
+                        "message": message,
+                        "type": "tokens",
+                        "param": None,
+                        "code": "rate_limit_exceeded",
+                    }
+                },
+                429,
+                headers,
+            )
+        if kind == "content_filter":
+            filters = {
+                "hate": {"filtered": True, "severity": "high"},
+                "jailbreak": {"filtered": False, "detected": False},
+                "self_harm": {"filtered": False, "severity": "safe"},
+                "sexual": {"filtered": False, "severity": "safe"},
+                "violence": {"filtered": True, "severity": "medium"},
+            }
+            message = (
+                "The response was filtered due to the prompt triggering Azure OpenAI's content "
+                "management policy. "
+                "Please modify your prompt and retry."
+            )
+            error = {
+                "message": message,
+                "type": None,
+                "param": "prompt",
+                "code": "content_filter",
+                "status": 400,
+                "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": filters},
+            }
+            return _json({"error": error}, 400)
+        if kind == "context_length":
+            message = (
+                "This model's maximum context length is 128000 tokens. However, your messages resulted in "
+                "130412 tokens. Please reduce the length of the messages."
+            )
+            error = {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "context_length_exceeded",
+            }
+            if azure:
+                error["status"] = 400
+            return _json({"error": error}, 400)
+        if kind == "server_error":
+            if azure:
+                return _json(
+                    {
+                        "error": {
+                            "code": "InternalServerError",
+                            "message": (
+                                "The service is temporarily unable to process your request. "
+                                "Please try again later."
+                            ),
+                            "status": 500,
+                        }
+                    },
+                    500,
+                )
+            return _json(
+                {
+                    "error": {
+                        "message": "The server had an error while processing your request. Sorry about that!",
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+                500,
+            )
+        raise AssertionError(f"FakeOpenAI: unknown reply kind {kind!r}")
+
+
+def _credential(request: httpx.Request, route: str | None) -> tuple[str | None, str | None]:
+    if route in ("azure", "azure-v1") and request.headers.get("api-key"):
+        return request.headers["api-key"], "api-key"
+    auth = request.headers.get("authorization", "")
+    if auth.lower().startswith("bearer ") and auth[7:].strip():
+        return auth[7:].strip(), "authorization"
+    return None, None
+
+
+def _validate_body(body: Any, *, needs_model: bool) -> str | None:
+    """The checks the real services make that a client could get wrong."""
+    if not isinstance(body, dict):
+        return "We could not parse the JSON body of your request."
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "Missing required parameter: 'messages'."
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in (
+            "system",
+            "developer",
+            "user",
+            "assistant",
+            "tool",
+            "function",
+        ):
+            return f"Invalid value for 'messages[{i}].role'."
+    if needs_model and not body.get("model"):
+        return "you must provide a model parameter"
+    if body.get("stream_options") is not None and not body.get("stream"):
+        return "The 'stream_options' parameter is only allowed when 'stream' is enabled."
+    return None
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.Response(
+        status,
+        content=json.dumps(data, ensure_ascii=False).encode(),
+        headers={"content-type": "application/json", "x-request-id": uuid.uuid4().hex, **(headers or {})},
+    )
+
+
+def _sse(events: list[dict[str, Any]], *, done: bool = True) -> httpx.Response:
+    text = "".join(f"data: {json.dumps(e, ensure_ascii=False, separators=(',', ':'))}\n\n" for e in events)
+    if done:
+        text += "data: [DONE]\n\n"
+    return httpx.Response(
+        200, content=text.encode(), headers={"content-type": "text/event-stream; charset=utf-8"}
+    )
