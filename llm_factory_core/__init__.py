@@ -1,9 +1,9 @@
 """llm-factory core: one interface over many LLM providers.
 
-    from llm_factory_core import LLMFactory, ModelConfig, ProviderType
+from llm_factory_core import LLMFactory, ModelConfig, ProviderType
 
-    factory = LLMFactory(ModelConfig(provider=ProviderType.OPENAI, model_name="gpt-4o", api_key="..."))
-    print(factory.chat("Hello").choices[0].message.content)
+factory = LLMFactory(ModelConfig(provider=ProviderType.OPENAI, model_name="gpt-4o", api_key="..."))
+print(factory.chat("Hello").choices[0].message.content)
 """
 
 from ._config import FactoryConfig, ModelConfig, ProviderType, RouterSettings

@@ -13,6 +13,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping, Sequence
+from contextlib import aclosing
 from types import TracebackType
 from typing import Any
 
@@ -153,7 +154,9 @@ class LLMFactory:
         for d in self.deployments:
             stats = self.health.stats(d.name)
             cooling = self.health.available(d.name, time.monotonic()) is False
-            state = "disabled" if stats.disabled_reason and cooling else ("cooldown" if cooling else "healthy")
+            state = (
+                "disabled" if stats.disabled_reason and cooling else ("cooldown" if cooling else "healthy")
+            )
             out.append(
                 DeploymentStatus(
                     name=d.name,
@@ -169,7 +172,9 @@ class LLMFactory:
                     successes=stats.successes,
                     failures=stats.failures,
                     last_error=stats.last_error,
-                    avg_latency_ms=round(stats.latency_ewma * 1000, 2) if stats.latency_ewma is not None else None,
+                    avg_latency_ms=round(stats.latency_ewma * 1000, 2)
+                    if stats.latency_ewma is not None
+                    else None,
                     weight=d.weight,
                     priority=d.priority,
                 )
@@ -178,9 +183,15 @@ class LLMFactory:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def build_request(self, prompt: Prompt | ChatRequest, params: Mapping[str, Any], *, stream: bool) -> ChatRequest:
+    def build_request(
+        self, prompt: Prompt | ChatRequest, params: Mapping[str, Any], *, stream: bool
+    ) -> ChatRequest:
         if isinstance(prompt, ChatRequest):
-            return prompt.model_copy(update={"stream": stream, **params}) if params or prompt.stream != stream else prompt
+            return (
+                prompt.model_copy(update={"stream": stream, **params})
+                if params or prompt.stream != stream
+                else prompt
+            )
         if not isinstance(prompt, (str, list, tuple)):
             raise InvalidRequestError(
                 "prompt must be a string or a list of OpenAI messages", param="messages"
@@ -188,7 +199,9 @@ class LLMFactory:
         try:
             return ChatRequest.model_validate({**params, "messages": to_messages(prompt), "stream": stream})
         except ValidationError as exc:
-            raise InvalidRequestError(format_validation_error(exc, "request"), param=_first_loc(exc)) from None
+            raise InvalidRequestError(
+                format_validation_error(exc, "request"), param=_first_loc(exc)
+            ) from None
 
     def _runtime(self) -> _Runtime:
         if self._closed:
@@ -202,7 +215,9 @@ class LLMFactory:
             if self._http_client is not None:
                 runtime = _Runtime(self._http_client, False, self.deployments)
             else:
-                client = httpx.AsyncClient(transport=self._transport, limits=default_limits(), follow_redirects=False)
+                client = httpx.AsyncClient(
+                    transport=self._transport, limits=default_limits(), follow_redirects=False
+                )
                 runtime = _Runtime(client, True, self.deployments)
             self._runtimes[key] = runtime
         return runtime
@@ -237,8 +252,10 @@ class LLMFactory:
         return AsyncChatStream(self._stream_gen(request, timeout, info), info)
 
     async def _stream_gen(self, request: ChatRequest, timeout: float | None, info: StreamInfo) -> Any:
-        async for chunk in self.router.stream(request, self._runtime().providers, timeout=timeout, info=info):
-            yield chunk
+        upstream = self.router.stream(request, self._runtime().providers, timeout=timeout, info=info)
+        async with aclosing(upstream):
+            async for chunk in upstream:
+                yield chunk
 
     def chat(self, prompt: Prompt | ChatRequest, **kwargs: Any) -> ChatCompletion:
         """Synchronous ``chat_async``; safe inside a running event loop."""
@@ -302,7 +319,9 @@ class LLMFactory:
     def __enter__(self) -> LLMFactory:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     async def __aenter__(self) -> LLMFactory:
@@ -317,7 +336,9 @@ class LLMFactory:
         return f"<LLMFactory models={self.model_names} deployments={len(self.deployments)}>"
 
 
-async def _make_stream(factory: LLMFactory, prompt: Prompt | ChatRequest, kwargs: dict[str, Any]) -> AsyncChatStream:
+async def _make_stream(
+    factory: LLMFactory, prompt: Prompt | ChatRequest, kwargs: dict[str, Any]
+) -> AsyncChatStream:
     return factory.stream_async(prompt, **kwargs)
 
 
@@ -397,4 +418,3 @@ def _as_factory_config(config: Any, router_options: dict[str, Any]) -> FactoryCo
             raise ConfigurationError(format_validation_error(exc, "LLMFactory(...)")) from None
         cfg = cfg.model_copy(update={"router": router})
     return cfg
-

@@ -59,6 +59,7 @@ class HealthStore(Protocol):
     def success(self, name: str, latency: float) -> bool:
         """Record a success; True when it ended a cooldown (the deployment recovered)."""
         ...
+
     def failure(self, name: str, error: ProviderError, now: float) -> float:
         """Record a failure; return the cooldown it caused (0 for none)."""
         ...
@@ -97,9 +98,7 @@ class InMemoryHealth:
         stats.disabled_reason = None
         stats.cooldown_until = 0.0
         ewma = stats.latency_ewma
-        stats.latency_ewma = (
-            latency if ewma is None else ewma + self.EWMA_ALPHA * (latency - ewma)
-        )
+        stats.latency_ewma = latency if ewma is None else ewma + self.EWMA_ALPHA * (latency - ewma)
         return recovered
 
     def failure(self, name: str, error: ProviderError, now: float) -> float:

@@ -99,8 +99,10 @@ def classify_openai_error(
         cls = ContentFilterError
     elif code in {"insufficient_quota", "Arrearage"} or err_type in {"insufficient_quota", "Arrearage"}:
         cls = InsufficientQuotaError
-    elif status < 500 and status not in (401, 402, 403, 408, 409, 429) and (
-        code == "context_length_exceeded" or _CONTEXT_RE.search(message)
+    elif (
+        status < 500
+        and status not in (401, 402, 403, 408, 409, 429)
+        and (code == "context_length_exceeded" or _CONTEXT_RE.search(message))
     ):
         cls = ContextLengthError
     else:
@@ -112,7 +114,7 @@ class OpenAIStreamState:
     """Per-stream state: a stable id and created time (Azure's annotation chunks carry empty
     ones) and whether a finish reason was seen (a stream may end without ``[DONE]`` after it)."""
 
-    __slots__ = ("id", "created", "finished", "model")
+    __slots__ = ("created", "finished", "id", "model")
 
     def __init__(self, model: str) -> None:
         self.id = ""
@@ -230,9 +232,7 @@ class OpenAICompatibleProvider(Provider):
             except ValueError:
                 log.warning("%s: skipped a stream event of unexpected shape", self.name)
         if not state.finished:
-            raise self.error(
-                UpstreamConnectionError, "upstream closed the stream before it finished"
-            )
+            raise self.error(UpstreamConnectionError, "upstream closed the stream before it finished")
 
     # -- errors ---------------------------------------------------------------------------------
 
@@ -246,9 +246,9 @@ class OpenAICompatibleProvider(Provider):
 
         error = data.get("error") or {}
         status = error.get("status") or error.get("code") if isinstance(error, dict) else None
-        status = int(status) if isinstance(status, int) or (
-            isinstance(status, str) and status.isdigit()
-        ) else 500
+        status = (
+            int(status) if isinstance(status, int) or (isinstance(status, str) and status.isdigit()) else 500
+        )
         return self.parse_error(status, httpx.Headers(), dumps(data))
 
     # -- the provider contract ------------------------------------------------------------------

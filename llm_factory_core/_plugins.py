@@ -166,4 +166,3 @@ def default_registry() -> PluginRegistry:
         if _default is None:
             _default = PluginRegistry()
         return _default
-

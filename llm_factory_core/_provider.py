@@ -101,9 +101,7 @@ class ProviderSettings(BaseModel):
             return None
         value = value.strip()
         if not value.startswith(("http://", "https://")) or len(value) < 10:
-            raise ValueError(
-                f"api_base must be an http:// or https:// URL, got {value[:60]!r}"
-            )
+            raise ValueError(f"api_base must be an http:// or https:// URL, got {value[:60]!r}")
         return value.rstrip("/")
 
 
@@ -277,9 +275,7 @@ class Provider:
             await response.aclose()
 
 
-def _json_headers(
-    configured: Mapping[str, str], extra: Mapping[str, str] | None
-) -> dict[str, str]:
+def _json_headers(configured: Mapping[str, str], extra: Mapping[str, str] | None) -> dict[str, str]:
     headers = {"content-type": "application/json", **configured}
     if extra:
         headers.update(extra)

@@ -8,10 +8,10 @@ accept them; anything provider-specific goes in ``extra_body``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, Required
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from typing_extensions import NotRequired, Required, TypedDict
+from typing_extensions import TypedDict
 
 __all__ = ["ChatMessage", "ChatRequest", "ROUTING_FIELDS", "to_messages"]
 

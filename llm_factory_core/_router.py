@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from contextlib import aclosing
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -47,7 +47,7 @@ log = logging.getLogger("llm_factory_core.router")
 class StreamInfo:
     """Filled in by ``Router.stream`` for callers that log or measure (the server)."""
 
-    __slots__ = ("deployment", "model", "attempts", "first_token_at")
+    __slots__ = ("attempts", "deployment", "first_token_at", "model")
 
     def __init__(self) -> None:
         self.deployment: Deployment | None = None
@@ -246,7 +246,9 @@ class Router:
         except Exception:  # an observer must not break routing
             log.exception("llm_factory_deployment_state_changed hook failed")
 
-    def _timeout_error(self, plan: _Plan, deployment: Deployment, what: str, silent: bool) -> UpstreamTimeoutError:
+    def _timeout_error(
+        self, plan: _Plan, deployment: Deployment, what: str, silent: bool
+    ) -> UpstreamTimeoutError:
         error = UpstreamTimeoutError(
             f"no {what} within the limit", provider=deployment.provider_key, deployment=deployment.name
         )
@@ -267,31 +269,31 @@ class Router:
         health = self.health
         try:
             async with aclosing(plan.deployments()) as deployments:
-              async for deployment in deployments:
-                budget = min(plan.remaining(), deployment.timeouts.total)
-                if budget <= 0:
-                    raise _DeadlineExceeded
-                name = deployment.name
-                health.begin(name)
-                started = time.monotonic()
-                try:
-                    with anyio.fail_after(budget):
-                        result = await providers[name].chat(self._prepare(request, deployment))
-                except TimeoutError:
-                    self._failed(plan, deployment, self._timeout_error(plan, deployment, "reply", True))
-                    if plan.remaining() <= 0:
-                        raise _DeadlineExceeded from None
-                    continue
-                except ProviderError as error:
-                    self._failed(plan, deployment, error)
-                    if not error.retryable and not isinstance(error, ContextLengthError):
-                        raise
-                    continue
-                finally:
-                    health.end(name)
-                self._succeeded(deployment, time.monotonic() - started)
-                result._deployment = name
-                return result
+                async for deployment in deployments:
+                    budget = min(plan.remaining(), deployment.timeouts.total)
+                    if budget <= 0:
+                        raise _DeadlineExceeded
+                    name = deployment.name
+                    health.begin(name)
+                    started = time.monotonic()
+                    try:
+                        with anyio.fail_after(budget):
+                            result = await providers[name].chat(self._prepare(request, deployment))
+                    except TimeoutError:
+                        self._failed(plan, deployment, self._timeout_error(plan, deployment, "reply", True))
+                        if plan.remaining() <= 0:
+                            raise _DeadlineExceeded from None
+                        continue
+                    except ProviderError as error:
+                        self._failed(plan, deployment, error)
+                        if not error.retryable and not isinstance(error, ContextLengthError):
+                            raise
+                        continue
+                    finally:
+                        health.end(name)
+                    self._succeeded(deployment, time.monotonic() - started)
+                    result._deployment = name
+                    return result
         except _DeadlineExceeded:
             raise plan.failure(model, deadline_hit=True) from None
         raise plan.final_error(model)
@@ -311,47 +313,49 @@ class Router:
         health = self.health
         try:
             async with aclosing(plan.deployments()) as deployments:
-              async for deployment in deployments:
-                name = deployment.name
-                budget = min(plan.remaining(), deployment.timeouts.total)
-                if budget <= 0:
-                    raise _DeadlineExceeded
-                upstream = providers[name].stream(self._prepare(request, deployment))
-                health.begin(name)
-                started = time.monotonic()
-                buffered: list[ChatCompletionChunk] = []
-                try:
-                    with anyio.fail_after(min(budget, deployment.timeouts.first_token)):
-                        async for chunk in upstream:
-                            buffered.append(chunk)
-                            if chunk.has_content():
-                                break
-                except TimeoutError:
-                    await _close(upstream)
-                    health.end(name)
-                    error = self._timeout_error(plan, deployment, "first token", not buffered)
-                    self._failed(plan, deployment, error)
-                    if plan.remaining() <= 0:
-                        raise _DeadlineExceeded from None
-                    continue
-                except ProviderError as error:
-                    await _close(upstream)
-                    health.end(name)
-                    self._failed(plan, deployment, error)
-                    if not error.retryable and not isinstance(error, ContextLengthError):
+                async for deployment in deployments:
+                    name = deployment.name
+                    budget = min(plan.remaining(), deployment.timeouts.total)
+                    if budget <= 0:
+                        raise _DeadlineExceeded
+                    upstream = providers[name].stream(self._prepare(request, deployment))
+                    health.begin(name)
+                    started = time.monotonic()
+                    buffered: list[ChatCompletionChunk] = []
+                    try:
+                        with anyio.fail_after(min(budget, deployment.timeouts.first_token)):
+                            async for chunk in upstream:
+                                buffered.append(chunk)
+                                if chunk.has_content():
+                                    break
+                    except TimeoutError:
+                        await _close(upstream)
+                        health.end(name)
+                        error = self._timeout_error(plan, deployment, "first token", not buffered)
+                        self._failed(plan, deployment, error)
+                        if plan.remaining() <= 0:
+                            raise _DeadlineExceeded from None
+                        continue
+                    except ProviderError as error:
+                        await _close(upstream)
+                        health.end(name)
+                        self._failed(plan, deployment, error)
+                        if not error.retryable and not isinstance(error, ContextLengthError):
+                            raise
+                        continue
+                    except BaseException:
+                        await _close(upstream)
+                        health.end(name)
                         raise
-                    continue
-                except BaseException:
-                    await _close(upstream)
-                    health.end(name)
-                    raise
-                # Committed: from here on nothing fails over silently.
-                info.deployment, info.model = deployment, model
-                info.first_token_at = time.monotonic()
-                self._succeeded(deployment, info.first_token_at - started)
-                async for chunk in self._committed(plan, deployment, upstream, buffered):
-                    yield chunk
-                return
+                    # Committed: from here on nothing fails over silently.
+                    info.deployment, info.model = deployment, model
+                    info.first_token_at = time.monotonic()
+                    self._succeeded(deployment, info.first_token_at - started)
+                    committed = self._committed(plan, deployment, upstream, buffered)
+                    async with aclosing(committed):
+                        async for chunk in committed:
+                            yield chunk
+                    return
         except _DeadlineExceeded:
             raise plan.failure(model, deadline_hit=True) from None
         raise plan.final_error(model)

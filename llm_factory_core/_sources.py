@@ -69,7 +69,9 @@ def _split(value: str | None) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()] if value else []
 
 
-def config_from_env(env: Mapping[str, str], registry: PluginRegistry, source: str = "environment") -> FactoryConfig:
+def config_from_env(
+    env: Mapping[str, str], registry: PluginRegistry, source: str = "environment"
+) -> FactoryConfig:
     providers: list[ModelConfig] = []
     for key in registry.installed_provider_keys():
         prefix = key.upper().replace("-", "_") + "_"
@@ -118,7 +120,9 @@ def config_from_env(env: Mapping[str, str], registry: PluginRegistry, source: st
     try:
         return FactoryConfig(providers=providers, router=RouterSettings.model_validate(router))
     except ValidationError as exc:
-        raise ConfigurationError(format_validation_error(exc, f"{source} (LLM_FACTORY_*)", ("router",))) from None
+        raise ConfigurationError(
+            format_validation_error(exc, f"{source} (LLM_FACTORY_*)", ("router",))
+        ) from None
 
 
 def _parse_fallbacks(value: str, source: str) -> dict[str, list[str]]:

@@ -26,7 +26,7 @@ class ServerSentEvent:
 
 
 class _Decoder:
-    __slots__ = ("_data", "_event", "_id", "_retry", "_comments")
+    __slots__ = ("_comments", "_data", "_event", "_id", "_retry")
 
     def __init__(self) -> None:
         self._reset()

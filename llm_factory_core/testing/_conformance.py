@@ -89,7 +89,9 @@ class ProviderConformance:
         data = {"provider": self.provider_cls.key, "model_name": self.model_name, **self.config, **overrides}
         return ModelConfig.model_validate(data)
 
-    def factory(self, upstream: MockUpstream, configs: list[ModelConfig] | None = None, **kw: Any) -> LLMFactory:
+    def factory(
+        self, upstream: MockUpstream, configs: list[ModelConfig] | None = None, **kw: Any
+    ) -> LLMFactory:
         kw.setdefault("cooldown", 0.0)
         kw.setdefault("retry_backoff", 0.0)
         return LLMFactory(
@@ -193,7 +195,9 @@ class ProviderConformance:
     def test_secrets_stay_out_of_status_and_repr(self) -> None:
         factory = LLMFactory([self.make_config()], registry=self.registry())
         try:
-            text = repr(factory) + repr(factory.status()) + repr(factory.deployments) + repr(self.make_config())
+            text = (
+                repr(factory) + repr(factory.status()) + repr(factory.deployments) + repr(self.make_config())
+            )
             text += repr(factory.deployments[0].settings)
             for secret in self.secrets():
                 assert secret not in text

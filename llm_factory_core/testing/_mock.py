@@ -21,7 +21,9 @@ __all__ = [
     "sse_response",
 ]
 
-Reply = httpx.Response | Callable[[httpx.Request], "httpx.Response | Awaitable[httpx.Response]"] | BaseException
+Reply = (
+    httpx.Response | Callable[[httpx.Request], "httpx.Response | Awaitable[httpx.Response]"] | BaseException
+)
 
 
 class MockUpstream:
@@ -137,7 +139,11 @@ def openai_chunks(
                 "created": created,
                 "model": model,
                 "choices": [],
-                "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
+                "usage": {
+                    "prompt_tokens": usage[0],
+                    "completion_tokens": usage[1],
+                    "total_tokens": sum(usage),
+                },
             }
         )
     return out

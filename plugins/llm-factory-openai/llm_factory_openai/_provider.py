@@ -54,7 +54,12 @@ class OpenAIProvider(OpenAICompatibleProvider):
     settings: OpenAISettings
 
     def __init__(
-        self, settings: ProviderSettings, *, client: httpx.AsyncClient, name: str, timeouts: Timeouts = Timeouts()
+        self,
+        settings: ProviderSettings,
+        *,
+        client: httpx.AsyncClient,
+        name: str,
+        timeouts: Timeouts = Timeouts(),
     ) -> None:
         super().__init__(settings, client=client, name=name, timeouts=timeouts)
         self.azure = _is_azure(self.settings)
