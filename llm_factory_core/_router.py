@@ -10,7 +10,6 @@ failure ends the stream with ``StreamInterruptedError``.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
@@ -22,18 +21,17 @@ from ._balancing import Strategy
 from ._config import RouterSettings
 from ._deployment import Deployment
 from ._errors import (
-    AllDeploymentsFailedError,
     Attempt,
     ConfigurationError,
     ContextLengthError,
     ModelNotFoundError,
-    NoDeploymentAvailableError,
     ProviderError,
     StreamInterruptedError,
     UnknownStrategyError,
     UpstreamTimeoutError,
 )
 from ._health import HealthStore, wall_clock
+from ._plan import DeadlineExceeded, Plan, Progress
 from ._plugins import PluginRegistry
 from ._provider import Provider
 from ._request import ChatRequest
@@ -54,111 +52,6 @@ class StreamInfo:
         self.model: str | None = None
         self.attempts: list[Attempt] = []
         self.first_token_at: float | None = None
-
-
-class _DeadlineExceeded(Exception):
-    pass
-
-
-class _Plan:
-    """Yields deployments to try, in order, for one request; told each outcome."""
-
-    def __init__(self, router: Router, model: str, strategy: str, deadline: float) -> None:
-        self.router = router
-        self.models = [model, *router.settings.fallbacks.get(model, ())]
-        self.strategy_name = strategy
-        self.deadline = deadline
-        self.attempts: list[Attempt] = []
-        self.excluded: set[str] = set()
-        self._skip_model = False
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def record(self, deployment: Deployment, error: ProviderError) -> None:
-        self.attempts.append(Attempt(deployment.name, deployment.model_name, error, time.time()))
-        if isinstance(error, UpstreamTimeoutError) and error.silent:
-            self.excluded.add(deployment.name)  # a silent upstream stays silent
-        if isinstance(error, ContextLengthError):
-            self._skip_model = True  # a bigger fallback may fit; this group will not
-
-    async def _sleep(self, seconds: float) -> None:
-        if seconds >= self.remaining():
-            raise _DeadlineExceeded
-        if seconds > 0:
-            await anyio.sleep(seconds)
-
-    def _candidates(self, group: Sequence[Deployment], now: float) -> list[Deployment]:
-        health = self.router.health
-        out = []
-        for d in group:
-            if d.name in self.excluded or not health.available(d.name, now):
-                continue
-            if d.max_concurrency is not None and health.stats(d.name).in_flight >= d.max_concurrency:
-                continue
-            out.append(d)
-        return out
-
-    async def deployments(self) -> AsyncIterator[Deployment]:
-        router = self.router
-        settings = router.settings
-        for model in self.models:
-            group = router.groups[model]
-            strategy = router.strategy(model, self.strategy_name)
-            self._skip_model = False
-            for round_ in range(settings.num_retries + 1):
-                if round_:
-                    backoff = min(settings.retry_backoff_max, settings.retry_backoff * 2 ** (round_ - 1))
-                    await self._sleep(backoff * (0.5 + random.random() / 2))
-                candidates = self._candidates(group, time.monotonic())
-                if not candidates:
-                    wait = self._shortest_wait(group)
-                    if wait is None or wait > settings.max_cooldown_wait:
-                        break
-                    await self._sleep(wait)
-                    candidates = self._candidates(group, time.monotonic())
-                for deployment in strategy.order(candidates):
-                    yield deployment
-                    if self._skip_model:
-                        break
-                if self._skip_model:
-                    break
-
-    def _shortest_wait(self, group: Sequence[Deployment]) -> float | None:
-        now = time.monotonic()
-        waits = [
-            self.router.health.stats(d.name).cooldown_until - now
-            for d in group
-            if d.name not in self.excluded and self.router.health.stats(d.name).disabled_reason is None
-        ]
-        return max(0.0, min(waits)) if waits else None
-
-    def failure(self, model: str, deadline_hit: bool = False) -> AllDeploymentsFailedError:
-        if deadline_hit:
-            return AllDeploymentsFailedError(
-                model, self.attempts, f"Model {model!r} did not answer within the call's deadline."
-            )
-        if not self.attempts:
-            return NoDeploymentAvailableError(model, [], self._available_at())
-        return AllDeploymentsFailedError(model, self.attempts)
-
-    def final_error(self, model: str) -> Exception:
-        """What to raise when the plan ran out: a context-length error stays itself (no bigger
-        fallback fitted either), anything else becomes the list of attempts."""
-        last = self.attempts[-1].error if self.attempts else None
-        if isinstance(last, ContextLengthError):
-            return last
-        return self.failure(model)
-
-    def _available_at(self) -> float | None:
-        health = self.router.health
-        times = [
-            health.stats(d.name).cooldown_until
-            for m in self.models
-            for d in self.router.groups[m]
-            if health.stats(d.name).disabled_reason is None
-        ]
-        return wall_clock(min(times)) if times else None
 
 
 class Router:
@@ -221,7 +114,7 @@ class Router:
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
-    def _failed(self, plan: _Plan, deployment: Deployment, error: ProviderError) -> None:
+    def _failed(self, plan: Plan, deployment: Deployment, error: ProviderError) -> None:
         plan.record(deployment, error)
         cooldown = self.health.failure(deployment.name, error, time.monotonic())
         log.info("attempt failed: %s: %s", deployment.name, error)
@@ -246,9 +139,7 @@ class Router:
         except Exception:  # an observer must not break routing
             log.exception("llm_factory_deployment_state_changed hook failed")
 
-    def _timeout_error(
-        self, plan: _Plan, deployment: Deployment, what: str, silent: bool
-    ) -> UpstreamTimeoutError:
+    def _timeout_error(self, plan: Plan, deployment: Deployment, what: str, silent: bool) -> UpstreamTimeoutError:
         error = UpstreamTimeoutError(
             f"no {what} within the limit", provider=deployment.provider_key, deployment=deployment.name
         )
@@ -265,14 +156,14 @@ class Router:
         timeout: float | None = None,
     ) -> ChatCompletion:
         model, strategy = self.resolve(request)
-        plan = _Plan(self, model, strategy, time.monotonic() + (timeout or self.settings.timeout))
+        plan = Plan(self, model, strategy, time.monotonic() + (timeout or self.settings.timeout))
         health = self.health
         try:
             async with aclosing(plan.deployments()) as deployments:
                 async for deployment in deployments:
                     budget = min(plan.remaining(), deployment.timeouts.total)
                     if budget <= 0:
-                        raise _DeadlineExceeded
+                        raise DeadlineExceeded
                     name = deployment.name
                     health.begin(name)
                     started = time.monotonic()
@@ -282,7 +173,7 @@ class Router:
                     except TimeoutError:
                         self._failed(plan, deployment, self._timeout_error(plan, deployment, "reply", True))
                         if plan.remaining() <= 0:
-                            raise _DeadlineExceeded from None
+                            raise DeadlineExceeded from None
                         continue
                     except ProviderError as error:
                         self._failed(plan, deployment, error)
@@ -294,7 +185,7 @@ class Router:
                     self._succeeded(deployment, time.monotonic() - started)
                     result._deployment = name
                     return result
-        except _DeadlineExceeded:
+        except DeadlineExceeded:
             raise plan.failure(model, deadline_hit=True) from None
         raise plan.final_error(model)
 
@@ -307,68 +198,88 @@ class Router:
         info: StreamInfo | None = None,
     ) -> AsyncIterator[ChatCompletionChunk]:
         model, strategy = self.resolve(request)
-        plan = _Plan(self, model, strategy, time.monotonic() + (timeout or self.settings.timeout))
+        plan = Plan(self, model, strategy, time.monotonic() + (timeout or self.settings.timeout))
         info = info if info is not None else StreamInfo()
         info.attempts = plan.attempts
-        health = self.health
         try:
             async with aclosing(plan.deployments()) as deployments:
                 async for deployment in deployments:
-                    name = deployment.name
-                    budget = min(plan.remaining(), deployment.timeouts.total)
-                    if budget <= 0:
-                        raise _DeadlineExceeded
-                    upstream = providers[name].stream(self._prepare(request, deployment))
-                    health.begin(name)
                     started = time.monotonic()
-                    buffered: list[ChatCompletionChunk] = []
-                    try:
-                        with anyio.fail_after(min(budget, deployment.timeouts.first_token)):
-                            async for chunk in upstream:
-                                buffered.append(chunk)
-                                if chunk.has_content():
-                                    break
-                    except TimeoutError:
-                        await _close(upstream)
-                        health.end(name)
-                        error = self._timeout_error(plan, deployment, "first token", not buffered)
-                        self._failed(plan, deployment, error)
-                        if plan.remaining() <= 0:
-                            raise _DeadlineExceeded from None
+                    opened = await self._first_content(plan, deployment, providers, request)
+                    if opened is None:
                         continue
-                    except ProviderError as error:
-                        await _close(upstream)
-                        health.end(name)
-                        self._failed(plan, deployment, error)
-                        if not error.retryable and not isinstance(error, ContextLengthError):
-                            raise
-                        continue
-                    except BaseException:
-                        await _close(upstream)
-                        health.end(name)
-                        raise
                     # Committed: from here on nothing fails over silently.
                     info.deployment, info.model = deployment, model
                     info.first_token_at = time.monotonic()
                     self._succeeded(deployment, info.first_token_at - started)
-                    committed = self._committed(plan, deployment, upstream, buffered)
-                    async with aclosing(committed):
-                        async for chunk in committed:
-                            yield chunk
+                    progress = Progress() if self.settings.stream_continuation else None
+                    committed = self._committed(plan, deployment, *opened, progress)
+                    try:
+                        async with aclosing(committed):
+                            async for chunk in committed:
+                                yield chunk
+                    except StreamInterruptedError as broken:
+                        if progress is None or not progress.can_continue():
+                            raise
+                        continuation = self._continue(plan, deployments, providers, request, progress, broken, info)
+                        async with aclosing(continuation):
+                            async for chunk in continuation:
+                                yield chunk
                     return
-        except _DeadlineExceeded:
+        except DeadlineExceeded:
             raise plan.failure(model, deadline_hit=True) from None
         raise plan.final_error(model)
 
+    async def _first_content(
+        self, plan: Plan, deployment: Deployment, providers: Mapping[str, Provider], request: ChatRequest
+    ) -> tuple[AsyncIterator[ChatCompletionChunk], list[ChatCompletionChunk]] | None:
+        """Open a stream and read up to its first content chunk. None: the attempt failed in a
+        way that fails over (recorded); raises for request errors and the deadline."""
+        name = deployment.name
+        budget = min(plan.remaining(), deployment.timeouts.total)
+        if budget <= 0:
+            raise DeadlineExceeded
+        upstream = providers[name].stream(self._prepare(request, deployment))
+        self.health.begin(name)
+        buffered: list[ChatCompletionChunk] = []
+        try:
+            with anyio.fail_after(min(budget, deployment.timeouts.first_token)):
+                async for chunk in upstream:
+                    buffered.append(chunk)
+                    if chunk.has_content():
+                        break
+        except TimeoutError:
+            await _close(upstream)
+            self.health.end(name)
+            self._failed(plan, deployment, self._timeout_error(plan, deployment, "first token", not buffered))
+            if plan.remaining() <= 0:
+                raise DeadlineExceeded from None
+            return None
+        except ProviderError as error:
+            await _close(upstream)
+            self.health.end(name)
+            self._failed(plan, deployment, error)
+            if not error.retryable and not isinstance(error, ContextLengthError):
+                raise
+            return None
+        except BaseException:
+            await _close(upstream)
+            self.health.end(name)
+            raise
+        return upstream, buffered
+
     async def _committed(
         self,
-        plan: _Plan,
+        plan: Plan,
         deployment: Deployment,
         upstream: AsyncIterator[ChatCompletionChunk],
         buffered: list[ChatCompletionChunk],
+        progress: Progress | None,
     ) -> AsyncIterator[ChatCompletionChunk]:
         try:
             for chunk in buffered:
+                if progress is not None:
+                    progress.observe(chunk)
                 yield chunk
             while True:
                 remaining = plan.remaining()
@@ -386,10 +297,48 @@ class Router:
                 except ProviderError as exc:
                     self._failed(plan, deployment, exc)
                     raise self._interrupted(deployment, exc) from exc
+                if progress is not None:
+                    progress.observe(chunk)
                 yield chunk
         finally:
             await _close(upstream)
             self.health.end(deployment.name)
+
+    async def _continue(
+        self,
+        plan: Plan,
+        deployments: AsyncIterator[Deployment],
+        providers: Mapping[str, Provider],
+        request: ChatRequest,
+        progress: Progress,
+        broken: StreamInterruptedError,
+        info: StreamInfo,
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        """Ask the next deployment that supports assistant prefill to continue the text already
+        sent. Any failure or refusal there reports the original break, never the refusal."""
+        prefill = {"role": "assistant", "content": progress.text()}
+        continued = request.model_copy(update={"messages": [*request.messages, prefill]})
+        async for deployment in deployments:
+            if not deployment.provider_cls.capabilities.prefill:
+                continue
+            started = time.monotonic()
+            try:
+                opened = await self._first_content(plan, deployment, providers, continued)
+            except (ProviderError, DeadlineExceeded):
+                raise broken from None
+            if opened is None:
+                continue
+            info.deployment = deployment
+            self._succeeded(deployment, time.monotonic() - started)
+            committed = self._committed(plan, deployment, *opened, None)
+            async with aclosing(committed):
+                async for chunk in committed:
+                    if chunk.choices and not chunk.has_content():
+                        continue  # the continuation's own role chunk
+                    chunk.id, chunk.created = progress.id, progress.created
+                    yield chunk
+            return
+        raise broken
 
     @staticmethod
     def _interrupted(deployment: Deployment, cause: ProviderError) -> StreamInterruptedError:
