@@ -1,0 +1,255 @@
+"""The two hosts of Claude: AWS Bedrock (InvokeModel) and Anthropic's Messages API.
+
+Both take the same Messages body and send the same events; a host only knows its URL, its auth,
+its few body additions, its stream framing and its error body.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from llm_factory_core import AuthenticationError, ChatRequest, ProviderError, UpstreamConnectionError
+from llm_factory_core.providers import aiter_sse, json_dumps, json_loads
+
+from ._aws import AwsCredentials, ParserError, SigV4Auth, aiter_event_stream, header_text
+from ._errors import (
+    Classified,
+    classify_anthropic_error,
+    classify_anthropic_payload,
+    classify_bedrock_error,
+    classify_bedrock_exception,
+)
+from ._settings import (
+    ANTHROPIC_API_BASE,
+    ANTHROPIC_VERSION,
+    BEARER_ENV,
+    BEDROCK_ANTHROPIC_VERSION,
+    ClaudeSettings,
+    auth_kind,
+    bedrock_region,
+)
+
+__all__ = ["AnthropicHost", "BedrockHost", "Host"]
+
+log = logging.getLogger("llm_factory_claude")
+
+MakeError = Callable[[type[ProviderError], str, dict[str, Any]], ProviderError]
+
+
+class Host:
+    allow_image_urls: bool = False
+
+    def __init__(self, settings: ClaudeSettings, make_error: MakeError) -> None:
+        self.settings = settings
+        self._make_error = make_error
+
+    def raise_classified(self, classified: Classified) -> ProviderError:
+        cls, message, kwargs = classified
+        return self._make_error(cls, message, kwargs)
+
+    async def url(self, *, stream: bool) -> str:
+        raise NotImplementedError
+
+    async def auth(self) -> httpx.Auth | None:
+        return None
+
+    def headers(self, *, stream: bool) -> dict[str, str]:
+        raise NotImplementedError
+
+    def finish_body(self, body: dict[str, Any], request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def classify(self, status: int, headers: httpx.Headers, body: bytes) -> Classified:
+        raise NotImplementedError
+
+    def events(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+        raise NotImplementedError
+
+    def rejected_credentials(self) -> None:
+        """Called after the upstream refused this deployment's credentials."""
+
+
+class BedrockHost(Host):
+    """``POST /model/{modelId}/invoke`` and ``/invoke-with-response-stream`` on bedrock-runtime."""
+
+    def __init__(self, settings: ClaudeSettings, make_error: MakeError) -> None:
+        super().__init__(settings, make_error)
+        self.kind = auth_kind(settings)
+        self._region = bedrock_region(settings)
+        self._bearer: str | None = None
+        self.credentials: AwsCredentials | None = None
+        if self.kind == "bearer" and settings.api_key is not None:
+            self._bearer = settings.api_key.get_secret_value()
+        elif self.kind == "bearer_env":
+            self._bearer = os.environ.get(BEARER_ENV, "")
+        else:
+            self.credentials = AwsCredentials(
+                access_key=settings.aws_access_key_id,
+                secret_key=settings.aws_secret_access_key.get_secret_value()
+                if settings.aws_secret_access_key
+                else None,
+                token=settings.aws_session_token.get_secret_value() if settings.aws_session_token else None,
+                profile=settings.aws_profile,
+            )
+        # The model id holds ':' (and '/' in ARNs): percent-encoded as botocore does; the signature
+        # covers exactly this path, which httpx sends unchanged.
+        self._path = "/model/" + quote(settings.model, safe="")
+        self._auth: SigV4Auth | None = None
+
+    @property
+    def secrets(self) -> list[str]:
+        return [self._bearer] if self._bearer else []
+
+    async def region(self) -> str:
+        region = self._region
+        if region is None and self.credentials is not None and not self.credentials.is_static:
+            region = await self.credentials.region()
+        if not region:
+            raise self._make_error(
+                AuthenticationError,
+                "no AWS region for Bedrock: set aws_region (CLAUDE_AWS_REGION) or AWS_REGION",
+                {},
+            )
+        self._region = region
+        return region
+
+    async def url(self, *, stream: bool) -> str:
+        base = self.settings.api_base
+        if not base:
+            base = f"https://bedrock-runtime.{await self.region()}.amazonaws.com"
+        return base + self._path + ("/invoke-with-response-stream" if stream else "/invoke")
+
+    async def auth(self) -> httpx.Auth | None:
+        if self.credentials is None:
+            return None
+        if self._auth is None:
+            region = await self.region()
+
+            def on_error(message: str) -> Exception:
+                return self._make_error(AuthenticationError, message, {})
+
+            self._auth = SigV4Auth(self.credentials, region, on_error)
+        return self._auth
+
+    def headers(self, *, stream: bool) -> dict[str, str]:
+        headers = {"accept": "application/json"}
+        if stream:
+            headers = {"x-amzn-bedrock-accept": "application/json"}
+        if self._bearer is not None:
+            headers["authorization"] = f"Bearer {self._bearer}"
+        if self.settings.guardrail_identifier:
+            headers["x-amzn-bedrock-guardrailidentifier"] = self.settings.guardrail_identifier
+            headers["x-amzn-bedrock-guardrailversion"] = self.settings.guardrail_version or "DRAFT"
+        return headers
+
+    def finish_body(self, body: dict[str, Any], request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        out = {"anthropic_version": self.settings.anthropic_version or BEDROCK_ANTHROPIC_VERSION, **body}
+        if self.settings.anthropic_beta:
+            out["anthropic_beta"] = list(self.settings.anthropic_beta)
+        out.pop("model", None)
+        out.pop("stream", None)
+        return out
+
+    def classify(self, status: int, headers: httpx.Headers, body: bytes) -> Classified:
+        return classify_bedrock_error(status, headers, body)
+
+    def rejected_credentials(self) -> None:
+        if self.credentials is not None:
+            self.credentials.invalidate()
+
+    async def events(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+        """Claude events from ``chunk`` frames; exception and error frames raise typed errors."""
+        try:
+            async for message in aiter_event_stream(response):
+                kind = header_text(message, ":message-type")
+                if kind == "exception":
+                    name = header_text(message, ":exception-type")
+                    raise self.raise_classified(classify_bedrock_exception(name, message.payload))
+                if kind == "error":
+                    code = header_text(message, ":error-code")
+                    text = header_text(message, ":error-message") or code
+                    raise self.raise_classified(classify_bedrock_exception(code, json_bytes(text)))
+                if header_text(message, ":event-type") != "chunk":
+                    continue
+                event = _decode_chunk(message.payload)
+                if event is None:
+                    log.warning("skipped a malformed Bedrock stream chunk")
+                    continue
+                yield event
+        except ParserError as exc:
+            raise self._make_error(
+                UpstreamConnectionError, f"corrupt event stream from Bedrock ({type(exc).__name__})", {}
+            ) from None
+
+
+def json_bytes(message: str) -> bytes:
+    return json_dumps({"message": message})
+
+
+def _decode_chunk(payload: bytes) -> dict[str, Any] | None:
+    try:
+        wrapper = json_loads(payload)
+        event = json_loads(base64.b64decode(wrapper["bytes"]))
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        return None
+    return event if isinstance(event, dict) else None
+
+
+class AnthropicHost(Host):
+    """``POST {api_base}/v1/messages`` with ``x-api-key`` and ``anthropic-version``; SSE streams."""
+
+    allow_image_urls = True
+
+    def __init__(self, settings: ClaudeSettings, make_error: MakeError) -> None:
+        super().__init__(settings, make_error)
+        base = (settings.api_base or ANTHROPIC_API_BASE).rstrip("/")
+        self._url = base + ("/messages" if base.endswith("/v1") else "/v1/messages")
+        key = settings.api_key.get_secret_value() if settings.api_key else os.environ.get("ANTHROPIC_API_KEY", "")
+        self._headers = {
+            "accept": "application/json",
+            "anthropic-version": settings.anthropic_version or ANTHROPIC_VERSION,
+        }
+        if key:
+            self._headers["x-api-key"] = key
+        if settings.anthropic_beta:
+            self._headers["anthropic-beta"] = ",".join(settings.anthropic_beta)
+
+    async def url(self, *, stream: bool) -> str:
+        return self._url
+
+    def headers(self, *, stream: bool) -> dict[str, str]:
+        return self._headers
+
+    def finish_body(self, body: dict[str, Any], request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        out = {"model": self.settings.model, **body}
+        if stream:
+            out["stream"] = True
+        if request.user and "metadata" not in out:
+            out["metadata"] = {"user_id": request.user}
+        return out
+
+    def classify(self, status: int, headers: httpx.Headers, body: bytes) -> Classified:
+        return classify_anthropic_error(status, headers, body)
+
+    async def events(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+        async for sse in aiter_sse(response):
+            if not sse.data:
+                continue
+            try:
+                event = json_loads(sse.data)
+            except ValueError:
+                log.warning("skipped a malformed Anthropic stream event")
+                continue
+            if not isinstance(event, dict):
+                continue
+            if event.get("type") == "error" or sse.event == "error":
+                raise self.raise_classified(classify_anthropic_payload(event, None))
+            yield event
