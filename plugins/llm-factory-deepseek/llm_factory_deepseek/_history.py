@@ -60,9 +60,7 @@ def _tool_stretches(messages: Sequence[Mapping[str, Any]]) -> set[int]:
     return keep
 
 
-def prepare_messages(
-    messages: Sequence[Mapping[str, Any]], policy: ReasoningHistory, thinking: bool
-) -> list[Any]:
+def prepare_messages(messages: Sequence[Mapping[str, Any]], policy: ReasoningHistory, thinking: bool) -> list[Any]:
     """The messages to send: ``reasoning_content`` kept or removed per ``policy``. The input is
     not modified; untouched messages are passed through as they are."""
     if policy == "keep":

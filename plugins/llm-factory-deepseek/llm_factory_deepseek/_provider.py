@@ -55,9 +55,7 @@ class DeepSeekProvider(OpenAICompatibleProvider):
 
     def build_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body = super().build_body(request, stream=stream)
-        body["messages"] = prepare_messages(
-            body["messages"], self.settings.reasoning_history, thinking_mode(body)
-        )
+        body["messages"] = prepare_messages(body["messages"], self.settings.reasoning_history, thinking_mode(body))
         return body
 
     def map_finish_reason(self, reason: Any) -> Any:

@@ -114,9 +114,7 @@ class FakeDeepSeek:
         try:
             body = json.loads(request.content)
         except ValueError:
-            return self._error(
-                400, "Failed to deserialize the JSON body into the target type", "invalid_request_error"
-            )
+            return self._error(400, "Failed to deserialize the JSON body into the target type", "invalid_request_error")
         if problem := self._check(body):
             return self._error(400, problem, "invalid_request_error")
         reply = self.script.popleft() if self.script else self.default
@@ -124,9 +122,7 @@ class FakeDeepSeek:
             status, message, err_type = _fmt(ERRORS[reply.error], key[-4:])
             return self._error(status, message, err_type, reply.headers)
         thinking = _thinking(body)
-        reasoning = (
-            reply.reasoning if reply.reasoning is not None else ("Let me think." if thinking else None)
-        )
+        reasoning = reply.reasoning if reply.reasoning is not None else ("Let me think." if thinking else None)
         if body.get("stream"):
             return self._stream(body, reply, reasoning)
         return self._completion(body, reply, reasoning)
@@ -190,9 +186,7 @@ class FakeDeepSeek:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body["model"],
-            "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}
-            ],
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reply.finish_reason}],
             "usage": self._usage(body, reply, reasoning),
             "system_fingerprint": FINGERPRINT,
         }
@@ -224,23 +218,18 @@ class FakeDeepSeek:
         events += [chunk({"content": p, **rc}) for p in pieces]
         for i, call in enumerate(reply.tool_calls or []):
             events.append(chunk({"tool_calls": [{"index": i, **call}]}))
-        events.append(
-            chunk({"content": "", **rc}, reply.finish_reason, usage=self._usage(body, reply, reasoning))
-        )
+        events.append(chunk({"content": "", **rc}, reply.finish_reason, usage=self._usage(body, reply, reasoning)))
         return events
 
     def _stream(self, body: dict[str, Any], reply: Reply, reasoning: str | None) -> httpx.Response:
         events = [
-            f"data: {json.dumps(e, ensure_ascii=False)}\n\n".encode()
-            for e in self._events(body, reply, reasoning)
+            f"data: {json.dumps(e, ensure_ascii=False)}\n\n".encode() for e in self._events(body, reply, reasoning)
         ]
         events.append(b"data: [DONE]\n\n")
         keepalive = b": keep-alive\n\n"
         headers = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
         if not reply.keepalive_interval and reply.stall is None:
-            return httpx.Response(
-                200, content=keepalive * reply.keepalives + b"".join(events), headers=headers
-            )
+            return httpx.Response(200, content=keepalive * reply.keepalives + b"".join(events), headers=headers)
 
         async def timed() -> AsyncIterator[bytes]:
             for _ in range(reply.keepalives):
@@ -253,9 +242,7 @@ class FakeDeepSeek:
 
         return httpx.Response(200, content=timed(), headers=headers)
 
-    def _error(
-        self, status: int, message: str, err_type: str, headers: dict[str, str] | None = None
-    ) -> httpx.Response:
+    def _error(self, status: int, message: str, err_type: str, headers: dict[str, str] | None = None) -> httpx.Response:
         return httpx.Response(
             status,
             content=json.dumps(error_body(message, err_type)).encode(),
