@@ -3,6 +3,7 @@ the provider conformance kit."""
 
 from typing import Any
 
+from ._faults import Fault, FaultyUpstream, UpstreamRequest
 from ._mock import (
     MockUpstream,
     json_response,
@@ -14,6 +15,8 @@ from ._mock import (
 
 __all__ = [
     "ERROR_KINDS",
+    "Fault",
+    "FaultyUpstream",
     "MockUpstream",
     "ProviderConformance",
     "json_response",
@@ -21,6 +24,7 @@ __all__ = [
     "openai_completion",
     "sse_body",
     "sse_response",
+    "UpstreamRequest",
 ]
 
 
