@@ -31,9 +31,10 @@ class CooldownPolicy:
     def cooldown_for(self, error: ProviderError, consecutive: int) -> float:
         if error.disables_deployment:
             return self.disable_for
-        backoff = min(self.max, self.base * 2 ** max(0, consecutive - 1))
+        backoff: float = min(self.max, self.base * 2.0 ** max(0, consecutive - 1))
         if isinstance(error, RateLimitError) and error.retry_after is not None:
-            return min(self.max_retry_after, max(error.retry_after, min(backoff, self.base)))
+            hinted: float = max(error.retry_after, min(backoff, self.base))
+            return min(self.max_retry_after, hinted)
         return backoff
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING
 
 import anyio
@@ -98,7 +98,7 @@ class Plan:
             out.append(d)
         return out
 
-    async def deployments(self) -> AsyncIterator[Deployment]:
+    async def deployments(self) -> AsyncGenerator[Deployment, None]:
         router = self.router
         settings = router.settings
         for model in self.models:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -196,7 +196,7 @@ class Router:
         *,
         timeout: float | None = None,
         info: StreamInfo | None = None,
-    ) -> AsyncIterator[ChatCompletionChunk]:
+    ) -> AsyncGenerator[ChatCompletionChunk, None]:
         model, strategy = self.resolve(request)
         plan = Plan(self, model, strategy, time.monotonic() + (timeout or self.settings.timeout))
         info = info if info is not None else StreamInfo()
@@ -275,7 +275,7 @@ class Router:
         upstream: AsyncIterator[ChatCompletionChunk],
         buffered: list[ChatCompletionChunk],
         progress: Progress | None,
-    ) -> AsyncIterator[ChatCompletionChunk]:
+    ) -> AsyncGenerator[ChatCompletionChunk, None]:
         try:
             for chunk in buffered:
                 if progress is not None:
@@ -307,13 +307,13 @@ class Router:
     async def _continue(
         self,
         plan: Plan,
-        deployments: AsyncIterator[Deployment],
+        deployments: AsyncGenerator[Deployment, None],
         providers: Mapping[str, Provider],
         request: ChatRequest,
         progress: Progress,
         broken: StreamInterruptedError,
         info: StreamInfo,
-    ) -> AsyncIterator[ChatCompletionChunk]:
+    ) -> AsyncGenerator[ChatCompletionChunk, None]:
         """Ask the next deployment that supports assistant prefill to continue the text already
         sent. Any failure or refusal there reports the original break, never the refusal."""
         prefill = {"role": "assistant", "content": progress.text()}
