@@ -21,15 +21,28 @@ from llm_factory_core import ChatCompletion, ChatCompletionChunk, ChatRequest, S
 from llm_factory_core.providers import (
     Capabilities,
     OpenAICompatibleProvider,
+    OpenAIStreamState,
     ProviderSettings,
 )
 
 from ._history import ReasoningHistory, prepare_messages, thinking_mode
 from ._liveness import watch_silence
 
-__all__ = ["DeepSeekProvider", "DeepSeekSettings", "INSUFFICIENT_SYSTEM_RESOURCE"]
+__all__ = ["DeepSeekProvider", "DeepSeekSettings", "INSUFFICIENT_SYSTEM_RESOURCE", "normalise_usage"]
 
 INSUFFICIENT_SYSTEM_RESOURCE = "insufficient_system_resource"
+
+
+def normalise_usage(usage: Any) -> None:
+    """Fill OpenAI's ``prompt_tokens_details.cached_tokens`` from DeepSeek's
+    ``prompt_cache_hit_tokens`` where a reply has only the latter (older replies), so OpenAI
+    clients see cache hits; DeepSeek's own fields stay as they are."""
+    if not isinstance(usage, dict) or not isinstance(usage.get("prompt_cache_hit_tokens"), int):
+        return
+    details = usage.get("prompt_tokens_details")
+    if not isinstance(details, dict):
+        details = usage["prompt_tokens_details"] = {}
+    details.setdefault("cached_tokens", usage["prompt_cache_hit_tokens"])
 
 
 class DeepSeekSettings(ProviderSettings):
@@ -66,6 +79,14 @@ class DeepSeekProvider(OpenAICompatibleProvider):
                 code=INSUFFICIENT_SYSTEM_RESOURCE,
             )
         return super().map_finish_reason(reason)
+
+    def adapt_completion(self, data: dict[str, Any]) -> dict[str, Any]:
+        normalise_usage(data.get("usage"))
+        return data
+
+    def adapt_chunk(self, data: dict[str, Any], state: OpenAIStreamState) -> dict[str, Any] | None:
+        normalise_usage(data.get("usage"))
+        return super().adapt_chunk(data, state)
 
     def parse_completion(self, data: Any) -> ChatCompletion:
         # A busy DeepSeek sends 200 and blank lines first, so a failure can only arrive as an

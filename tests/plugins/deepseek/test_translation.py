@@ -1,4 +1,4 @@
-"""The reasoning_content round-trip policy (reference §4.4), as pure functions."""
+"""Pure translation: the reasoning_content round-trip policy (reference §4.4) and usage."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from llm_factory_deepseek import prepare_messages, thinking_mode
+from llm_factory_deepseek._provider import normalise_usage
 
 CALL = [{"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]
 
@@ -71,3 +72,23 @@ def test_a_null_reasoning_is_never_sent() -> None:
 )
 def test_thinking_mode(body: dict[str, Any], expected: bool) -> None:
     assert thinking_mode(body) is expected
+
+
+@pytest.mark.parametrize(
+    ("usage", "cached"),
+    [
+        ({"prompt_tokens": 9, "prompt_cache_hit_tokens": 4, "prompt_cache_miss_tokens": 5}, 4),
+        ({"prompt_tokens": 9, "prompt_cache_hit_tokens": 4, "prompt_tokens_details": {"cached_tokens": 3}}, 3),
+    ],
+)
+def test_cache_hits_show_as_openai_cached_tokens(usage: dict[str, Any], cached: int) -> None:
+    normalise_usage(usage)
+    assert usage["prompt_tokens_details"]["cached_tokens"] == cached
+    assert usage["prompt_cache_hit_tokens"] == 4
+
+
+def test_usage_without_deepseek_fields_is_left_alone() -> None:
+    usage = {"prompt_tokens": 9}
+    normalise_usage(usage)
+    normalise_usage(None)
+    assert usage == {"prompt_tokens": 9}
