@@ -126,9 +126,7 @@ def native_messages(messages: Iterable[Mapping[str, Any]], *, multimodal: bool) 
     return out
 
 
-def encode_native_request(
-    request: ChatRequest, model: str, *, stream: bool, multimodal: bool
-) -> dict[str, Any]:
+def encode_native_request(request: ChatRequest, model: str, *, stream: bool, multimodal: bool) -> dict[str, Any]:
     """The native body. ``extra_body`` keys go into ``parameters`` (``enable_search``,
     ``enable_thinking``, ``thinking_budget``, ``top_k``, ...), except ``input`` / ``parameters``
     dicts, which merge into those objects. Streams always ask for incremental output."""
@@ -152,12 +150,12 @@ def encode_native_request(
             input_.update(value)
         elif key != "model":
             params[key] = value
+    # The SDK sends no ``stream`` parameter: the ``X-DashScope-SSE`` header decides.
+    params.pop("stream", None)
     if stream:
-        params["stream"] = True
         # Without it every event repeats the whole text so far; callers need deltas.
         params["incremental_output"] = True
     else:
-        params.pop("stream", None)
         params.pop("incremental_output", None)
     return {"model": model, "input": input_, "parameters": params}
 

@@ -214,9 +214,7 @@ class NativeStreamState:
             calls = [state.tool_delta(c) for c in native.get("tool_calls") or [] if isinstance(c, dict)]
             if calls:
                 delta["tool_calls"] = calls
-            finish = (
-                None if state.finished else map_finish_reason(choice.get("finish_reason"), state.saw_tools)
-            )
+            finish = None if state.finished else map_finish_reason(choice.get("finish_reason"), state.saw_tools)
             if finish is not None:
                 state.finished = True
             if delta or finish is not None:

@@ -1,0 +1,496 @@
+"""A faithful local fake of DashScope: the native API (text- and multimodal-generation) and the
+OpenAI-compatible mode. Usable as an ``httpx.MockTransport`` (``fake.transport``,
+``fake.respond(request, turn)``) and as a real server on 127.0.0.1 (``with fake.serve() as url``)
+for the official ``dashscope`` SDK, which talks through ``requests`` / ``aiohttp``.
+
+Native framing as captured from the real service (wire-formats reference §3): ``id:n`` /
+``event:result`` / ``:HTTP_STATUS/200`` / ``data:{...}`` events, ``finish_reason`` the string
+``"null"`` until the end, cumulative usage, no ``[DONE]``; errors as ``{"code", "message",
+"request_id"}`` bodies or as ``event:error`` inside a 200 stream; without ``incremental_output:
+true`` a stream repeats the whole text so far; without ``result_format: message`` the legacy
+``output.text`` shape.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+
+TEXT_PATH = "/api/v1/services/aigc/text-generation/generation"
+MULTIMODAL_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
+COMPAT_PATH = "/compatible-mode/v1/chat/completions"
+KEY = "sk-fake-qwen-0123456789abcdef"
+
+
+@dataclass
+class FakeError:
+    status: int
+    code: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# DashScope's native codes (docs "Status codes" + captures) with their compatible-mode equivalents.
+ERRORS: dict[str, FakeError] = {
+    "rate_limit": FakeError(429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later."),
+    "burst": FakeError(429, "Throttling.BurstRate", "Request rate increased too quickly."),
+    "quota": FakeError(
+        429, "Throttling.AllocationQuota", "Allocated quota exceeded, please increase your quota limit."
+    ),
+    "arrearage": FakeError(400, "Arrearage", "Access denied, please make sure your account is in good standing."),
+    "auth": FakeError(401, "InvalidApiKey", "Invalid API-key provided."),
+    "access": FakeError(403, "AccessDenied.Unpurchased", "Access to model denied."),
+    "content_filter": FakeError(400, "DataInspectionFailed", "Input data may contain inappropriate content."),
+    "bad_request": FakeError(
+        400, "InvalidParameter", "Role must be user or assistant and Content length must be greater than 0"
+    ),
+    "context": FakeError(400, "InvalidParameter", "Range of input length should be [1, 30720]"),
+    "server": FakeError(500, "InternalError", "An internal error has occured, please try again later."),
+    "unavailable": FakeError(503, "ServiceUnavailable", "Service temporarily unavailable."),
+}
+_COMPAT_CODES = {
+    "Throttling.RateQuota": ("limit_requests", "limit_requests"),
+    "Throttling.BurstRate": ("limit_burst_rate", "limit_burst_rate"),
+    "Throttling.AllocationQuota": ("insufficient_quota", "insufficient_quota"),
+    "Arrearage": ("Arrearage", "Arrearage"),
+    "InvalidApiKey": ("invalid_api_key", "invalid_request_error"),
+    "DataInspectionFailed": ("DataInspectionFailed", "DataInspectionFailed"),
+    "InvalidParameter": ("invalid_parameter_error", "invalid_request_error"),
+    "InternalError": ("internal_error", "internal_error"),
+}
+
+
+@dataclass
+class Turn:
+    """What the fake answers to one request."""
+
+    pieces: list[str] = field(default_factory=lambda: ["Hello", " from", " DashScope"])
+    reasoning: list[str] = field(default_factory=list)
+    tool_calls: list[dict[str, str]] = field(default_factory=list)
+    """``{"id", "name", "arguments"}``; streamed as an opening fragment and a continuation."""
+    finish: str | None = None
+    """The native finish reason; by default ``stop``, or ``tool_calls`` in a tool-call stream
+    (a non-streamed tool call says ``stop``, as captured with a forced ``tool_choice``)."""
+    error: FakeError | None = None
+    """Answer with this HTTP error."""
+    stream_error: FakeError | None = None
+    """Send ``event:error`` (native) / ``data: {"error"}`` (compatible) after ``error_after`` events."""
+    error_after: int = 0
+    cut_after: int | None = None
+    """Close the stream after this many events, before any finish reason."""
+    parallel_index_zero: bool = False
+    """Give every tool call native index 0 (some models do); calls then differ only by id."""
+    input_tokens: int = 8
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    chunks: list[bytes]
+
+
+class FakeDashScope:
+    def __init__(self, keys: tuple[str, ...] = (KEY,), default: Turn | None = None) -> None:
+        self.keys = set(keys)
+        self.default = default or Turn()
+        self.turns: deque[Turn] = deque()
+        self.requests: list[Recorded] = []
+        self.transport = httpx.MockTransport(self._mock_handler)
+        self._lock = threading.Lock()
+
+    def queue(self, *turns: Turn) -> FakeDashScope:
+        self.turns.extend(turns)
+        return self
+
+    # -- adapters -------------------------------------------------------------------------------
+
+    async def _mock_handler(self, request: httpx.Request) -> httpx.Response:
+        await request.aread()
+        with self._lock:
+            turn = self.turns.popleft() if self.turns else self.default
+        return self.respond(request, turn)
+
+    def respond(self, request: httpx.Request, turn: Turn) -> httpx.Response:
+        """The fake's answer to ``request`` as an httpx response (streams stay streams)."""
+        reply = self.handle(request.method, request.url.path, dict(request.headers), request.content, turn)
+
+        async def body() -> AsyncIterator[bytes]:
+            for chunk in reply.chunks:
+                yield chunk
+
+        return httpx.Response(reply.status, headers=reply.headers, content=body())
+
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        """A real HTTP server on 127.0.0.1 for SDKs; yields its ``http://127.0.0.1:port``."""
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                with fake._lock:
+                    turn = fake.turns.popleft() if fake.turns else fake.default
+                reply = fake.handle("POST", self.path.split("?")[0], dict(self.headers), body, turn)
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                self.send_header("connection", "close")  # the body ends when the socket closes
+                self.end_headers()
+                for chunk in reply.chunks:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join()
+
+    # -- the service ----------------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, headers: Mapping[str, str], raw: bytes, turn: Turn | None = None) -> Reply:
+        turn = turn or self.default
+        lower = {k.lower(): v for k, v in headers.items()}
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        self.requests.append(Recorded(method, path, lower, body))
+        request_id = str(uuid.uuid4())
+        compat = path == COMPAT_PATH
+        if method != "POST" or path not in (TEXT_PATH, MULTIMODAL_PATH, COMPAT_PATH):
+            return _json_reply(
+                404, {"code": "InvalidURL", "message": "Invalid URL provided.", "request_id": request_id}
+            )
+        auth = lower.get("authorization", "")
+        if not auth.startswith("Bearer ") or auth[7:] not in self.keys:
+            return self._error(ERRORS["auth"], request_id, compat)
+        if turn.error is not None:
+            return self._error(turn.error, request_id, compat)
+        if compat:
+            problem = _check_compat(body)
+            if problem:
+                return self._error(FakeError(400, "InvalidParameter", problem), request_id, compat)
+            if body.get("stream"):
+                return _compat_stream(body, turn, request_id)
+            return _json_reply(200, _compat_completion(body, turn, request_id))
+        problem = _check_native(body, multimodal=path == MULTIMODAL_PATH)
+        if problem:
+            return self._error(FakeError(400, "InvalidParameter", problem), request_id, compat)
+        if lower.get("x-dashscope-sse") == "enable":
+            return _native_stream(body, turn, request_id, multimodal=path == MULTIMODAL_PATH)
+        return _json_reply(200, _native_completion(body, turn, request_id, multimodal=path == MULTIMODAL_PATH))
+
+    @staticmethod
+    def _error(error: FakeError, request_id: str, compat: bool) -> Reply:
+        if compat:
+            code, kind = _COMPAT_CODES.get(error.code, (error.code, error.code))
+            body: dict[str, Any] = {
+                "error": {"message": error.message, "type": kind, "param": None, "code": code},
+                "request_id": request_id,
+            }
+        else:
+            body = {"code": error.code, "message": error.message, "request_id": request_id}
+        return _json_reply(error.status, body, error.headers)
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+_NATIVE_ROLES = {"system", "user", "assistant", "tool"}
+_MM_KEYS = {"text", "image", "audio", "video"}
+
+
+def _check_native(body: Any, *, multimodal: bool) -> str | None:
+    if not isinstance(body, dict) or not body.get("model"):
+        return "Model not specified."
+    messages = (body.get("input") or {}).get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "Required input parameter missing from request."
+    for message in messages:
+        if message.get("role") not in _NATIVE_ROLES:
+            return f"Role must be in {sorted(_NATIVE_ROLES)}"
+        content = message.get("content")
+        if multimodal:
+            if isinstance(content, str):
+                continue
+            if not isinstance(content, list) or not all(
+                isinstance(p, dict) and len(p) == 1 and set(p) <= _MM_KEYS for p in content
+            ):
+                return "The content of a multimodal message must be a list of text/image/audio/video items."
+        elif not isinstance(content, str):
+            return "Input should be a valid string: messages.content (use the multimodal API for images)."
+    if not isinstance(body.get("parameters", {}), dict):
+        return "parameters must be an object"
+    return None
+
+
+def _check_compat(body: Any) -> str | None:
+    if not isinstance(body, dict) or not body.get("model"):
+        return "Model not specified."
+    if not isinstance(body.get("messages"), list) or not body["messages"]:
+        return "'messages' must contain at least one message"
+    if "input" in body or "parameters" in body:
+        return "Unrecognized request argument: input/parameters (native fields in compatible mode)"
+    return None
+
+
+# -- native replies -----------------------------------------------------------------------------
+
+
+def _json_reply(status: int, data: Any, headers: dict[str, str] | None = None) -> Reply:
+    request_id = data.get("request_id", "") if isinstance(data, dict) else ""
+    return Reply(
+        status,
+        {"content-type": "application/json", "x-request-id": request_id, **(headers or {})},
+        [json.dumps(data, ensure_ascii=False).encode()],
+    )
+
+
+def _result_format(params: dict[str, Any], multimodal: bool) -> str:
+    """Text models default to the legacy ``text`` shape; the multimodal API always answers
+    with ``choices``."""
+    return "message" if multimodal else str(params.get("result_format", "text"))
+
+
+def _native_message(content: str, multimodal: bool, **extra: Any) -> dict[str, Any]:
+    return {"role": "assistant", "content": [{"text": content}] if multimodal else content, **extra}
+
+
+def _tool_calls(turn: Turn) -> list[dict[str, Any]]:
+    return [
+        {
+            "function": {"name": c["name"], "arguments": c["arguments"]},
+            "index": 0 if turn.parallel_index_zero else i,
+            "id": c["id"],
+            "type": "function",
+        }
+        for i, c in enumerate(turn.tool_calls)
+    ]
+
+
+def _native_completion(body: dict[str, Any], turn: Turn, request_id: str, *, multimodal: bool) -> dict[str, Any]:
+    params = body.get("parameters") or {}
+    text = "".join(turn.pieces)
+    output_tokens = len(turn.pieces) + len(turn.reasoning)
+    usage: dict[str, Any] = {
+        "input_tokens": turn.input_tokens,
+        "output_tokens": output_tokens,
+        "total_tokens": turn.input_tokens + output_tokens,
+    }
+    if turn.reasoning:
+        usage["output_tokens_details"] = {"reasoning_tokens": len(turn.reasoning)}
+    finish = turn.finish or "stop"
+    if _result_format(params, multimodal) != "message":
+        return {"output": {"finish_reason": finish, "text": text}, "usage": usage, "request_id": request_id}
+    choices = []
+    for i in range(int(params.get("n") or 1)):
+        extra: dict[str, Any] = {}
+        if turn.reasoning:
+            extra["reasoning_content"] = "".join(turn.reasoning)
+        if turn.tool_calls:
+            extra["tool_calls"] = _tool_calls(turn)
+        choice: dict[str, Any] = {
+            "finish_reason": finish,
+            "message": _native_message("" if turn.tool_calls else text, multimodal, **extra),
+        }
+        if params.get("n"):
+            choice["index"] = i
+        choices.append(choice)
+    return {"output": {"choices": choices}, "usage": usage, "request_id": request_id}
+
+
+def _native_events(body: dict[str, Any], turn: Turn, multimodal: bool) -> list[tuple[dict[str, Any], str]]:
+    """(message, finish_reason) per event, before usage and framing; incremental deltas."""
+    events: list[tuple[dict[str, Any], str]] = []
+    for piece in turn.reasoning:
+        events.append((_native_message("", multimodal, reasoning_content=piece), "null"))
+    for piece in turn.pieces:
+        extra = {"reasoning_content": ""} if turn.reasoning else {}
+        events.append((_native_message(piece, multimodal, **extra), "null"))
+    for call in _tool_calls(turn):
+        args = call["function"]["arguments"]
+        half = len(args) // 2
+        head = {**call, "function": {"name": call["function"]["name"], "arguments": args[:half]}}
+        tail = {"index": call["index"], "id": "", "type": "function", "function": {"arguments": args[half:]}}
+        events.append((_native_message("", multimodal, tool_calls=[head]), "null"))
+        events.append((_native_message("", multimodal, tool_calls=[tail]), "null"))
+    finish = turn.finish or ("tool_calls" if turn.tool_calls else "stop")
+    if turn.tool_calls:
+        events[-1] = (events[-1][0], finish)  # as captured: the last fragment carries the finish
+    else:
+        events.append((_native_message("", multimodal), finish))
+    return events
+
+
+def _cumulative(events: list[tuple[dict[str, Any], str]], multimodal: bool) -> list[tuple[dict[str, Any], str]]:
+    """What DashScope streams without ``incremental_output: true``: the whole text so far."""
+    text = reasoning = ""
+    out = []
+    for message, finish in events:
+        content = message.get("content")
+        text += content[0]["text"] if isinstance(content, list) else content
+        reasoning += message.get("reasoning_content", "")
+        extra = {k: v for k, v in message.items() if k not in ("role", "content", "reasoning_content")}
+        if "reasoning_content" in message:
+            extra["reasoning_content"] = reasoning
+        out.append((_native_message(text, multimodal, **extra), finish))
+    return out
+
+
+def _sse(event_id: int, kind: str, status: int, data: dict[str, Any]) -> bytes:
+    payload = json.dumps(data, ensure_ascii=False)
+    return f"id:{event_id}\nevent:{kind}\n:HTTP_STATUS/{status}\ndata:{payload}\n\n".encode()
+
+
+def _native_stream(body: dict[str, Any], turn: Turn, request_id: str, *, multimodal: bool) -> Reply:
+    params = body.get("parameters") or {}
+    events = _native_events(body, turn, multimodal)
+    if not params.get("incremental_output"):
+        events = _cumulative(events, multimodal)
+    n = int(params.get("n") or 1)
+    chunks: list[bytes] = []
+    produced = 0
+    for message, finish in events:
+        for i in range(n):
+            if turn.stream_error is not None and produced == turn.error_after:
+                error = turn.stream_error
+                data = {"code": error.code, "message": error.message, "request_id": request_id}
+                chunks.append(_sse(produced + 1, "error", error.status, data))
+                return _sse_reply(chunks, request_id)
+            if turn.cut_after is not None and produced == turn.cut_after:
+                return _sse_reply(chunks, request_id)
+            produced += 1
+            choice: dict[str, Any] = {"message": message, "finish_reason": finish}
+            if n > 1 or turn.tool_calls:
+                choice["index"] = i
+            if _result_format(params, multimodal) == "message":
+                output: dict[str, Any] = {"choices": [choice]}
+            else:
+                output = {"finish_reason": finish, "text": _plain(message)}
+            usage = {
+                "total_tokens": turn.input_tokens + produced,
+                "input_tokens": turn.input_tokens,
+                "output_tokens": produced,
+            }
+            chunks.append(_sse(produced, "result", 200, {"output": output, "usage": usage, "request_id": request_id}))
+    return _sse_reply(chunks, request_id)
+
+
+def _plain(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    return content[0]["text"] if isinstance(content, list) else str(content or "")
+
+
+def _sse_reply(chunks: list[bytes], request_id: str) -> Reply:
+    return Reply(200, {"content-type": "text/event-stream;charset=UTF-8", "x-request-id": request_id}, chunks)
+
+
+# -- compatible-mode replies (OpenAI's wire format, DashScope's quirks) ---------------------------
+
+
+def _compat_completion(body: dict[str, Any], turn: Turn, request_id: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"content": "".join(turn.pieces), "role": "assistant"}
+    if turn.reasoning:
+        message["reasoning_content"] = "".join(turn.reasoning)
+    if turn.tool_calls:
+        message["content"] = ""
+        message["tool_calls"] = [{k: v for k, v in c.items()} for c in _tool_calls(turn)]
+    out_tokens = len(turn.pieces) + len(turn.reasoning)
+    return {
+        "choices": [
+            {
+                "message": message,
+                "finish_reason": turn.finish or ("tool_calls" if turn.tool_calls else "stop"),
+                "index": 0,
+                "logprobs": None,
+            }
+        ],
+        "object": "chat.completion",
+        "usage": {
+            "prompt_tokens": turn.input_tokens,
+            "completion_tokens": out_tokens,
+            "total_tokens": turn.input_tokens + out_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0},
+        },
+        "created": 1789793891,
+        "system_fingerprint": None,
+        "model": body["model"],
+        "id": f"chatcmpl-{request_id}",
+    }
+
+
+def _compat_stream(body: dict[str, Any], turn: Turn, request_id: str) -> Reply:
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    cid = f"chatcmpl-{request_id}"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "choices": [{"delta": delta, "finish_reason": finish, "index": 0, "logprobs": None}],
+            "object": "chat.completion.chunk",
+            "usage": None,
+            "created": 1789793891,
+            "system_fingerprint": None,
+            "model": body["model"],
+            "id": cid,
+        }
+        return data
+
+    events = [chunk({"content": "", "role": "assistant"})]
+    events += [chunk({"content": None, "reasoning_content": p}) for p in turn.reasoning]
+    events += [chunk({"content": p}) for p in turn.pieces]
+    for i, call in enumerate(_tool_calls(turn)):
+        args = call["function"]["arguments"]
+        head = {
+            "index": i,
+            "id": call["id"],
+            "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": args},
+        }
+        events.append(chunk({"content": None, "tool_calls": [head]}))
+    events.append(chunk({"content": ""}, turn.finish or ("tool_calls" if turn.tool_calls else "stop")))
+    if include_usage:
+        out_tokens = len(turn.pieces) + len(turn.reasoning)
+        usage = {
+            "prompt_tokens": turn.input_tokens,
+            "completion_tokens": out_tokens,
+            "total_tokens": turn.input_tokens + out_tokens,
+        }
+        events.append({**chunk({}), "choices": [], "usage": usage})
+    chunks = []
+    for n, data in enumerate(events):
+        if turn.stream_error is not None and n == turn.error_after:
+            code, kind = _COMPAT_CODES.get(turn.stream_error.code, (turn.stream_error.code,) * 2)
+            error = {"error": {"message": turn.stream_error.message, "type": kind, "param": None, "code": code}}
+            chunks.append(f"data: {json.dumps(error)}\n\n".encode())
+            break
+        if turn.cut_after is not None and n == turn.cut_after:
+            break
+        chunks.append(f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode())
+    else:
+        chunks.append(b"data: [DONE]\n\n")
+    return Reply(200, {"content-type": "text/event-stream;charset=UTF-8", "x-request-id": request_id}, chunks)

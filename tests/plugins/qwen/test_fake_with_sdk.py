@@ -1,0 +1,225 @@
+"""The fake is checked against the official ``dashscope`` SDK (a real socket on 127.0.0.1): the
+SDK must parse the fake's replies and report its errors, and the plugin's requests must carry
+what the SDK sends for the same call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import dashscope
+import pytest
+from dashscope import Generation, MultiModalConversation
+
+from llm_factory_core import LLMFactory
+
+from .conftest import make_factory, qwen_config
+from .fake_dashscope import ERRORS, KEY, FakeDashScope, Turn
+
+MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather of a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
+CALL = {"id": "call_29a8b1", "name": "get_weather", "arguments": '{"city": "杭州"}'}
+
+
+@pytest.fixture
+def server(fake: FakeDashScope, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with fake.serve() as url:
+        monkeypatch.setattr(dashscope, "base_http_api_url", url + "/api/v1")
+        yield url
+
+
+def sdk_call(stream: bool = False, **kwargs: Any) -> Any:
+    kwargs.setdefault("messages", MESSAGES)
+    kwargs.setdefault("result_format", "message")
+    return Generation.call(model=kwargs.pop("model", "qwen-turbo"), api_key=KEY, stream=stream, **kwargs)
+
+
+# -- the SDK parses the fake ----------------------------------------------------------------------
+
+
+def test_sdk_parses_a_reply(fake: FakeDashScope, server: str) -> None:
+    fake.queue(Turn(pieces=["1+1 ", "等于 2。"], input_tokens=8))
+    reply = sdk_call()
+    assert reply.status_code == 200
+    assert reply.output.choices[0].message.content == "1+1 等于 2。"
+    assert reply.output.choices[0].finish_reason == "stop"
+    assert (reply.usage.input_tokens, reply.usage.output_tokens, reply.usage.total_tokens) == (8, 2, 10)
+    assert reply.request_id and reply.request_id == reply.headers.get("x-request-id")
+
+
+def test_sdk_parses_a_legacy_text_reply_when_result_format_is_not_message(fake: FakeDashScope, server: str) -> None:
+    reply = Generation.call(model="qwen-turbo", api_key=KEY, messages=MESSAGES)
+    assert reply.status_code == 200 and reply.output.text == "Hello from DashScope"
+    assert reply.output.choices is None
+    assert "result_format" not in fake.requests[-1].body["parameters"]
+
+
+def test_sdk_parses_an_incremental_stream(fake: FakeDashScope, server: str) -> None:
+    fake.queue(Turn(pieces=["a", "b", "c"]))
+    events = list(sdk_call(stream=True, incremental_output=True))
+    assert all(e.status_code == 200 for e in events)
+    assert [e.output.choices[0].message.content for e in events] == ["a", "b", "c", ""]
+    assert [e.output.choices[0].finish_reason for e in events] == ["null", "null", "null", "stop"]
+    assert [e.usage.output_tokens for e in events] == [1, 2, 3, 4], "usage is cumulative"
+    assert len({e.request_id for e in events}) == 1
+
+
+def test_sdk_sees_cumulative_text_without_incremental_output(fake: FakeDashScope, server: str) -> None:
+    fake.queue(Turn(pieces=["a", "b", "c"]))
+    events = list(sdk_call(stream=True))  # the SDK sends no incremental_output here
+    assert "incremental_output" not in fake.requests[-1].body["parameters"]
+    assert [e.output.choices[0].message.content for e in events] == ["a", "ab", "abc", "abc"]
+
+
+def test_sdk_parses_reasoning_and_tool_call_streams(fake: FakeDashScope, server: str) -> None:
+    fake.queue(Turn(pieces=["ok"], reasoning=["嗯", "想"]))
+    events = list(sdk_call(stream=True, incremental_output=True, model="qwen-plus", enable_thinking=True))
+    messages = [e.output.choices[0].message for e in events]
+    assert "".join(m.get("reasoning_content", "") for m in messages) == "嗯想"
+    assert "".join(m.content for m in messages) == "ok"
+    assert fake.requests[-1].body["parameters"]["enable_thinking"] is True
+
+    fake.queue(Turn(pieces=[], tool_calls=[CALL]))
+    events = list(sdk_call(stream=True, incremental_output=True, tools=TOOLS))
+    fragments = [tc for e in events for tc in e.output.choices[0].message.tool_calls]
+    assert fragments[0]["id"] == CALL["id"] and fragments[1]["id"] == ""
+    assert "".join(f["function"]["arguments"] for f in fragments) == CALL["arguments"]
+    assert events[-1].output.choices[0].finish_reason == "tool_calls"
+
+
+def test_sdk_parses_a_multimodal_reply(fake: FakeDashScope, server: str) -> None:
+    messages = [{"role": "user", "content": [{"image": "https://example.test/cat.png"}, {"text": "What is it?"}]}]
+    reply = MultiModalConversation.call(model="qwen-vl-max", api_key=KEY, messages=messages)
+    assert reply.status_code == 200
+    assert reply.output.choices[0].message.content == [{"text": "Hello from DashScope"}]
+    assert fake.requests[-1].path.endswith("/services/aigc/multimodal-generation/generation")
+
+
+# -- the SDK reports the fake's errors ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kind", ["auth", "rate_limit", "quota", "arrearage", "content_filter", "bad_request", "server"]
+)
+def test_sdk_reports_http_errors(fake: FakeDashScope, server: str, kind: str) -> None:
+    error = ERRORS[kind]
+    fake.queue(Turn(error=error))
+    reply = sdk_call()
+    assert (reply.status_code, reply.code, reply.message) == (error.status, error.code, error.message)
+    assert reply.output is None
+
+
+def test_sdk_reports_a_wrong_key(fake: FakeDashScope, server: str) -> None:
+    reply = Generation.call(model="qwen-turbo", api_key="sk-wrong", messages=MESSAGES, result_format="message")
+    assert (reply.status_code, reply.code) == (401, "InvalidApiKey")
+
+
+def test_sdk_reports_an_error_event_inside_a_200_stream(fake: FakeDashScope, server: str) -> None:
+    fake.queue(Turn(pieces=["a", "b"], stream_error=ERRORS["content_filter"], error_after=1))
+    events = list(sdk_call(stream=True, incremental_output=True))
+    assert events[0].status_code == 200 and events[0].output.choices[0].message.content == "a"
+    assert events[-1].status_code != 200 and events[-1].code == "DataInspectionFailed"
+    assert len(events) == 2
+
+
+def test_sdk_reports_the_fakes_own_validation(fake: FakeDashScope, server: str) -> None:
+    reply = sdk_call(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}])
+    assert (reply.status_code, reply.code) == (400, "InvalidParameter")
+
+
+# -- the plugin sends what the SDK sends ------------------------------------------------------------
+
+
+def _plugin_request(fake: FakeDashScope, *, stream: bool, **params: Any) -> Any:
+    factory: LLMFactory = make_factory(fake, qwen_config())
+    with factory:
+        if stream:
+            list(factory.stream(MESSAGES, model="qwen-turbo", **params))
+        else:
+            factory.chat(MESSAGES, model="qwen-turbo", **params)
+    return fake.requests[-1]
+
+
+SAME_HEADERS = ("authorization", "accept", "content-type", "x-dashscope-sse", "x-accel-buffering")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["call", "stream"])
+def test_plugin_request_matches_the_sdk(fake: FakeDashScope, server: str, stream: bool) -> None:
+    sdk_kwargs: dict[str, Any] = {
+        "temperature": 0.5,
+        "top_p": 0.8,
+        "max_tokens": 100,
+        "stop": ["\nObservation"],
+        "seed": 1234,
+        "n": 2,
+        "tools": TOOLS,
+        "tool_choice": "auto",
+        "response_format": {"type": "json_object"},
+        "enable_search": True,
+        "enable_thinking": False,
+        "presence_penalty": 0.5,
+    }
+    if stream:
+        sdk_kwargs["incremental_output"] = True
+    list(sdk_call(stream=True, **sdk_kwargs)) if stream else sdk_call(**sdk_kwargs)
+    sdk = fake.requests[-1]
+    plugin_params = {
+        k: v for k, v in sdk_kwargs.items() if k not in ("enable_search", "enable_thinking", "incremental_output")
+    }
+    plugin_params["extra_body"] = {"enable_search": True, "enable_thinking": False}
+    mine = _plugin_request(fake, stream=stream, **plugin_params)
+    assert mine.path == sdk.path
+    assert {h: mine.headers.get(h) for h in SAME_HEADERS} == {h: sdk.headers.get(h) for h in SAME_HEADERS}
+    assert mine.body == sdk.body
+
+
+# -- compatible mode: the official OpenAI SDK is its client ---------------------------------------
+
+
+def test_openai_sdk_parses_compatible_mode(fake: FakeDashScope, server: str) -> None:
+    import openai
+
+    client = openai.OpenAI(api_key=KEY, base_url=server + "/compatible-mode/v1", max_retries=0)
+    try:
+        fake.queue(Turn(pieces=["text ", "probe ok"], reasoning=["hm"]))
+        reply = client.chat.completions.create(model="qwen-plus", messages=MESSAGES)  # type: ignore[arg-type]
+        assert reply.choices[0].message.content == "text probe ok"
+        assert reply.choices[0].message.model_extra == {"reasoning_content": "hm"}
+        assert reply.usage is not None and reply.usage.total_tokens == 11
+
+        fake.queue(Turn(pieces=["a", "b"]))
+        chunks = list(
+            client.chat.completions.create(
+                model="qwen-plus",
+                messages=MESSAGES,  # type: ignore[arg-type]
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "ab"
+        assert chunks[-1].choices == [] and chunks[-1].usage is not None
+
+        for kind, cls in [
+            ("rate_limit", openai.RateLimitError),
+            ("auth", openai.AuthenticationError),
+            ("content_filter", openai.BadRequestError),
+            ("server", openai.InternalServerError),
+        ]:
+            fake.queue(Turn(error=ERRORS[kind]))
+            with pytest.raises(cls):
+                client.chat.completions.create(model="qwen-plus", messages=MESSAGES)  # type: ignore[arg-type]
+
+        fake.queue(Turn(pieces=["a", "b"], stream_error=ERRORS["content_filter"], error_after=2))
+        with pytest.raises(openai.APIError, match="inappropriate"):
+            list(client.chat.completions.create(model="qwen-plus", messages=MESSAGES, stream=True))  # type: ignore[arg-type]
+    finally:
+        client.close()
