@@ -1,0 +1,342 @@
+"""``POST /chat/completions``: the hot path, written as a plain ASGI endpoint.
+
+No FastAPI parameter solving or response re-validation: the body is validated once by pydantic's
+Rust JSON parser straight into ``ChatRequest``, and replies are pydantic's Rust JSON bytes, framed
+as SSE where needed. A task watches for the client going away and cancels the upstream call at once,
+before or after the stream commits (a cancelled attempt is not the deployment's fault).
+
+Streaming follows the core's contract: the HTTP status is chosen only after the first content chunk
+(until then a failure is an ordinary JSON error with its status); a failure after that ends the
+stream with ``data: {"error": {...}}`` and no ``[DONE]``, so no client mistakes it for a clean end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import anyio
+from pydantic import ValidationError
+
+from llm_factory_core import ChatRequest, LLMFactoryError
+from llm_factory_core._json import dumps
+from llm_factory_core._router import StreamInfo
+
+from ._errors import ErrorReply, from_exception, from_validation_error, simple
+from ._gateway import Gateway, access_log, gateway_for
+
+__all__ = ["ChatCompletions"]
+
+log = logging.getLogger("llm_factory_server")
+
+_JSON = (b"content-type", b"application/json")
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # tell nginx-style proxies not to buffer the stream
+]
+_DONE = b"data: [DONE]\n\n"
+_CLIENT_CLOSED = 499  # nginx's convention for "client closed the request", in logs and metrics
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _Counting(Mapping[str, Any]):
+    """The providers mapping, counting lookups: the router takes one per attempt, which is how the
+    gateway learns how many failovers a successful call needed."""
+
+    __slots__ = ("_providers", "calls")
+
+    def __init__(self, providers: Mapping[str, Any]) -> None:
+        self._providers = providers
+        self.calls = 0
+
+    def __getitem__(self, name: str) -> Any:
+        self.calls += 1
+        return self._providers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._providers)
+
+    def __len__(self) -> int:
+        return len(self._providers)
+
+
+class _Record:
+    """What the request log line and metrics need; one small object per request."""
+
+    __slots__ = (
+        "attempts",
+        "deployment",
+        "model",
+        "prompt",
+        "reply",
+        "rid",
+        "started",
+        "status",
+        "stream",
+        "ttft",
+        "usage",
+    )
+
+    def __init__(self, rid: bytes, started: float) -> None:
+        self.rid = rid
+        self.started = started
+        self.model: str | None = None
+        self.stream = False
+        self.status = 200
+        self.deployment: str | None = None
+        self.usage: tuple[int, int] | None = None
+        self.ttft: float | None = None
+        self.attempts = 0
+        self.reply: list[str] | None = None
+        """Reply text, collected only when ``log_content`` is on."""
+        self.prompt: bytes | None = None
+
+
+def _request_id(value: bytes | None) -> bytes:
+    # A caller's id is echoed only when it is short and printable: it ends up in log lines.
+    if value and len(value) <= 128 and all(33 <= c < 127 for c in value):
+        return value
+    return os.urandom(8).hex().encode()
+
+
+async def _read_body(receive: Any, limit: int) -> bytes:
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise _Disconnected
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):  # the common case: one message, no copy
+        if len(body) > limit:
+            raise _TooLarge
+        return body
+    parts = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _watch_disconnect(receive: Any, scope: anyio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
+
+
+async def _send_json(send: Any, status: int, body: bytes, rid: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [_JSON, (b"content-length", str(len(body)).encode()), (b"x-request-id", rid), *extra]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _usage(obj: Any) -> tuple[int, int] | None:
+    usage = obj.usage
+    return None if usage is None else (usage.prompt_tokens, usage.completion_tokens)
+
+
+class ChatCompletions:
+    """The ASGI endpoint; mounted by ``router`` at ``/chat/completions``."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        gateway = gateway_for(scope["app"])
+        started = time.monotonic()
+        authorization = api_key = rid = length = None
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                authorization = value
+            elif key == b"api-key":
+                api_key = value
+            elif key == b"x-request-id":
+                rid = value
+            elif key == b"content-length":
+                length = value
+        record = _Record(_request_id(rid), started)
+        try:
+            reply = await self._handle(gateway, scope, receive, send, record, authorization, api_key, length)
+        except _Disconnected:
+            record.status = _CLIENT_CLOSED
+            reply = None
+        if reply is not None:
+            record.status = reply[0]
+            await _send_json(send, reply[0], reply[1], record.rid, reply[2])
+        self._finish(gateway, record)
+
+    async def _handle(
+        self,
+        gateway: Gateway,
+        scope: dict[str, Any],
+        receive: Any,
+        send: Any,
+        record: _Record,
+        authorization: bytes | None,
+        api_key: bytes | None,
+        length: bytes | None,
+    ) -> ErrorReply | None:
+        """Returns an error reply to send, or None when the reply was already sent."""
+        if not gateway.open:
+            presented = api_key
+            if authorization is not None and authorization[:7].lower() == b"bearer ":
+                presented = authorization[7:].strip()
+            if not gateway.authorized(presented):
+                return _unauthorized(presented)
+        limit = gateway.settings.max_body_bytes
+        if length is not None and length.isdigit() and int(length) > limit:
+            return _too_large(limit)
+        try:
+            body = await _read_body(receive, limit)
+        except _TooLarge:
+            return _too_large(limit)
+        try:
+            request = ChatRequest.model_validate_json(body)
+        except ValidationError as exc:
+            return from_validation_error(exc)
+        record.model = request.model or gateway.factory.router.default_model
+        record.stream = request.stream
+        if gateway.settings.log_content:
+            record.reply = []
+            record.prompt = dumps(request.messages)
+        with anyio.CancelScope() as cancel_scope:
+            watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, cancel_scope))
+            try:
+                if request.stream:
+                    return await self._stream(gateway, request, send, record)
+                return await self._chat(gateway, request, record)
+            finally:
+                watcher.cancel()
+        # Only reached when the scope was cancelled: the client went away.
+        record.status = _CLIENT_CLOSED
+        return None
+
+    async def _chat(self, gateway: Gateway, request: ChatRequest, record: _Record) -> ErrorReply:
+        factory = gateway.factory
+        providers = _Counting(factory._runtime().providers)
+        try:
+            result = await factory.router.chat(request, providers, timeout=None)
+        except LLMFactoryError as exc:
+            record.attempts = providers.calls
+            return from_exception(exc)
+        record.attempts = providers.calls
+        record.deployment = result.deployment
+        record.usage = _usage(result)
+        if record.reply is not None:
+            record.reply.extend(c.message.content or "" for c in result.choices)
+        return 200, result.__pydantic_serializer__.to_json(result, exclude_none=True), []
+
+    async def _stream(self, gateway: Gateway, request: ChatRequest, send: Any, record: _Record) -> ErrorReply | None:
+        factory = gateway.factory
+        providers = _Counting(factory._runtime().providers)
+        info = StreamInfo()
+        chunks = factory.router.stream(request, providers, info=info)
+        try:
+            try:
+                first = await chunks.__anext__()
+            except StopAsyncIteration:
+                first = None
+            except LLMFactoryError as exc:
+                record.attempts = providers.calls
+                return from_exception(exc)
+            # Committed: from here on the status is 200 and failures travel inside the stream.
+            record.deployment = info.deployment.name if info.deployment else None
+            if info.first_token_at is not None:
+                record.ttft = info.first_token_at - record.started
+            headers = [*_SSE_HEADERS, (b"x-request-id", record.rid)]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            reply = record.reply
+            try:
+                if first is not None:
+                    await send({"type": "http.response.body", "body": _frame(first, record, reply), "more_body": True})
+                async for chunk in chunks:
+                    await send({"type": "http.response.body", "body": _frame(chunk, record, reply), "more_body": True})
+            except LLMFactoryError as exc:
+                record.status = exc.http_status
+                _, body, _ = from_exception(exc)
+                log.warning("request %s: stream failed after it started: %s", record.rid.decode(), exc)
+                await send({"type": "http.response.body", "body": b"data: " + body + b"\n\n", "more_body": False})
+                return None
+            await send({"type": "http.response.body", "body": _DONE, "more_body": False})
+            return None
+        finally:
+            record.attempts = providers.calls
+            with anyio.CancelScope(shield=True):
+                await chunks.aclose()  # at once, also on cancellation: the connection goes back to the pool
+
+    def _finish(self, gateway: Gateway, record: _Record) -> None:
+        duration = time.monotonic() - record.started
+        model = gateway.metrics.model_label(record.model)
+        gateway.metrics.observe(
+            model,
+            record.stream,
+            record.status,
+            duration,
+            deployment=record.deployment,
+            ttft=record.ttft,
+            usage=record.usage,
+            failed_attempts=max(0, record.attempts - 1),
+        )
+        if gateway.settings.log_requests and access_log.isEnabledFor(logging.INFO):
+            usage = record.usage
+            access_log.info(
+                "%s model=%r stream=%s deployment=%s status=%d latency_ms=%.1f ttft_ms=%s tokens=%s attempts=%d%s",
+                record.rid.decode(),
+                record.model,
+                "true" if record.stream else "false",
+                record.deployment or "-",
+                record.status,
+                duration * 1000,
+                f"{record.ttft * 1000:.1f}" if record.ttft is not None else "-",
+                f"{usage[0]}/{usage[1]}" if usage else "-",
+                record.attempts,
+                _content(record),
+            )
+
+
+def _frame(chunk: Any, record: _Record, reply: list[str] | None) -> bytes:
+    if chunk.usage is not None:
+        record.usage = _usage(chunk)
+    if reply is not None:
+        reply.extend(c.delta.content or "" for c in chunk.choices)
+    return b"data: " + chunk.__pydantic_serializer__.to_json(chunk, exclude_none=True) + b"\n\n"
+
+
+def _unauthorized(presented: bytes | None) -> ErrorReply:
+    if presented is None:
+        message = "Missing API key: send it as 'Authorization: Bearer <key>' (or an 'api-key' header)."
+    else:
+        message = "Incorrect API key provided."
+    status, body, _ = simple(401, message, "invalid_request_error", "invalid_api_key")
+    return status, body, [(b"www-authenticate", b"Bearer")]
+
+
+def _too_large(limit: int) -> ErrorReply:
+    return simple(
+        413,
+        f"The request body is larger than this gateway accepts ({limit} bytes; server.max_body_bytes).",
+        "invalid_request_error",
+        "request_too_large",
+    )
+
+
+def _content(record: _Record) -> str:
+    if record.reply is None or record.prompt is None:
+        return ""
+    return f" messages={record.prompt.decode()} reply={''.join(record.reply)!r}"

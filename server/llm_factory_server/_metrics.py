@@ -1,0 +1,161 @@
+"""Prometheus metrics, one registry per gateway (several apps in one process never collide).
+
+Per-request series are updated on the hot path through cached label children; per-deployment
+state is read from ``factory.status()`` at scrape time; state transitions (cooldowns, disables,
+recoveries) come from the core's ``llm_factory_deployment_state_changed`` hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from llm_factory_core import LLMFactory, hookimpl
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# LLM calls last from ~100 ms to minutes: the default buckets (5 ms .. 10 s) would lump them together.
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
+_TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30)
+_STATES = ("healthy", "cooldown", "disabled")
+
+
+class _DeploymentCollector(Collector):
+    def __init__(self, factory: LLMFactory) -> None:
+        self.factory = factory
+
+    def collect(self) -> Iterator[Any]:
+        labels = ["deployment", "model", "provider"]
+        state = GaugeMetricFamily(
+            "llm_factory_deployment_state", "1 for the deployment's current state", labels=[*labels, "state"]
+        )
+        in_flight = GaugeMetricFamily("llm_factory_deployment_in_flight", "Requests in flight", labels=labels)
+        ok = CounterMetricFamily("llm_factory_deployment_successes", "Successful attempts", labels=labels)
+        failed = CounterMetricFamily(
+            "llm_factory_deployment_failures", "Failed attempts (each failed over or failed the call)", labels=labels
+        )
+        latency = GaugeMetricFamily(
+            "llm_factory_deployment_latency_seconds",
+            "Moving average time to answer (to first token for streams)",
+            labels=labels,
+        )
+        for s in self.factory.status():
+            values = [s.name, s.model_name, s.provider]
+            for name in _STATES:
+                state.add_metric([*values, name], 1.0 if s.state == name else 0.0)
+            in_flight.add_metric(values, s.in_flight)
+            ok.add_metric(values, s.successes)
+            failed.add_metric(values, s.failures)
+            if s.avg_latency_ms is not None:
+                latency.add_metric(values, s.avg_latency_ms / 1000)
+        yield from (state, in_flight, ok, failed, latency)
+
+
+class _StateObserver:
+    """Counts state transitions of this gateway's deployments (the registry may be shared)."""
+
+    def __init__(self, names: set[str], counter: Counter) -> None:
+        self.names = names
+        self.counter = counter
+
+    @hookimpl
+    def llm_factory_deployment_state_changed(
+        self, deployment: str, model: str, state: str, reason: str | None, until: float | None
+    ) -> None:
+        if deployment in self.names:
+            self.counter.labels(deployment, model, state).inc()
+
+
+class Metrics:
+    def __init__(self, factory: LLMFactory) -> None:
+        self.factory = factory
+        self.registry = CollectorRegistry(auto_describe=False)
+        r = self.registry
+        self._requests = Counter(
+            "llm_factory_requests",
+            "Chat completion requests by final HTTP status",
+            ["model", "stream", "status"],
+            registry=r,
+        )
+        self._latency = Histogram(
+            "llm_factory_request_duration_seconds",
+            "Time from request to last byte",
+            ["model", "stream"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self._ttft = Histogram(
+            "llm_factory_time_to_first_token_seconds",
+            "Time from request to the first content chunk",
+            ["model", "deployment"],
+            buckets=_TTFT_BUCKETS,
+            registry=r,
+        )
+        self._tokens = Counter(
+            "llm_factory_tokens", "Tokens reported by upstreams", ["model", "deployment", "type"], registry=r
+        )
+        self._failovers = Counter(
+            "llm_factory_failovers",
+            "Failed attempts after which another deployment was tried or the call failed",
+            ["model"],
+            registry=r,
+        )
+        self._state_changes = Counter(
+            "llm_factory_deployment_state_changes",
+            "Deployments entering cooldown / disabled or recovering",
+            ["deployment", "model", "state"],
+            registry=r,
+        )
+        r.register(_DeploymentCollector(factory))
+        self._known_models = set(factory.model_names)
+        self._observer = _StateObserver({d.name for d in factory.deployments}, self._state_changes)
+        factory.registry.register(self._observer, origin="llm-factory-server metrics")
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def close(self) -> None:
+        pm = self.factory.registry.pm
+        if pm.is_registered(self._observer):
+            pm.unregister(self._observer)
+
+    def model_label(self, model: str | None) -> str:
+        # Only configured names become labels: arbitrary client input must not explode cardinality.
+        return model if model in self._known_models else "unknown"  # type: ignore[return-value]
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe(
+        self,
+        model: str,
+        stream: bool,
+        status: int,
+        duration: float,
+        *,
+        deployment: str | None = None,
+        ttft: float | None = None,
+        usage: tuple[int, int] | None = None,
+        failed_attempts: int = 0,
+    ) -> None:
+        flag = "true" if stream else "false"
+        self._child(self._requests, model, flag, str(status)).inc()
+        self._child(self._latency, model, flag).observe(duration)
+        if ttft is not None and deployment is not None:
+            self._child(self._ttft, model, deployment).observe(ttft)
+        if usage is not None and deployment is not None:
+            self._child(self._tokens, model, deployment, "prompt").inc(usage[0])
+            self._child(self._tokens, model, deployment, "completion").inc(usage[1])
+        if failed_attempts:
+            self._child(self._failovers, model).inc(failed_attempts)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,76 @@
+"""Running the gateway with uvicorn (uvloop and httptools when installed, which ``auto`` picks)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import logging.config
+import os
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.config import LOGGING_CONFIG
+
+from ._app import _build
+from ._discovery import CONFIG_ENV, ENV_FILE_ENV
+from ._gateway import Gateway, loopback
+
+__all__ = ["serve", "worker_app"]
+
+log = logging.getLogger("llm_factory_server")
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's own logging setup plus our loggers (uvicorn's access log is replaced by ours:
+    one line per request with model, deployment, latency and tokens)."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    for name in ("llm_factory_server", "llm_factory_core"):
+        config["loggers"][name] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
+
+
+def serve(
+    *,
+    config: str | None = None,
+    env_file: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    log_level: str = "info",
+) -> None:
+    """Find the configuration, then serve until SIGINT / SIGTERM (in-flight requests get
+    ``server.shutdown_timeout`` seconds to finish; new connections are refused meanwhile)."""
+    logging.config.dictConfig(log_config(log_level))
+    gateway = Gateway.discover(config, env_file, {"host": host, "port": port, "workers": workers})
+    settings = gateway.settings
+    if gateway.open and not loopback(settings.host):
+        log.warning(
+            "No client keys are configured and the gateway listens on %s: anyone who can reach it can "
+            "spend your provider keys. Set LLM_FACTORY_API_KEYS (or server.api_keys in config.yaml).",
+            settings.host,
+        )
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "auto",
+        "http": "auto",
+        "access_log": False,
+        "log_config": log_config(log_level),
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
+    }
+    if settings.workers == 1:
+        uvicorn.run(_build(gateway), **common)
+        return
+    # Each worker process builds its own factory (connection pools are per process) from the same
+    # configuration, passed on through the environment.
+    gateway.factory.close()
+    if config:
+        os.environ[CONFIG_ENV] = os.path.abspath(config)
+    if env_file:
+        os.environ[ENV_FILE_ENV] = os.path.abspath(env_file)
+    uvicorn.run("llm_factory_server._serve:worker_app", factory=True, workers=settings.workers, **common)
+
+
+def worker_app() -> FastAPI:
+    return _build(Gateway.discover())
