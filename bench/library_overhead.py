@@ -80,6 +80,23 @@ async def bench(port: int, calls: int) -> dict[str, dict[str, float]]:
             return await factory.chat_async("hi")
 
         results["llm_factory_chat_async"] = await measure(ours, calls)
+    try:
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError:
+        return results
+    async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+
+        async def bare_aiohttp() -> object:
+            response = await client.post(f"{base}/chat/completions", json=body, headers={"authorization": "Bearer k"})
+            return response.json()
+
+        results["bare_httpx_aiohttp"] = await measure(bare_aiohttp, calls)
+    async with LLMFactory(config, transport=AiohttpTransport()) as factory:
+
+        async def ours_aiohttp() -> object:
+            return await factory.chat_async("hi")
+
+        results["llm_factory_aiohttp"] = await measure(ours_aiohttp, calls)
     return results
 
 
@@ -104,8 +121,9 @@ def main() -> None:
     }
     print("| path | p50 µs | p99 µs | CPU µs/call | calls/s |")
     print("|---|---:|---:|---:|---:|")
-    for name in ("bare_httpx", "llm_factory_chat_async"):
-        r = results[name]
+    for name, r in results.items():
+        if name == "ratio":
+            continue
         print(f"| {name} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['cpu_us_per_call']:.0f} | {r['calls_per_s']:.0f} |")
     print(f"\nchat_async / bare httpx: p50 x{results['ratio']['p50']:.2f}, CPU x{results['ratio']['cpu']:.2f}")
     if args.json:

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from ._config import FactoryConfig, ModelConfig, RouterSettings, format_validation_error
@@ -169,6 +168,8 @@ def _substitute(value: Any, env: Mapping[str, str], source: str, path: str) -> A
 def load_yaml(path: str | os.PathLike[str], env: Mapping[str, str]) -> FactoryConfig:
     """Parse a YAML config safely (``yaml.safe_load``: no object construction), substitute
     ``${VAR}`` / ``${VAR:-default}``, and validate; errors name the file and the field path."""
+    import yaml  # imported here: most processes never read YAML, and import time matters
+
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
