@@ -318,3 +318,25 @@ def test_bad_settings_are_clear_errors(overrides: dict[str, Any], match: str) ->
     data = {"provider": "deepseek", "model_name": "deepseek-chat", "api_key": GOOD, **overrides}
     with pytest.raises(ConfigurationError, match=match):
         LLMFactory([ModelConfig.model_validate(data)])
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("how", ["extra_body", "keyword"])
+async def test_thinking_enabled_in_the_request_keeps_the_tool_loops_reasoning(how: str) -> None:
+    fake = FakeDeepSeek(keys=(GOOD,))
+    history = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "reasoning_content": "use the tool", "tool_calls": CALL},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]
+    thinking = {"thinking": {"type": "enabled"}}
+    params: dict[str, Any] = {"extra_body": thinking} if how == "extra_body" else thinking
+    async with factory(fake, config("deepseek-chat")) as f:
+        reply = await f.chat_async(history, tools=TOOLS, **params)
+        plain = await f.chat_async(history, tools=TOOLS)  # deepseek-chat does not think by default
+    assert reply.choices[0].message.reasoning_content == "Let me think."  # type: ignore[attr-defined]
+    assert plain.choices[0].message.get("reasoning_content") is None
+    sent = fake.bodies()
+    assert sent[0]["thinking"] == {"type": "enabled"}
+    assert sent[0]["messages"][1]["reasoning_content"] == "use the tool"
+    assert "reasoning_content" not in sent[1]["messages"][1]
