@@ -65,6 +65,8 @@ class Reply:
     pieces: list[str] | None = None
     retry_after: str | None = None
     retry_after_ms: str | None = None
+    hint_only: bool = False
+    """A 429 without Retry-After headers: only the message says how long to wait."""
 
 
 @dataclass
@@ -163,9 +165,7 @@ class FakeOpenAI:
                 {
                     "error": {
                         "code": "MissingApiVersionParameter",
-                        "message": (
-                            "The api-version query parameter (?api-version=) is required for all requests."
-                        ),
+                        "message": ("The api-version query parameter (?api-version=) is required for all requests."),
                     }
                 },
                 400,
@@ -301,9 +301,7 @@ class FakeOpenAI:
                 events.append(chunk({"tool_calls": [first]}))
                 args = call["arguments"]
                 for j in range(0, len(args), 7):
-                    events.append(
-                        chunk({"tool_calls": [{"index": i, "function": {"arguments": args[j : j + 7]}}]})
-                    )
+                    events.append(chunk({"tool_calls": [{"index": i, "function": {"arguments": args[j : j + 7]}}]}))
             finish = "tool_calls"
         else:
             for piece in self._pieces(reply):
@@ -324,9 +322,7 @@ class FakeOpenAI:
             return _sse(events, done=False)
         if reply.kind == "stream_filtered":
             events.append(
-                annotation(
-                    "content_filter", {"protected_material_text": {"detected": True, "filtered": True}}
-                )
+                annotation("content_filter", {"protected_material_text": {"detected": True, "filtered": True}})
             )
             return _sse(events)
         events.append(chunk({}, finish))
@@ -386,12 +382,11 @@ class FakeOpenAI:
         if kind == "auth":
             return self._auth_error(azure, "sk-revoked-key-0000")
         if kind == "rate_limit":
+            # Header presence varies on real 429s: ``hint_only`` leaves only the message's hint.
             seconds = reply.retry_after or "6"
-            headers = {
-                "retry-after": seconds,
-                "x-ratelimit-remaining-requests": "0",
-                "x-ratelimit-remaining-tokens": "0",
-            }
+            headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-remaining-tokens": "0"}
+            if not reply.hint_only:
+                headers["retry-after"] = seconds
             if reply.retry_after_ms is not None:
                 headers["retry-after-ms"] = reply.retry_after_ms
             if azure:
@@ -464,8 +459,7 @@ class FakeOpenAI:
                         "error": {
                             "code": "InternalServerError",
                             "message": (
-                                "The service is temporarily unable to process your request. "
-                                "Please try again later."
+                                "The service is temporarily unable to process your request. Please try again later."
                             ),
                             "status": 500,
                         }
@@ -531,6 +525,4 @@ def _sse(events: list[dict[str, Any]], *, done: bool = True) -> httpx.Response:
     text = "".join(f"data: {json.dumps(e, ensure_ascii=False, separators=(',', ':'))}\n\n" for e in events)
     if done:
         text += "data: [DONE]\n\n"
-    return httpx.Response(
-        200, content=text.encode(), headers={"content-type": "text/event-stream; charset=utf-8"}
-    )
+    return httpx.Response(200, content=text.encode(), headers={"content-type": "text/event-stream; charset=utf-8"})

@@ -51,9 +51,7 @@ def azure_sdk(fake: FakeOpenAI, **kwargs: Any) -> openai.AzureOpenAI:
     )
 
 
-def openai_sdk(
-    fake: FakeOpenAI, base_url: str = "https://api.openai.com/v1", key: str = OPENAI_KEY
-) -> openai.OpenAI:
+def openai_sdk(fake: FakeOpenAI, base_url: str = "https://api.openai.com/v1", key: str = OPENAI_KEY) -> openai.OpenAI:
     return openai.OpenAI(api_key=key, base_url=base_url, http_client=http_client(fake), max_retries=0)
 
 
@@ -156,9 +154,7 @@ def test_sdk_parses_azure_v1_reply() -> None:
         ("server_error", openai.InternalServerError, None),
     ],
 )
-def test_sdk_raises_its_error_types(
-    flavour: str, kind: str, sdk_error: type[Exception], code: str | None
-) -> None:
+def test_sdk_raises_its_error_types(flavour: str, kind: str, sdk_error: type[Exception], code: str | None) -> None:
     fake = FakeOpenAI()
     fake.push(kind, retry_after="7", retry_after_ms="7250")
     sdk = azure_sdk(fake) if flavour == "azure" else openai_sdk(fake)
@@ -175,6 +171,15 @@ def test_sdk_raises_its_error_types(
     if kind == "content_filter":
         body = error.body
         assert isinstance(body, dict) and body["innererror"]["code"] == "ResponsibleAIPolicyViolation"
+
+
+def test_sdk_rate_limit_with_only_a_message_hint() -> None:
+    fake = FakeOpenAI()
+    fake.push("rate_limit", retry_after="24", hint_only=True)
+    with pytest.raises(openai.RateLimitError, match="retry after 24 seconds") as info:
+        azure_sdk(fake).chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert "retry-after" not in info.value.response.headers
+    assert info.value.code == "429"
 
 
 def test_sdk_authentication_error_for_an_invalid_key() -> None:
@@ -324,3 +329,23 @@ async def test_plugin_and_sdk_both_send_entra_tokens_as_bearer() -> None:
     assert _shape(ours_fake.requests[0]) == _shape(sdk_fake.requests[0])
     assert ours_fake.requests[0].headers["authorization"] == "Bearer entra-token-000001"
     assert "api-key" not in ours_fake.requests[0].headers
+
+
+@pytest.mark.anyio
+async def test_plugin_and_sdk_send_the_same_organization_and_project_headers() -> None:
+    sdk_fake, ours_fake = FakeOpenAI(), FakeOpenAI()
+    openai.OpenAI(
+        api_key=OPENAI_KEY,
+        organization="org-fake01",
+        project="proj_fake01",
+        http_client=http_client(sdk_fake),
+        max_retries=0,
+    ).chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    config = ModelConfig(
+        provider="openai", model_name="gpt-4o", api_key=OPENAI_KEY, organization="org-fake01", project="proj_fake01"
+    )
+    async with LLMFactory(config, transport=ours_fake.transport) as factory:
+        await factory.chat_async(MESSAGES)
+    theirs, ours = sdk_fake.requests[0].headers, ours_fake.requests[0].headers
+    for name in ("openai-organization", "openai-project"):
+        assert ours[name] == theirs[name]

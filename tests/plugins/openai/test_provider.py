@@ -94,9 +94,7 @@ async def test_url_forms(
     config: dict[str, Any], route: str, path: str, query: dict[str, str], auth: tuple[str | None, str | None]
 ) -> None:
     fake = FakeOpenAI(text="routed", require_key=auth[0] is not None)
-    async with LLMFactory(
-        ModelConfig(provider="openai", model_name="gpt-4o", **config), transport=fake.transport
-    ) as f:
+    async with LLMFactory(ModelConfig(provider="openai", model_name="gpt-4o", **config), transport=fake.transport) as f:
         reply = await f.chat_async("Hi")
     assert reply.choices[0].message.content == "routed"
     (seen,) = fake.requests
@@ -203,13 +201,9 @@ async def test_tool_calls_in_a_completion() -> None:
 async def test_tool_call_deltas_assemble(flavour: str) -> None:
     fake = FakeOpenAI(async_filter=True)
     fake.push("tools")
-    config = (
-        azure() if flavour == "azure" else ModelConfig(provider="openai", model_name="gpt-4o", api_key=KEY1)
-    )
+    config = azure() if flavour == "azure" else ModelConfig(provider="openai", model_name="gpt-4o", api_key=KEY1)
     async with LLMFactory(config, transport=fake.transport) as f:
-        chunks = await collect(
-            f, "Weather?", tools=[{"type": "function", "function": {"name": "get_weather"}}]
-        )
+        chunks = await collect(f, "Weather?", tools=[{"type": "function", "function": {"name": "get_weather"}}])
     calls: dict[int, dict[str, str]] = {}
     for chunk in chunks:
         for choice in chunk.choices:
@@ -278,6 +272,18 @@ async def test_error_event_after_content_interrupts_the_stream() -> None:
     assert len(fake.requests) == 1  # committed: no silent switch to another deployment
 
 
+@pytest.mark.anyio
+async def test_error_event_before_content_fails_over() -> None:
+    fake = FakeOpenAI(text="from the second key")
+    fake.push("stream_error", pieces=[])
+    async with LLMFactory([azure(), azure(key=KEY2)], transport=fake.transport, strategy="first_available") as f:
+        chunks = await collect(f)
+        status = _status(f)
+    assert text_of(chunks) == "from the second key"
+    assert [r.key for r in fake.requests] == [KEY1, KEY2]
+    assert status["****1111"].state == "cooldown"
+
+
 def test_sync_stream_and_chat() -> None:
     fake = FakeOpenAI(text="sync hello")
     with LLMFactory(azure(), transport=fake.transport) as f:
@@ -300,9 +306,7 @@ def _status(factory: LLMFactory) -> dict[str, Any]:
     ids=["retry-after", "retry-after-ms"],
 )
 @pytest.mark.parametrize("flavour", ["azure", "openai"])
-async def test_rate_limit_cools_down_for_the_hint(
-    flavour: str, headers: dict[str, str], seconds: float
-) -> None:
+async def test_rate_limit_cools_down_for_the_hint(flavour: str, headers: dict[str, str], seconds: float) -> None:
     fake = FakeOpenAI(text="from the second key")
     fake.push("rate_limit", **headers)
     if flavour == "azure":
@@ -324,11 +328,22 @@ async def test_rate_limit_cools_down_for_the_hint(
 
 
 @pytest.mark.anyio
+async def test_azure_rate_limit_without_headers_uses_the_message_hint() -> None:
+    fake = FakeOpenAI()
+    fake.push("rate_limit", retry_after="24", hint_only=True)
+    async with LLMFactory([azure(), azure(key=KEY2)], transport=fake.transport, strategy="first_available") as f:
+        before = time.time()
+        await f.chat_async("Hi")
+        after = time.time()
+        first = _status(f)["****1111"]
+    assert first.state == "cooldown"
+    assert first.until is not None and before + 24 - 0.05 <= first.until <= after + 24 + 0.05
+
+
+@pytest.mark.anyio
 async def test_invalid_key_is_disabled_and_the_next_key_answers() -> None:
     fake = FakeOpenAI(text="good key", invalid_keys={KEY1})
-    async with LLMFactory(
-        [azure(), azure(key=KEY2)], transport=fake.transport, strategy="first_available"
-    ) as f:
+    async with LLMFactory([azure(), azure(key=KEY2)], transport=fake.transport, strategy="first_available") as f:
         reply = await f.chat_async("Hi")
         second = await f.chat_async("Hi again")
         status = _status(f)
@@ -376,9 +391,7 @@ async def test_context_length_goes_to_the_fallback_model() -> None:
 async def test_server_error_fails_over_and_cools_down() -> None:
     fake = FakeOpenAI(text="second")
     fake.push("server_error")
-    async with LLMFactory(
-        [azure(), azure(key=KEY2)], transport=fake.transport, strategy="first_available"
-    ) as f:
+    async with LLMFactory([azure(), azure(key=KEY2)], transport=fake.transport, strategy="first_available") as f:
         reply = await f.chat_async("Hi")
         status = _status(f)
     assert reply.choices[0].message.content == "second"
