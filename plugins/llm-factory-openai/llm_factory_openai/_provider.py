@@ -3,8 +3,9 @@ OpenAI-compatible server (vLLM, Ollama, LM Studio...). The wire codec is the cor
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 from pydantic import SecretStr
@@ -19,6 +20,7 @@ from llm_factory_core.providers import (
 
 __all__ = ["OpenAIProvider", "OpenAISettings"]
 
+_DEPLOYMENT_URL = re.compile(r"^(?P<endpoint>.+)/openai/deployments/(?P<deployment>[^/?]+)$")
 AZURE_HOST_SUFFIXES = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 
 
@@ -88,9 +90,13 @@ class OpenAIProvider(OpenAICompatibleProvider):
         base = (s.api_base or self.default_api_base or "").rstrip("/")
         if not self.azure or base.endswith("/openai/v1"):
             return base + "/chat/completions", (s.deployment or s.model)
-        if base.endswith("/openai"):
+        pasted = None
+        if m := _DEPLOYMENT_URL.match(base):
+            # A deployment URL copied from the portal: its deployment is the default one.
+            base, pasted = m.group("endpoint"), unquote(m.group("deployment"))
+        elif base.endswith("/openai"):
             base = base[: -len("/openai")]
-        deployment = quote(s.deployment or s.model, safe="")
+        deployment = quote(s.deployment or pasted or s.model, safe="")
         version = quote(s.api_version or "", safe="")
         return f"{base}/openai/deployments/{deployment}/chat/completions?api-version={version}", s.model
 

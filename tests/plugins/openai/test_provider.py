@@ -4,6 +4,7 @@ extra chunks, tools, images, response_format, and the failover rules for its err
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -114,6 +115,42 @@ async def test_deployment_name_differs_from_model_name() -> None:
     (seen,) = fake.requests
     assert seen.deployment == "prod-gpt4o-eastus"
     assert seen.body["model"] == "gpt-4o"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("deployment", "expected"), [(None, "portal-dep"), ("explicit-dep", "explicit-dep")])
+async def test_a_pasted_deployment_url_is_understood(deployment: str | None, expected: str) -> None:
+    fake = FakeOpenAI()
+    extra = {"deployment": deployment} if deployment else {}
+    config = ModelConfig(
+        provider="openai",
+        model_name="gpt-4o",
+        api_key=KEY1,
+        api_base=AZURE + "/openai/deployments/portal-dep",
+        api_version="2024-10-21",
+        **extra,
+    )
+    async with LLMFactory(config, transport=fake.transport) as f:
+        await f.chat_async("Hi")
+    (seen,) = fake.requests
+    assert seen.path == f"/openai/deployments/{expected}/chat/completions"
+    assert seen.query == {"api-version": "2024-10-21"}
+
+
+def test_deployment_and_api_version_from_the_environment(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith(("OPENAI_", "LLM_FACTORY_"))]:
+        monkeypatch.delenv(name)  # real variables would win over the file
+    env = tmp_path / ".env"
+    env.write_text(
+        f"OPENAI_API_KEY={KEY1}\nOPENAI_API_BASE={AZURE}\nOPENAI_MODEL=gpt-4o\n"
+        "OPENAI_API_VERSION=2024-10-21\nOPENAI_DEPLOYMENT=env-dep\n",
+        encoding="utf-8",
+    )
+    fake = FakeOpenAI()
+    with LLMFactory.create(env_file=env, transport=fake.transport) as f:
+        f.chat("Hi")
+    (seen,) = fake.requests
+    assert (seen.deployment, seen.query, seen.key) == ("env-dep", {"api-version": "2024-10-21"}, KEY1)
 
 
 @pytest.mark.anyio
