@@ -88,14 +88,15 @@ def classify_native_error(
         try:
             data = json_loads(body) if body.strip() else {}
         except ValueError:
-            data = {}
+            data = None
     if isinstance(data, dict) and isinstance(data.get("error"), dict):
         raw = body if isinstance(body, bytes) else json_dumps(data)
         return classify_openai_error(status, headers, raw)
+    # A body that is not a JSON object (a proxy's HTML page) is the message itself.
+    text = body.decode("utf-8", "replace")[:300] if isinstance(body, bytes) and not isinstance(data, dict) else ""
     if not isinstance(data, dict):
         data = {}
     code = str(data.get("code") or "")
-    text = body.decode("utf-8", "replace")[:300] if isinstance(body, bytes) else ""
     message = str(data.get("message") or data.get("msg") or text or f"HTTP {status}")
     kwargs: dict[str, Any] = {
         "status": status,
