@@ -278,6 +278,13 @@ class FakeGemini:
 
         return httpx.Response(status, headers=headers, content=stream())
 
+    def respond(self, request: httpx.Request) -> httpx.Response:
+        """A synchronous reply with the whole body (for ``MockUpstream`` routes)."""
+        status, headers, pieces = self.handle(
+            request.method, request.url.path, dict(request.url.params), dict(request.headers), request.read()
+        )
+        return httpx.Response(status, headers=headers, content=b"".join(pieces))
+
     @property
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self)
