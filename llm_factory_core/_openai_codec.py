@@ -160,10 +160,10 @@ class OpenAICompatibleProvider(Provider):
         return data
 
     def parse_completion(self, data: Any) -> ChatCompletion:
+        if isinstance(data, dict) and data.get("error"):
+            raise self._error_from_payload(data)
         if not isinstance(data, dict) or "choices" not in data:
             raise self.error(UpstreamConnectionError, "upstream reply has no choices")
-        if isinstance(data.get("error"), dict):
-            raise self._error_from_payload(data)
         data = self.adapt_completion(data)
         for choice in data["choices"]:
             choice["finish_reason"] = self.map_finish_reason(choice.get("finish_reason"))
