@@ -1,0 +1,517 @@
+"""Faithful fakes of Claude's two hosts: AWS bedrock-runtime (InvokeModel, event streams, SigV4 or
+Bedrock API keys) and Anthropic's Messages API (x-api-key, SSE).
+
+Each fake is an ``httpx.MockTransport`` handler (``fake.handle``) and, for SDKs that need a socket,
+a tiny HTTP server on 127.0.0.1 (``serve(fake)``). They are validated by boto3 and the anthropic
+SDK in test_fakes.py. Replies are scripted with ``fake.script.append(Reply(...))``; without a
+script the fake answers "Hello from fake Claude".
+
+Formats: /work/shared/reference/provider-wire-formats.md §5 (Bedrock) and Anthropic's SDK types.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import http.server
+import json
+import struct
+import threading
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+# -- scripted replies --------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    """A Claude message. ``pieces`` splits the first text block into stream deltas."""
+
+    blocks: list[dict[str, Any]] = field(default_factory=lambda: [{"type": "text", "text": "Hello from fake Claude"}])
+    stop_reason: str = "end_turn"
+    usage: tuple[int, int] = (11, 7)
+    pieces: list[str] | None = None
+    fail_after: int | None = None
+    """Streams only: after this many events send an in-stream error (``fail_code``)."""
+    fail_code: str = "ThrottlingException"
+    cut_after: int | None = None
+    """Streams only: end the bytes after this many events (a cut connection)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def text(cls, text: str, **kw: Any) -> Reply:
+        return cls(blocks=[{"type": "text", "text": text}], **kw)
+
+
+@dataclass
+class Fail:
+    """An error reply; ``code`` is the Bedrock exception name or the Anthropic error type."""
+
+    code: str
+    message: str = "failed"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def message_json(reply: Reply, model: str, *, bedrock: bool) -> dict[str, Any]:
+    return {
+        "id": ("msg_bdrk_" if bedrock else "msg_") + uuid.uuid4().hex[:24],
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": reply.blocks,
+        "stop_reason": reply.stop_reason,
+        "stop_sequence": None,
+        "usage": {"input_tokens": reply.usage[0], "output_tokens": reply.usage[1]},
+        **reply.extra,
+    }
+
+
+def stream_events(reply: Reply, model: str, *, bedrock: bool) -> list[dict[str, Any]]:
+    """The Messages stream for a reply, in Anthropic's order."""
+    message = message_json(reply, model, bedrock=bedrock)
+    start = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "usage": {"input_tokens": reply.usage[0], "output_tokens": 1},
+    }
+    events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
+    for index, block in enumerate(reply.blocks):
+        if block["type"] == "text":
+            events.append(
+                {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
+            )
+            pieces = reply.pieces if (reply.pieces is not None and index == 0) else [block["text"]]
+            events += [
+                {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": p}}
+                for p in pieces
+            ]
+        elif block["type"] == "tool_use":
+            head = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+            events.append({"type": "content_block_start", "index": index, "content_block": head})
+            text = json.dumps(block["input"])
+            half = len(text) // 2
+            for part in (text[:half], text[half:]):
+                events.append(
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": part},
+                    }
+                )
+        elif block["type"] == "thinking":
+            events.append(
+                {"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": ""}}
+            )
+            events.append(
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "thinking_delta", "thinking": block["thinking"]},
+                }
+            )
+        events.append({"type": "content_block_stop", "index": index})
+    events.append(
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
+            "usage": {"output_tokens": reply.usage[1]},
+        }
+    )
+    stop: dict[str, Any] = {"type": "message_stop"}
+    if bedrock:
+        stop["amazon-bedrock-invocationMetrics"] = {
+            "inputTokenCount": reply.usage[0],
+            "outputTokenCount": reply.usage[1],
+            "invocationLatency": 321,
+            "firstByteLatency": 123,
+        }
+    events.append(stop)
+    return events
+
+
+def check_messages(body: Any) -> str | None:
+    """Anthropic's Messages validation that matters for translation bugs; None when valid."""
+    if not isinstance(body, dict):
+        return "body must be a JSON object"
+    if not isinstance(body.get("max_tokens"), int):
+        return "max_tokens: Field required"
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    previous = None
+    for i, message in enumerate(messages):
+        role = message.get("role")
+        if role not in ("user", "assistant"):
+            return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+        if role == previous:
+            return "messages: roles must alternate between 'user' and 'assistant'"
+        previous = role
+        content = message.get("content")
+        if isinstance(content, list):
+            for block in content:
+                if block.get("type") == "text" and not block.get("text"):
+                    return "messages: text content blocks must be non-empty"
+        elif not isinstance(content, str) or not content:
+            return f"messages.{i}.content: must be a non-empty string or list"
+    last = messages[-1]
+    if last["role"] == "assistant":
+        content = last["content"]
+        text = content if isinstance(content, str) else (content[-1].get("text") if content else "")
+        if isinstance(text, str) and text != text.rstrip():
+            return "final assistant content cannot end with trailing whitespace"
+    return None
+
+
+# -- the AWS event stream encoder (reference §5.6; round-tripped through botocore's decoder) ---
+
+
+def _header(name: str, value: str) -> bytes:
+    n, v = name.encode(), value.encode()
+    return struct.pack("!B", len(n)) + n + b"\x07" + struct.pack("!H", len(v)) + v
+
+
+def encode_event(headers: dict[str, str], payload: bytes) -> bytes:
+    hb = b"".join(_header(k, v) for k, v in headers.items())
+    prelude = struct.pack("!II", 12 + len(hb) + len(payload) + 4, len(hb))
+    prelude += struct.pack("!I", binascii.crc32(prelude) & 0xFFFFFFFF)
+    msg = prelude + hb + payload
+    return msg + struct.pack("!I", binascii.crc32(msg) & 0xFFFFFFFF)
+
+
+def chunk_frame(event: dict[str, Any]) -> bytes:
+    data = base64.b64encode(json.dumps(event).encode()).decode()
+    payload = json.dumps({"bytes": data, "p": "abcdefghijklmnop"[: 1 + len(data) % 16]}).encode()
+    return encode_event(
+        {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"}, payload
+    )
+
+
+def exception_frame(code: str, message: str) -> bytes:
+    name = code[:1].lower() + code[1:]
+    return encode_event(
+        {":exception-type": name, ":content-type": "application/json", ":message-type": "exception"},
+        json.dumps({"message": message}).encode(),
+    )
+
+
+# -- Bedrock -------------------------------------------------------------------------------------
+
+BEDROCK_ERRORS = {
+    "ValidationException": 400,
+    "ServiceQuotaExceededException": 400,
+    "AccessDeniedException": 403,
+    "UnrecognizedClientException": 403,
+    "InvalidSignatureException": 403,
+    "ExpiredTokenException": 403,
+    "ResourceNotFoundException": 404,
+    "ModelTimeoutException": 408,
+    "ModelErrorException": 424,
+    "ThrottlingException": 429,
+    "ModelNotReadyException": 429,
+    "InternalServerException": 500,
+    "ServiceUnavailableException": 503,
+}
+
+
+class FakeBedrock:
+    """bedrock-runtime's InvokeModel and InvokeModelWithResponseStream for Claude models."""
+
+    def __init__(
+        self,
+        *,
+        region: str = "us-east-1",
+        credentials: dict[str, tuple[str, str | None]] | None = None,
+        bearer_tokens: set[str] | None = None,
+    ) -> None:
+        self.region = region
+        self.credentials = credentials if credentials is not None else {}
+        """access key id -> (secret key, session token or None)"""
+        self.bearer_tokens = bearer_tokens if bearer_tokens is not None else set()
+        self.script: deque[Reply | Fail] = deque()
+        self.requests: list[httpx.Request] = []
+        self.bodies: list[dict[str, Any]] = []
+
+    # httpx.MockTransport handler
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        return self.render(request, self.script.popleft() if self.script else Reply())
+
+    def render(self, request: httpx.Request, reply: Reply | Fail) -> httpx.Response:
+        if isinstance(reply, Fail):
+            return self.error(reply.code, reply.message, reply.headers)
+        path = request.url.raw_path.decode()
+        parts = path.split("/")
+        if len(parts) != 4 or parts[1] != "model" or parts[3] not in ("invoke", "invoke-with-response-stream"):
+            return self.error("UnknownOperationException", f"no operation at {path}", status=404)
+        denied = self.check_auth(request)
+        if denied is not None:
+            return self.error(*denied)
+        self.requests.append(request)
+        try:
+            body = json.loads(request.content)
+        except ValueError:
+            return self.error(
+                "ValidationException", "Malformed input request, please reformat your input and try again."
+            )
+        self.bodies.append(body)
+        if body.get("anthropic_version") != "bedrock-2023-05-31":
+            return self.error(
+                "ValidationException", "Malformed input request: #: required key [anthropic_version] not found"
+            )
+        for forbidden in ("model", "stream"):
+            if forbidden in body:
+                return self.error(
+                    "ValidationException", f"Malformed input request: #: extraneous key [{forbidden}] is not permitted"
+                )
+        problem = check_messages(body)
+        if problem:
+            return self.error("ValidationException", problem)
+        model = unquote(parts[2])
+        if parts[3] == "invoke":
+            return self.invoke(reply, model)
+        return self.invoke_stream(reply, model)
+
+    def invoke(self, reply: Reply, model: str) -> httpx.Response:
+        data = message_json(reply, model, bedrock=True)
+        return httpx.Response(
+            200,
+            content=json.dumps(data).encode(),
+            headers={
+                "content-type": "application/json",
+                "x-amzn-requestid": str(uuid.uuid4()),
+                "x-amzn-bedrock-input-token-count": str(reply.usage[0]),
+                "x-amzn-bedrock-output-token-count": str(reply.usage[1]),
+                "x-amzn-bedrock-invocation-latency": "321",
+            },
+        )
+
+    def invoke_stream(self, reply: Reply, model: str) -> httpx.Response:
+        events = stream_events(reply, model, bedrock=True)
+        frames = []
+        for i, event in enumerate(events):
+            if reply.fail_after is not None and i == reply.fail_after:
+                frames.append(exception_frame(reply.fail_code, "Too many requests, please wait before trying again."))
+                break
+            if reply.cut_after is not None and i == reply.cut_after:
+                break
+            frames.append(chunk_frame(event))
+        return httpx.Response(
+            200,
+            content=b"".join(frames),
+            headers={
+                "content-type": "application/vnd.amazon.eventstream",
+                "x-amzn-bedrock-content-type": "application/json",
+                "x-amzn-requestid": str(uuid.uuid4()),
+            },
+        )
+
+    def error(
+        self, code: str, message: str, headers: dict[str, str] | None = None, status: int | None = None
+    ) -> httpx.Response:
+        return httpx.Response(
+            status or BEDROCK_ERRORS.get(code, 400),
+            content=json.dumps({"message": message}).encode(),
+            headers={
+                "content-type": "application/json",
+                "x-amzn-errortype": f"{code}:http://internal.amazon.com/coral/com.amazon.bedrock/",
+                "x-amzn-requestid": str(uuid.uuid4()),
+                **(headers or {}),
+            },
+        )
+
+    def check_auth(self, request: httpx.Request) -> tuple[str, str] | None:
+        """None when the request carries a known Bedrock API key or a valid SigV4 signature."""
+        header = request.headers.get("authorization", "")
+        if header.startswith("Bearer "):
+            if header[7:] in self.bearer_tokens:
+                return None
+            return "UnrecognizedClientException", "Invalid API Key format: Must start with pre-defined prefix"
+        if not header.startswith("AWS4-HMAC-SHA256 "):
+            return "AccessDeniedException", "Authorization header requires 'Credential' parameter."
+        problem = verify_sigv4(request, self.credentials, region=self.region, service="bedrock")
+        return problem
+
+
+def verify_sigv4(
+    request: httpx.Request, credentials: dict[str, tuple[str, str | None]], *, region: str, service: str
+) -> tuple[str, str] | None:
+    """Recompute the request's SigV4 signature with botocore's signer, as AWS does server-side."""
+    fields = dict(
+        part.strip().split("=", 1) for part in request.headers["authorization"][len("AWS4-HMAC-SHA256 ") :].split(",")
+    )
+    access_key, date, scope_region, scope_service, terminator = fields["Credential"].split("/")
+    if access_key not in credentials:
+        return "UnrecognizedClientException", "The security token included in the request is invalid."
+    secret, token = credentials[access_key]
+    if (scope_region, scope_service, terminator) != (region, service, "aws4_request"):
+        return (
+            "InvalidSignatureException",
+            f"Credential should be scoped to a valid region/service: {fields['Credential']}",
+        )
+    amz_date = request.headers.get("x-amz-date", "")
+    if amz_date[:8] != date:
+        return (
+            "InvalidSignatureException",
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date",
+        )
+    if token is not None and request.headers.get("x-amz-security-token") != token:
+        return "UnrecognizedClientException", "The security token included in the request is invalid."
+    signed = fields["SignedHeaders"].split(";")
+    if "host" not in signed or "x-amz-date" not in signed:
+        return "InvalidSignatureException", "host and x-amz-date must be signed"
+    aws = AWSRequest(
+        method=request.method,
+        url=f"{request.url.scheme}://{request.headers['host']}{request.url.raw_path.decode()}",
+        data=request.content,
+        headers={name: request.headers[name] for name in signed},
+    )
+    aws.context["timestamp"] = amz_date
+    signer = SigV4Auth(Credentials(access_key, secret, token), service, region)
+    canonical = signer.canonical_request(aws)
+    expected = signer.signature(signer.string_to_sign(aws, canonical), aws)
+    if signer.signed_headers(signer.headers_to_sign(aws)) != fields["SignedHeaders"] or expected != fields["Signature"]:
+        return (
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided.",
+        )
+    return None
+
+
+# -- Anthropic -----------------------------------------------------------------------------------
+
+ANTHROPIC_ERRORS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+
+
+class FakeAnthropic:
+    """Anthropic's ``POST /v1/messages``."""
+
+    def __init__(self, *, api_keys: set[str] | None = None) -> None:
+        self.api_keys = api_keys if api_keys is not None else {"sk-ant-test-key-0001"}
+        self.script: deque[Reply | Fail] = deque()
+        self.requests: list[httpx.Request] = []
+        self.bodies: list[dict[str, Any]] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        return self.render(request, self.script.popleft() if self.script else Reply())
+
+    def render(self, request: httpx.Request, reply: Reply | Fail) -> httpx.Response:
+        if isinstance(reply, Fail):
+            return self.error(reply.code, reply.message, reply.headers)
+        if request.method != "POST" or request.url.path != "/v1/messages":
+            return self.error("not_found_error", f"Not found: {request.url.path}")
+        # The documented x-api-key header, or a bearer token (how anthropic-python 2.x sends keys).
+        bearer = request.headers.get("authorization", "")
+        key = request.headers.get("x-api-key") or (bearer[7:] if bearer.startswith("Bearer ") else None)
+        if key not in self.api_keys:
+            return self.error("authentication_error", "invalid x-api-key")
+        if not request.headers.get("anthropic-version"):
+            return self.error("invalid_request_error", "anthropic-version: header is required")
+        self.requests.append(request)
+        try:
+            body = json.loads(request.content)
+        except ValueError:
+            return self.error("invalid_request_error", "There was an issue with the request body")
+        self.bodies.append(body)
+        problem = "model: Field required" if not body.get("model") else check_messages(body)
+        if problem:
+            return self.error("invalid_request_error", problem)
+        if body.get("stream"):
+            return self.stream(reply, body["model"])
+        return httpx.Response(
+            200,
+            content=json.dumps(message_json(reply, body["model"], bedrock=False)).encode(),
+            headers={"content-type": "application/json", "request-id": "req_" + uuid.uuid4().hex[:20]},
+        )
+
+    def stream(self, reply: Reply, model: str) -> httpx.Response:
+        events = stream_events(reply, model, bedrock=False)
+        events.insert(1, {"type": "ping"})
+        out = []
+        for i, event in enumerate(events):
+            if reply.fail_after is not None and i == reply.fail_after:
+                error = {"type": "error", "error": {"type": reply.fail_code, "message": "Overloaded"}}
+                out.append(f"event: error\ndata: {json.dumps(error)}\n\n")
+                break
+            if reply.cut_after is not None and i == reply.cut_after:
+                break
+            out.append(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n")
+        return httpx.Response(
+            200,
+            content="".join(out).encode(),
+            headers={"content-type": "text/event-stream; charset=utf-8", "request-id": "req_" + uuid.uuid4().hex[:20]},
+        )
+
+    def error(self, kind: str, message: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        body = {
+            "type": "error",
+            "error": {"type": kind, "message": message},
+            "request_id": "req_" + uuid.uuid4().hex[:20],
+        }
+        return httpx.Response(
+            ANTHROPIC_ERRORS.get(kind, 400),
+            content=json.dumps(body).encode(),
+            headers={"content-type": "application/json", **(headers or {})},
+        )
+
+
+# -- a socket for SDKs ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def serve(fake: FakeBedrock | FakeAnthropic) -> Iterator[str]:
+    """Run ``fake.handle`` as an HTTP server on 127.0.0.1; yields its base URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length)
+            port = self.server.server_address[1]
+            request = httpx.Request(
+                self.command, f"http://127.0.0.1:{port}{self.path}", headers=list(self.headers.items()), content=body
+            )
+            response = fake.handle(request)
+            content = response.read()
+            self.send_response(response.status_code)
+            for name, value in response.headers.items():
+                if name.lower() not in ("content-length", "transfer-encoding", "content-encoding"):
+                    self.send_header(name, value)
+            self.send_header("content-length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -1,0 +1,243 @@
+"""The fakes are checked against the official SDKs: boto3 (bedrock-runtime) and anthropic must parse
+their replies, raise their own errors for the fakes' errors, and be accepted by the fakes' checks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.eventstream import EventStreamBuffer
+from botocore.exceptions import ClientError, EventStreamError
+
+from .fake_claude import (
+    ANTHROPIC_ERRORS,
+    BEDROCK_ERRORS,
+    Fail,
+    FakeAnthropic,
+    FakeBedrock,
+    Reply,
+    encode_event,
+    serve,
+    stream_events,
+)
+
+MODEL = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
+BODY = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
+TOOL_REPLY = Reply(
+    blocks=[
+        {"type": "text", "text": "Let me check."},
+        {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}},
+    ],
+    stop_reason="tool_use",
+)
+
+
+@pytest.fixture
+def bedrock() -> Iterator[tuple[FakeBedrock, str]]:
+    fake = FakeBedrock(
+        credentials={"AKIDEXAMPLE0001": ("bedrock-secret-0001", None), "ASIATEMP0001": ("temp-secret", "session-tok")},
+        bearer_tokens={"bedrock-api-key-0001"},
+    )
+    with serve(fake) as base:
+        yield fake, base
+
+
+def boto(base: str, key: str = "AKIDEXAMPLE0001", secret: str = "bedrock-secret-0001", **kw: Any) -> Any:
+    return boto3.client(
+        "bedrock-runtime",
+        region_name="us-east-1",
+        endpoint_url=base,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        config=Config(retries={"total_max_attempts": 1}),
+        **kw,
+    )
+
+
+def test_event_stream_encoder_round_trips_through_botocore() -> None:
+    frame = encode_event({":event-type": "chunk", ":message-type": "event"}, b'{"bytes":"e30="}')
+    buffer = EventStreamBuffer()
+    buffer.add_data(frame[:7])
+    assert list(buffer) == []
+    buffer.add_data(frame[7:] + frame)
+    messages = list(buffer)
+    assert len(messages) == 2
+    assert messages[0].headers == {":event-type": "chunk", ":message-type": "event"}
+    assert messages[0].payload == b'{"bytes":"e30="}'
+
+
+def test_boto3_invoke_model_parses_the_reply(bedrock: tuple[FakeBedrock, str]) -> None:
+    fake, base = bedrock
+    fake.script.append(TOOL_REPLY)
+    reply = boto(base).invoke_model(
+        modelId=MODEL, body=json.dumps(BODY), contentType="application/json", accept="application/json"
+    )
+    message = json.loads(reply["body"].read())
+    assert message["content"] == TOOL_REPLY.blocks and message["stop_reason"] == "tool_use"
+    assert message["model"] == MODEL  # the fake decoded the percent-encoded model id
+    assert reply["contentType"] == "application/json"
+    assert fake.requests[-1].url.raw_path == b"/model/us.anthropic.claude-3-5-sonnet-20241022-v2%3A0/invoke"
+
+
+def test_boto3_reads_the_binary_event_stream(bedrock: tuple[FakeBedrock, str]) -> None:
+    fake, base = bedrock
+    fake.script.append(TOOL_REPLY)
+    reply = boto(base).invoke_model_with_response_stream(modelId=MODEL, body=json.dumps(BODY))
+    events = [json.loads(e["chunk"]["bytes"]) for e in reply["body"]]
+    expected = stream_events(TOOL_REPLY, MODEL, bedrock=True)
+    assert [e["type"] for e in events] == [e["type"] for e in expected]
+    assert events[-1]["amazon-bedrock-invocationMetrics"]["outputTokenCount"] == 7
+    assert reply["contentType"] == "application/json"
+
+
+def test_boto3_raises_for_an_exception_frame_inside_the_stream(bedrock: tuple[FakeBedrock, str]) -> None:
+    fake, base = bedrock
+    fake.script.append(Reply(fail_after=3, fail_code="ThrottlingException"))
+    reply = boto(base).invoke_model_with_response_stream(modelId=MODEL, body=json.dumps(BODY))
+    seen = []
+    with pytest.raises(EventStreamError) as info:
+        for event in reply["body"]:
+            seen.append(event)
+    assert len(seen) == 3
+    assert info.value.response["Error"]["Code"] == "throttlingException"
+
+
+@pytest.mark.parametrize("code", sorted(BEDROCK_ERRORS))
+def test_boto3_raises_client_error_with_the_code(bedrock: tuple[FakeBedrock, str], code: str) -> None:
+    fake, base = bedrock
+    fake.script.append(Fail(code, "it failed"))
+    with pytest.raises(ClientError) as info:
+        boto(base).invoke_model(modelId=MODEL, body=json.dumps(BODY))
+    assert info.value.response["Error"] == {"Code": code, "Message": "it failed"}
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == BEDROCK_ERRORS[code]
+
+
+def test_fake_verifies_boto3_signatures(bedrock: tuple[FakeBedrock, str]) -> None:
+    _fake, base = bedrock
+    assert boto(base).invoke_model(modelId=MODEL, body=json.dumps(BODY))["ResponseMetadata"]["HTTPStatusCode"] == 200
+    temp = boto(base, "ASIATEMP0001", "temp-secret", aws_session_token="session-tok")
+    assert temp.invoke_model(modelId=MODEL, body=json.dumps(BODY))["ResponseMetadata"]["HTTPStatusCode"] == 200
+    with pytest.raises(ClientError, match="InvalidSignatureException"):
+        boto(base, secret="not-the-secret").invoke_model(modelId=MODEL, body=json.dumps(BODY))
+    with pytest.raises(ClientError, match="UnrecognizedClientException"):
+        boto(base, key="AKIDUNKNOWN").invoke_model(modelId=MODEL, body=json.dumps(BODY))
+    with pytest.raises(ClientError, match="UnrecognizedClientException"):
+        boto(base, "ASIATEMP0001", "temp-secret", aws_session_token="other").invoke_model(
+            modelId=MODEL, body=json.dumps(BODY)
+        )
+
+
+def test_fake_accepts_bedrock_api_keys_as_boto3_sends_them(
+    bedrock: tuple[FakeBedrock, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, base = bedrock
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-0001")
+    client = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=base)
+    assert client.invoke_model(modelId=MODEL, body=json.dumps(BODY))["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert fake.requests[-1].headers["authorization"] == "Bearer bedrock-api-key-0001"
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "wrong-key")
+    client = boto3.client(
+        "bedrock-runtime", region_name="us-east-1", endpoint_url=base, config=Config(retries={"total_max_attempts": 1})
+    )
+    with pytest.raises(ClientError, match="UnrecognizedClientException"):
+        client.invoke_model(modelId=MODEL, body=json.dumps(BODY))
+
+
+def test_fake_rejects_what_bedrock_rejects(bedrock: tuple[FakeBedrock, str]) -> None:
+    _fake, base = bedrock
+    client = boto(base)
+    for body in (
+        {**BODY, "anthropic_version": None},
+        {**BODY, "model": MODEL},
+        {**BODY, "messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]},
+        {**BODY, "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]},
+    ):
+        with pytest.raises(client.exceptions.ValidationException):
+            client.invoke_model(modelId=MODEL, body=json.dumps(body))
+
+
+# -- Anthropic -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def anthropic_fake() -> Iterator[tuple[FakeAnthropic, str]]:
+    # This anthropic release talks through httpx2, so it gets a socket rather than a MockTransport.
+    fake = FakeAnthropic()
+    with serve(fake) as base:
+        yield fake, base
+
+
+def sdk(base: str, key: str = "sk-ant-test-key-0001") -> anthropic.Anthropic:
+    return anthropic.Anthropic(api_key=key, base_url=base, max_retries=0)
+
+
+def test_anthropic_sdk_parses_messages(anthropic_fake: tuple[FakeAnthropic, str]) -> None:
+    fake, base = anthropic_fake
+    fake.script.append(TOOL_REPLY)
+    message = sdk(base).messages.create(
+        model="claude-fake-1", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert message.stop_reason == "tool_use"
+    assert message.content[1].type == "tool_use" and message.content[1].input == {"city": "Paris"}
+    request = fake.requests[-1]
+    assert request.url.path == "/v1/messages"
+    assert request.headers["anthropic-version"]  # the SDK pins its own version
+
+
+def test_anthropic_sdk_parses_the_stream(anthropic_fake: tuple[FakeAnthropic, str]) -> None:
+    fake, base = anthropic_fake
+    fake.script.append(TOOL_REPLY)
+    with sdk(base).messages.stream(
+        model="claude-fake-1", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.content[0].text == "Let me check."
+    assert final.content[1].input == {"city": "Paris"}
+    assert final.usage.output_tokens == 7 and final.stop_reason == "tool_use"
+
+
+def test_anthropic_sdk_raises_for_an_error_event_in_the_stream(anthropic_fake: tuple[FakeAnthropic, str]) -> None:
+    fake, base = anthropic_fake
+    fake.script.append(Reply(fail_after=3, fail_code="overloaded_error"))
+    with pytest.raises(anthropic.APIStatusError, match="Overloaded"):  # noqa: SIM117
+        with sdk(base).messages.stream(
+            model="claude-fake-1", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
+            stream.get_final_message()
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        ("invalid_request_error", anthropic.BadRequestError),
+        ("authentication_error", anthropic.AuthenticationError),
+        ("permission_error", anthropic.PermissionDeniedError),
+        ("not_found_error", anthropic.NotFoundError),
+        ("request_too_large", anthropic.APIStatusError),
+        ("rate_limit_error", anthropic.RateLimitError),
+        ("api_error", anthropic.InternalServerError),
+        ("overloaded_error", anthropic.APIStatusError),
+    ],
+)
+def test_anthropic_sdk_raises_its_errors(
+    anthropic_fake: tuple[FakeAnthropic, str], kind: str, error: type[Exception]
+) -> None:
+    fake, base = anthropic_fake
+    fake.script.append(Fail(kind, f"{kind} happened"))
+    with pytest.raises(error) as info:
+        sdk(base).messages.create(model="claude-fake-1", max_tokens=8, messages=[{"role": "user", "content": "x"}])
+    assert isinstance(info.value, anthropic.APIStatusError)
+    assert info.value.status_code == ANTHROPIC_ERRORS[kind]
+    assert info.value.body["error"]["type"] == kind  # type: ignore[index]
+
+
+def test_anthropic_fake_checks_the_key(anthropic_fake: tuple[FakeAnthropic, str]) -> None:
+    with pytest.raises(anthropic.AuthenticationError):
+        sdk(anthropic_fake[1], key="sk-ant-wrong").messages.create(
+            model="claude-fake-1", max_tokens=8, messages=[{"role": "user", "content": "x"}]
+        )
