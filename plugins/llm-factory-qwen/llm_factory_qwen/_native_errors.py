@@ -29,7 +29,7 @@ from llm_factory_core.providers import (
     parse_retry_after,
 )
 
-__all__ = ["classify_native_error", "status_for_code"]
+__all__ = ["classify_native_error", "refine_compatible_error", "status_for_code"]
 
 # "Range of input length should be [1, 30720]", "Input length exceeds the maximum ...", and the
 # OpenAI-style phrasings a proxy in front of DashScope may use.
@@ -43,16 +43,28 @@ _AUTH_CODES = ("InvalidApiKey", "AccessDenied", "Model.AccessDenied", "Unauthori
 _BAD_REQUEST_CODES = ("InvalidParameter", "BadRequest", "InvalidURL", "ModelNotFound", "Model.NotFound")
 
 
-def status_for_code(code: str | None) -> int:
-    """An HTTP status for an in-stream error that came without ``:HTTP_STATUS``."""
-    code = code or ""
-    if code.startswith(("Throttling", "limit_requests")):
+def status_for_code(code: Any) -> int:
+    """An HTTP status for an error that came without one: a native in-stream error missing its
+    ``:HTTP_STATUS`` line, or a compatible-mode ``data: {"error": ...}`` event (native codes and
+    compatible mode's lower-case ones)."""
+    code = str(code or "")
+    if code.startswith(("Throttling", "limit_", "insufficient_quota")):
         return 429
     if code.startswith(_AUTH_CODES):
         return 403 if code.startswith(("AccessDenied", "Model.AccessDenied")) else 401
-    if code.startswith(("Arrearage", "DataInspectionFailed", *_BAD_REQUEST_CODES)):
+    if code.startswith(
+        ("Arrearage", "DataInspectionFailed", "data_inspection", "invalid_parameter", *_BAD_REQUEST_CODES)
+    ):
         return 400
     return 500
+
+
+def refine_compatible_error(cls: type[ProviderError], message: str) -> type[ProviderError]:
+    """Compatible mode's errors go through the core's OpenAI classifier; DashScope words a
+    context overflow its own way ("Range of input length should be [1, 30720]")."""
+    if cls is BadRequestError and _CONTEXT_RE.search(message):
+        return ContextLengthError
+    return cls
 
 
 def _class_for(status: int, code: str, message: str) -> type[ProviderError]:

@@ -26,10 +26,12 @@ from llm_factory_core.providers import (
     ServerSentEvent,
     Timeouts,
     aiter_sse,
+    classify_openai_error,
+    json_dumps,
     json_loads,
 )
 
-from ._native_errors import classify_native_error, status_for_code
+from ._native_errors import classify_native_error, refine_compatible_error, status_for_code
 from ._native_request import (
     MULTIMODAL_PATH,
     TEXT_PATH,
@@ -101,9 +103,17 @@ class QwenProvider(OpenAICompatibleProvider):
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
         if self.mode == "compatible":
-            return super().parse_error(status, headers, body)
+            cls, message, kwargs = classify_openai_error(status, headers, body)
+            return self.error(refine_compatible_error(cls, message), message, **kwargs)
         cls, message, kwargs = classify_native_error(status, headers, body)
         return self.error(cls, message, **kwargs)
+
+    def _error_from_payload(self, data: dict[str, Any]) -> ProviderError:
+        # Compatible mode's in-stream ``{"error": {"code": "invalid_api_key"}}`` carries no status;
+        # the core's default (500, "retry elsewhere") would hide a dead key or a rate limit.
+        error = data.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        return self.parse_error(status_for_code(code), httpx.Headers(), json_dumps(data))
 
     def _event_error(self, event: ServerSentEvent, data: Any) -> ProviderError:
         body = data if isinstance(data, dict) else {"message": event.data[:300]}

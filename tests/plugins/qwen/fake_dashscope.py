@@ -98,6 +98,8 @@ class Recorded:
     path: str
     headers: dict[str, str]
     body: Any
+    host: str = ""
+    request_id: str = ""
 
 
 @dataclass
@@ -180,8 +182,8 @@ class FakeDashScope:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        self.requests.append(Recorded(method, path, lower, body))
         request_id = str(uuid.uuid4())
+        self.requests.append(Recorded(method, path, lower, body, lower.get("host", ""), request_id))
         compat = path == COMPAT_PATH
         if method != "POST" or path not in (TEXT_PATH, MULTIMODAL_PATH, COMPAT_PATH):
             return _json_reply(
