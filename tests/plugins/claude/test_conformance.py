@@ -64,7 +64,9 @@ class TestAnthropicConformance(TestBedrockSigV4Conformance):
     secret_fields = ("api_key",)
     fake = ANTHROPIC
     errors = {
-        "rate_limit": Fail("rate_limit_error", "Number of request tokens has exceeded your limit", {"retry-after": "7"}),
+        "rate_limit": Fail(
+            "rate_limit_error", "Number of request tokens has exceeded your limit", {"retry-after": "7"}
+        ),
         "auth": Fail("authentication_error", "invalid x-api-key"),
         "bad_request": Fail("invalid_request_error", "max_tokens: Field required"),
         "server": Fail("overloaded_error", "Overloaded"),
