@@ -107,6 +107,8 @@ class Plan:
             self._skip_model = False
             for round_ in range(settings.num_retries + 1):
                 if round_:
+                    if self._shortest_wait(group) is None:
+                        break  # every deployment is disabled or excluded: waiting helps nobody
                     backoff = min(settings.retry_backoff_max, settings.retry_backoff * 2 ** (round_ - 1))
                     await self._sleep(backoff * (0.5 + random.random() / 2))
                 candidates = self._candidates(group, time.monotonic())

@@ -44,6 +44,7 @@ class PluginRegistry:
             None if entry_points else {}
         )
         self._loaded: set[str] = set()
+        self._failed: dict[str, PluginError] = {}
         self.pm.hook.llm_factory_register_providers.call_historic(
             kwargs={"register": self._register_provider}
         )
@@ -97,9 +98,10 @@ class PluginRegistry:
 
     def _load(self, name: str) -> None:
         with self._lock:
+            if name in self._failed:
+                raise self._failed[name]
             if name in self._loaded:
                 return
-            self._loaded.add(name)
             eps = self._eps().get(name, [])
             dists = {_dist_name(ep) for ep in eps}
             if len(dists) > 1:
@@ -110,13 +112,16 @@ class PluginRegistry:
             for ep in eps:
                 try:
                     plugin = ep.load()
-                except Exception as exc:  # a broken plugin must name itself
-                    raise PluginError(
+                except Exception as exc:  # a broken plugin must name itself, every time
+                    error = PluginError(
                         f"The plugin {_dist_name(ep)} (entry point {name!r}) failed to import: "
                         f"{type(exc).__name__}: {exc}"
-                    ) from exc
+                    )
+                    self._failed[name] = error
+                    raise error from exc
                 if not self.pm.is_registered(plugin):
                     self.register(plugin, origin=_dist_name(ep))
+            self._loaded.add(name)
 
     def provider(self, key: str) -> type[Provider]:
         """The provider class for ``key``, importing its plugin on first use."""

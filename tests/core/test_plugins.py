@@ -61,6 +61,8 @@ def test_plugins_are_imported_only_when_configured(monkeypatch: pytest.MonkeyPat
     assert "ghost" in registry.installed_provider_keys()  # listed without importing
     with pytest.raises(PluginError, match="failed to import"):
         registry.provider("ghost")
+    with pytest.raises(PluginError, match="failed to import"):  # the real cause, every time
+        registry.provider("ghost")
 
 
 def test_two_plugins_claiming_one_key_name_both(monkeypatch: pytest.MonkeyPatch) -> None:

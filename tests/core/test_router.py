@@ -345,3 +345,16 @@ async def test_authentication_error_of_every_key_is_reported() -> None:
         assert [s.state for s in f.status()] == ["disabled", "disabled"]
     assert all(isinstance(a.error, AuthenticationError) for a in info.value.attempts)
     assert len(hosts.hosts) == 2, "disabled keys are not retried in later rounds"
+
+
+async def test_when_every_key_is_disabled_later_calls_fail_without_waiting() -> None:
+    hosts = Hosts(a=error(401))
+    async with hosts.factory([cfg("a")], retry_backoff=5.0) as f:
+        started = time.monotonic()
+        with pytest.raises(AllDeploymentsFailedError):
+            await f.chat_async("hi")
+        with pytest.raises(NoDeploymentAvailableError) as info:
+            await f.chat_async("hi")
+        elapsed = time.monotonic() - started
+    assert elapsed < 2.5, "no backoff sleep when nothing can answer"
+    assert info.value.http_status == 503 and "disabled" in str(info.value)
