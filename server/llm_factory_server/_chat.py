@@ -26,7 +26,7 @@ from llm_factory_core import ChatRequest, LLMFactoryError
 from llm_factory_core._json import dumps
 from llm_factory_core._router import StreamInfo
 
-from ._errors import ErrorReply, from_exception, from_validation_error, simple
+from ._errors import ErrorReply, error_body, from_exception, from_validation_error, simple
 from ._gateway import Gateway, access_log, gateway_for
 
 __all__ = ["ChatCompletions"]
@@ -40,6 +40,7 @@ _SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),  # tell nginx-style proxies not to buffer the stream
 ]
 _DONE = b"data: [DONE]\n\n"
+_INTERNAL = error_body("The gateway failed unexpectedly; its log has the details.", "server_error")
 _CLIENT_CLOSED = 499  # nginx's convention for "client closed the request", in logs and metrics
 
 
@@ -77,6 +78,7 @@ class _Record:
 
     __slots__ = (
         "attempts",
+        "committed",
         "deployment",
         "model",
         "prompt",
@@ -95,6 +97,8 @@ class _Record:
         self.model: str | None = None
         self.stream = False
         self.status = 200
+        self.committed = False
+        """True once the 200 and the stream's headers are sent."""
         self.deployment: str | None = None
         self.usage: tuple[int, int] | None = None
         self.ttft: float | None = None
@@ -176,6 +180,10 @@ class ChatCompletions:
         except _Disconnected:
             record.status = _CLIENT_CLOSED
             reply = None
+        except Exception:  # a bug must still answer in OpenAI's envelope, also in a host app
+            log.exception("request %s failed unexpectedly", record.rid.decode())
+            reply = None if record.committed else (500, _INTERNAL, [])
+            record.status = 500
         if reply is not None:
             record.status = reply[0]
             await _send_json(send, reply[0], reply[1], record.rid, reply[2])
@@ -260,6 +268,7 @@ class ChatCompletions:
             if info.first_token_at is not None:
                 record.ttft = info.first_token_at - record.started
             headers = [*_SSE_HEADERS, (b"x-request-id", record.rid)]
+            record.committed = True
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             reply = record.reply
             try:
@@ -267,10 +276,15 @@ class ChatCompletions:
                     await send({"type": "http.response.body", "body": _frame(first, record, reply), "more_body": True})
                 async for chunk in chunks:
                     await send({"type": "http.response.body", "body": _frame(chunk, record, reply), "more_body": True})
-            except LLMFactoryError as exc:
-                record.status = exc.http_status
-                _, body, _ = from_exception(exc)
-                log.warning("request %s: stream failed after it started: %s", record.rid.decode(), exc)
+            except Exception as exc:
+                if isinstance(exc, LLMFactoryError):
+                    record.status = exc.http_status
+                    body = from_exception(exc)[1]
+                    log.warning("request %s: stream failed after it started: %s", record.rid.decode(), exc)
+                else:
+                    record.status = 500
+                    body = _INTERNAL
+                    log.exception("request %s: stream failed unexpectedly", record.rid.decode())
                 await send({"type": "http.response.body", "body": b"data: " + body + b"\n\n", "more_body": False})
                 return None
             await send({"type": "http.response.body", "body": _DONE, "more_body": False})
