@@ -22,6 +22,7 @@ import contextlib
 import json
 import re
 import threading
+import urllib.parse
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -206,8 +207,12 @@ class FakeGemini:
         base = {"modelVersion": model, "responseId": f"resp-{len(self.requests)}"}
 
         def usage(done: bool) -> dict[str, Any]:
-            meta = {"promptTokenCount": prompt, "candidatesTokenCount": out if done else max(out - 1, 0),
-                    "totalTokenCount": prompt + (out if done else max(out - 1, 0)) + thoughts}  # fmt: skip
+            candidates = out if done else max(out - 1, 0)
+            meta: dict[str, Any] = {
+                "promptTokenCount": prompt,
+                "candidatesTokenCount": candidates,
+                "totalTokenCount": prompt + candidates + thoughts,
+            }
             if thoughts:
                 meta["thoughtsTokenCount"] = thoughts
             meta["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt}]
@@ -223,7 +228,7 @@ class FakeGemini:
         if turn.text is not None:
             pieces = turn.pieces if (stream and turn.pieces) else [turn.text]
             events += [[{"text": piece}] for piece in pieces]
-        call_parts = []
+        call_parts: list[dict[str, Any]] = []
         for name, args in turn.calls:
             self._calls += 1
             signature = base64.b64encode(f"sig-{name}-{self._calls}".encode()).decode()
@@ -297,7 +302,7 @@ class FakeGemini:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 path, _, query = self.path.partition("?")
-                params = dict(p.split("=", 1) if "=" in p else (p, "") for p in query.split("&") if p)
+                params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))
                 status, headers, pieces = fake.handle("POST", path, params, dict(self.headers), raw)
                 self.send_response(status)
@@ -392,7 +397,9 @@ def _validate(body: Any, model: str, signatures: dict[str, str]) -> str | None:
             if "functionCall" in part and model.startswith("gemini-3") and first_call:
                 first_call = False
                 name = part["functionCall"].get("name")
-                if name in signatures and part.get("thoughtSignature") != signatures[name]:
+                # Google documents this value for history that did not come from Gemini.
+                sent = part.get("thoughtSignature")
+                if name in signatures and sent not in (signatures[name], "skip_thought_signature_validator"):
                     return (
                         f"Function call is missing a thought_signature in functionCall parts. This is "
                         f"required for tools to work correctly. (contents[{i}])"

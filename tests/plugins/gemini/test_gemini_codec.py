@@ -377,13 +377,13 @@ def test_endpoint(base: str | None, version: str, url: str) -> None:
 
 def test_vertex_endpoint_and_auth() -> None:
     token = GeminiSettings(model="gemini-2.5-pro", vertex_project="p-1", vertex_location="europe-west4",
-                           access_token="ya29.token-value", user_project="billing-p")  # type: ignore[arg-type]  # fmt: skip
+                           access_token="ya29.token-value", user_project="billing-p")  # fmt: skip
     assert endpoint(token, stream=True) == (
         "https://europe-west4-aiplatform.googleapis.com/v1/projects/p-1/locations/europe-west4"
         "/publishers/google/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
     )
     assert auth_headers(token) == {"authorization": "Bearer ya29.token-value", "x-goog-user-project": "billing-p"}
-    glob = GeminiSettings(model="m", vertex_project="p", api_key="AIzaSy-vertex-express")  # type: ignore[arg-type]
+    glob = GeminiSettings(model="m", vertex_project="p", api_key="AIzaSy-vertex-express")
     assert endpoint(glob, stream=False).startswith("https://aiplatform.googleapis.com/v1/projects/p/locations/global/")
     assert auth_headers(glob) == {"x-goog-api-key": "AIzaSy-vertex-express"}
 
@@ -392,8 +392,8 @@ def test_settings_validation() -> None:
     with pytest.raises(ValueError, match="api_key"):
         validate(GeminiSettings(model="m"))
     with pytest.raises(ValueError, match="vertex_project"):
-        validate(GeminiSettings(model="m", access_token="t"))  # type: ignore[arg-type]
-    assert "ya29" not in repr(GeminiSettings(model="m", vertex_project="p", access_token="ya29.secret"))  # type: ignore[arg-type]
+        validate(GeminiSettings(model="m", access_token="t"))
+    assert "ya29" not in repr(GeminiSettings(model="m", vertex_project="p", access_token="ya29.secret"))
 
 
 # -- stream payloads -------------------------------------------------------------------------------

@@ -122,6 +122,7 @@ async def test_signature_travels_in_extra_content_when_not_in_id() -> None:
     fake = FakeGemini().add(Turn(calls=[("get_weather", {"city": "Oslo"})]), Turn(text="Cold."))
     async with factory(fake, config(model="gemini-3-pro-preview", thought_signature_in_id=False)) as f:
         first = await f.chat_async("Weather in Oslo?", tools=TOOLS)
+        assert first.choices[0].message.tool_calls is not None
         call = first.choices[0].message.tool_calls[0]
         assert "~ts~" not in call.id
         assert call["extra_content"] == {"google": {"thought_signature": fake.issued_signatures["get_weather"]}}
@@ -142,7 +143,7 @@ async def test_signature_travels_in_extra_content_when_not_in_id() -> None:
 async def test_missing_signature_is_a_bad_request_unless_a_fallback_is_configured() -> None:
     fake = FakeGemini()
     fake.issued_signatures["get_weather"] = "c2lnLXJlYWw="  # the model called it earlier
-    history = [
+    history: list[dict[str, Any]] = [
         {"role": "user", "content": "Weather?"},
         {
             "role": "assistant",
@@ -156,7 +157,8 @@ async def test_missing_signature_is_a_bad_request_unless_a_fallback_is_configure
         with pytest.raises(BadRequestError, match="thought_signature"):
             await f.chat_async(history)
     assert len(fake.requests) == 1, "a bad request is not failed over"
-    async with factory(fake, config(missing_thought_signature="skip_thought_signature_validator")) as f:
+    sentinel = config(model="gemini-3-pro-preview", missing_thought_signature="skip_thought_signature_validator")
+    async with factory(fake, sentinel) as f:
         await f.chat_async(history)
     part = fake.requests[-1].body["contents"][1]["parts"][0]
     assert part["thoughtSignature"] == "skip_thought_signature_validator"
