@@ -15,6 +15,7 @@ from uvicorn.config import LOGGING_CONFIG
 from ._app import _build
 from ._discovery import CONFIG_ENV, ENV_FILE_ENV
 from ._gateway import Gateway, loopback
+from ._settings import ServerSettings
 
 __all__ = ["serve", "worker_app"]
 
@@ -28,6 +29,15 @@ def log_config(level: str) -> dict[str, Any]:
     for name in ("llm_factory_server", "llm_factory_core"):
         config["loggers"][name] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
     return config
+
+
+def open_gateway_warning(settings: ServerSettings) -> str | None:
+    if settings.api_keys or loopback(settings.host):
+        return None
+    return (
+        f"No client keys are configured and the gateway listens on {settings.host}: anyone who can "
+        "reach it can spend your provider keys. Set LLM_FACTORY_API_KEYS (or server.api_keys in config.yaml)."
+    )
 
 
 def serve(
@@ -44,12 +54,8 @@ def serve(
     logging.config.dictConfig(log_config(log_level))
     gateway = Gateway.discover(config, env_file, {"host": host, "port": port, "workers": workers})
     settings = gateway.settings
-    if gateway.open and not loopback(settings.host):
-        log.warning(
-            "No client keys are configured and the gateway listens on %s: anyone who can reach it can "
-            "spend your provider keys. Set LLM_FACTORY_API_KEYS (or server.api_keys in config.yaml).",
-            settings.host,
-        )
+    if (warning := open_gateway_warning(settings)) is not None:
+        log.warning(warning)
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,

@@ -1,0 +1,83 @@
+"""A client that goes away cancels its upstream request at once, and the deployment is not blamed."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import anyio
+import httpx
+import pytest
+
+from llm_factory_core.testing import openai_chunks, sse_body
+
+from .conftest import Serve
+from .helpers import Upstream, make_factory
+
+BODY = b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": %s}'
+
+
+class Hanging:
+    """An upstream that answers part of the way, then hangs until cancelled; records the cancel."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.cancelled = threading.Event()
+
+    def stream(self, request: httpx.Request) -> httpx.Response:
+        async def body():  # type: ignore[no-untyped-def]
+            try:
+                yield sse_body(openai_chunks(["first"])[:2], done=False)
+                self.started.set()
+                await anyio.sleep(60)
+                yield b"data: [DONE]\n\n"
+            finally:
+                self.cancelled.set()  # closed (GeneratorExit) or cancelled: either way released
+
+        return httpx.Response(200, content=body(), headers={"content-type": "text/event-stream"})
+
+    async def silent(self, request: httpx.Request) -> httpx.Response:
+        self.started.set()
+        try:
+            await anyio.sleep(60)
+        finally:
+            self.cancelled.set()
+        raise AssertionError("not reached")
+
+
+def _raw_request(port: int, stream: bool) -> socket.socket:
+    body = BODY % (b"true" if stream else b"false")
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    return sock
+
+
+@pytest.mark.parametrize("when", ["after_commit", "before_first_token", "non_streaming"])
+def test_disconnect_cancels_upstream(upstream: Upstream, serve: Serve, when: str) -> None:
+    hanging = Hanging()
+    upstream.script("a", hanging.stream if when == "after_commit" else hanging.silent)
+    factory = make_factory(upstream)
+    server = serve(factory)
+    sock = _raw_request(server.port, stream=when != "non_streaming")
+    if when == "after_commit":
+        sock.settimeout(10)
+        received = b""
+        while b'"first"' not in received:
+            received += sock.recv(65536)
+        assert received.startswith(b"HTTP/1.1 200")
+    assert hanging.started.wait(10)
+    sock.close()
+    assert hanging.cancelled.wait(10), "the upstream request was not cancelled"
+    # the connection went back, and the deployment is not blamed for the client's departure
+    for _ in range(200):
+        status = factory.status()[0]
+        if status.in_flight == 0:
+            break
+        threading.Event().wait(0.01)
+    assert status.in_flight == 0
+    assert status.failures == 0 and status.state == "healthy"
+    # the gateway still serves
+    assert httpx.post(f"{server.url}/v1/chat/completions", content=BODY % b"false").status_code == 200
