@@ -1,7 +1,7 @@
 """Test helpers for users and plugin authors: scripted fake upstreams, OpenAI wire builders and
 the provider conformance kit."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._faults import Fault, FaultyUpstream, UpstreamRequest
 from ._mock import (
@@ -12,6 +12,9 @@ from ._mock import (
     sse_body,
     sse_response,
 )
+
+if TYPE_CHECKING:
+    from ._conformance import ERROR_KINDS, ProviderConformance
 
 __all__ = [
     "ERROR_KINDS",
