@@ -148,7 +148,8 @@ _ANTHROPIC_TYPES: dict[str, type[ProviderError]] = {
 
 
 def classify_anthropic_payload(data: dict[str, Any], status: int | None) -> Classified:
-    error = data.get("error") if isinstance(data.get("error"), dict) else data
+    inner = data.get("error")
+    error: dict[str, Any] = inner if isinstance(inner, dict) else data
     err_type = str(error.get("type") or "")
     message = str(error.get("message") or err_type or (f"HTTP {status}" if status else "error"))
     cls = _ANTHROPIC_TYPES.get(err_type) or (error_for_status(status) if status else ServerError)
