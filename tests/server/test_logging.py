@@ -1,0 +1,79 @@
+"""One log line per request: id, model, deployment, status, latency, tokens; no secrets, no content."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import httpx
+import pytest
+
+from .conftest import Serve
+from .helpers import CLIENT_KEY, UPSTREAM_KEY, Upstream, client, error_reply, make_factory
+
+SECRET_PROMPT = "my secret diary entry"
+
+
+def _lines(caplog: pytest.LogCaptureFixture, expected: int | None = None) -> list[str]:
+    # The line is written once the last byte is sent, which may be just after the client read it.
+    for _ in range(500):
+        lines = [r.getMessage() for r in caplog.records if r.name == "llm_factory_server.access"]
+        if expected is None or len(lines) >= expected:
+            break
+        time.sleep(0.01)
+    return lines
+
+
+def test_one_line_per_request(upstream: Upstream, serve: Serve, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="llm_factory_server")
+    server = serve(make_factory(upstream), api_keys=[CLIENT_KEY])
+    sdk = client(server, CLIENT_KEY)
+    messages = [{"role": "user", "content": SECRET_PROMPT}]
+    sdk.chat.completions.create(model="gpt-4o", messages=messages)
+    list(sdk.chat.completions.create(model="gpt-4o", messages=messages, stream=True))
+    upstream.script("a", lambda r: error_reply(400, "bad temperature", "invalid_value"))
+    response = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json={"model": "gpt-4o", "messages": messages},
+        headers={"authorization": f"Bearer {CLIENT_KEY}", "x-request-id": "req-abc-123"},
+    )
+    assert response.status_code == 400 and response.headers["x-request-id"] == "req-abc-123"
+    lines = _lines(caplog, 3)
+    assert len(lines) == 3
+    chat, stream, failed = lines
+    assert "model='gpt-4o'" in chat and "deployment=a-gpt-4o" in chat and "status=200" in chat
+    assert "tokens=9/12" in chat and "latency_ms=" in chat and "stream=false" in chat
+    assert "stream=true" in stream and "ttft_ms=" in stream and "ttft_ms=-" not in stream
+    assert failed.startswith("req-abc-123 ") and "status=400" in failed
+    everything = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in (SECRET_PROMPT, CLIENT_KEY, UPSTREAM_KEY, "Hello from upstream"):
+        assert secret not in everything
+
+
+def test_content_only_when_asked(upstream: Upstream, serve: Serve, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="llm_factory_server")
+    server = serve(make_factory(upstream), log_content=True)
+    sdk = client(server)
+    sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": SECRET_PROMPT}])
+    list(sdk.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "s"}], stream=True))
+    chat, stream = _lines(caplog, 2)
+    assert SECRET_PROMPT in chat and "Hello from upstream" in chat
+    assert "reply='Hello!'" in stream
+
+
+def test_request_log_can_be_switched_off(upstream: Upstream, serve: Serve, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="llm_factory_server")
+    server = serve(make_factory(upstream), log_requests=False)
+    client(server).chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert _lines(caplog) == []
+
+
+def test_hostile_request_id_is_replaced(gateway, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.INFO, logger="llm_factory_server")
+    response = httpx.post(
+        f"{gateway.url}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "x"}]},
+        headers={"x-request-id": "x" * 500},
+    )
+    rid = response.headers["x-request-id"]
+    assert len(rid) == 16 and _lines(caplog, 1)[0].startswith(rid)
