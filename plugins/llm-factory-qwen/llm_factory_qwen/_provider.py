@@ -40,7 +40,7 @@ from ._native_request import (
     wants_multimodal,
 )
 from ._native_response import NativeStreamState, decode_native_completion
-from ._settings import DEFAULT_NATIVE_BASE, QwenSettings, api_mode
+from ._settings import DEFAULT_COMPATIBLE_BASE, DEFAULT_NATIVE_BASE, QwenSettings, api_mode
 
 __all__ = ["QwenProvider"]
 
@@ -77,7 +77,8 @@ class QwenProvider(OpenAICompatibleProvider):
     ) -> None:
         super().__init__(settings, client=client, name=name, timeouts=timeouts)
         self.mode = api_mode(self.settings)
-        self.base = (self.settings.api_base or DEFAULT_NATIVE_BASE).rstrip("/")
+        default = DEFAULT_NATIVE_BASE if self.mode == "native" else DEFAULT_COMPATIBLE_BASE
+        self.base = (self.settings.api_base or default).rstrip("/")
 
     @classmethod
     def validate_settings(cls, settings: ProviderSettings) -> None:
@@ -85,6 +86,10 @@ class QwenProvider(OpenAICompatibleProvider):
         api_mode(settings)
         if settings.api_key is None and settings.api_base is None:
             raise ValueError("qwen needs api_key (a DashScope API key; env QWEN_API_KEYS)")
+
+    def chat_url(self) -> str:
+        """Compatible mode's URL (``mode: compatible`` without api_base means Beijing's)."""
+        return self.base + self.chat_path
 
     # -- native request -------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from llm_factory_core.providers import ProviderSettings
 
 __all__ = [
     "COMPATIBLE_SUFFIX",
+    "DEFAULT_COMPATIBLE_BASE",
     "DEFAULT_NATIVE_BASE",
     "NATIVE_SUFFIX",
     "REGION_HOSTS",
@@ -29,6 +30,7 @@ REGION_HOSTS = {
 }
 """DashScope's public hosts. API keys are per region: a Beijing key fails in Singapore."""
 DEFAULT_NATIVE_BASE = REGION_HOSTS["beijing"] + NATIVE_SUFFIX
+DEFAULT_COMPATIBLE_BASE = REGION_HOSTS["beijing"] + COMPATIBLE_SUFFIX
 
 Mode = Literal["native", "compatible"]
 

@@ -223,3 +223,37 @@ def test_openai_sdk_parses_compatible_mode(fake: FakeDashScope, server: str) -> 
             list(client.chat.completions.create(model="qwen-plus", messages=MESSAGES, stream=True))  # type: ignore[arg-type]
     finally:
         client.close()
+
+
+# -- the SDK's aiohttp client parses the same framing ---------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_async_sdk_parses_stream_and_error_event(fake: FakeDashScope, server: str) -> None:
+    from dashscope import AioGeneration
+    from dashscope.api_entities.aio_session import close_shared_aio_session
+
+    try:
+        fake.queue(Turn(pieces=["x", "y"]), Turn(pieces=["x"], stream_error=ERRORS["rate_limit"], error_after=1))
+        stream = await AioGeneration.call(
+            model="qwen-turbo",
+            api_key=KEY,
+            messages=MESSAGES,
+            result_format="message",
+            stream=True,
+            incremental_output=True,
+        )
+        events = [e async for e in stream]
+        assert [e.output.choices[0].message.content for e in events] == ["x", "y", ""]
+        stream = await AioGeneration.call(
+            model="qwen-turbo",
+            api_key=KEY,
+            messages=MESSAGES,
+            result_format="message",
+            stream=True,
+            incremental_output=True,
+        )
+        events = [e async for e in stream]
+        assert events[-1].code == "Throttling.RateQuota" and events[-1].status_code != 200
+    finally:
+        await close_shared_aio_session()

@@ -19,7 +19,7 @@ from llm_factory_core import (
     ProviderError,
     RateLimitError,
     ServerError,
-    UpstreamConnectionError,
+    StreamInterruptedError,
 )
 
 from .conftest import COMPAT_BASE, NATIVE_BASE, make_factory, qwen_config
@@ -289,13 +289,25 @@ async def test_error_after_content_ends_the_stream_with_an_error(fake: FakeDashS
 
 
 @pytest.mark.anyio
-async def test_a_stream_cut_before_its_finish_is_an_error(fake: FakeDashScope) -> None:
+async def test_a_stream_cut_before_any_content_fails_over(fake: FakeDashScope) -> None:
+    fake.queue(Turn(pieces=["a", "b"], cut_after=0), Turn(pieces=["a", "b"]))
+    configs = [qwen_config(name="first"), qwen_config(name="second")]
+    async with make_factory(fake, *configs, strategy="first_available") as factory:
+        text = "".join([c.choices[0].delta.content or "" async for c in factory.stream_async("Hi") if c.choices])
+        last_errors = {s.name: s.last_error for s in factory.status()}
+    assert text == "ab"
+    assert "UpstreamConnectionError" in str(last_errors["first"]) and last_errors["second"] is None
+
+
+@pytest.mark.anyio
+async def test_a_stream_cut_after_content_is_an_error_not_a_silent_end(fake: FakeDashScope) -> None:
     fake.queue(Turn(pieces=["a", "b"], cut_after=1))
+    seen: list[str] = []
     async with make_factory(fake) as factory:
-        with pytest.raises(LLMFactoryError) as info:
-            [c async for c in factory.stream_async("Hi")]
-    assert isinstance(unwrap(info.value), (UpstreamConnectionError, ProviderError))
-    assert "before it finished" in str(unwrap(info.value.__cause__ or info.value))
+        with pytest.raises(StreamInterruptedError, match="before it finished"):
+            async for chunk in factory.stream_async("Hi"):
+                seen += [chunk.choices[0].delta.content or ""] if chunk.choices else []
+    assert seen == ["a"]
 
 
 @pytest.mark.anyio
@@ -344,6 +356,18 @@ async def test_proxy_url_with_forced_mode(fake: FakeDashScope) -> None:
     async with make_factory(fake, config) as factory:
         await factory.chat_async("Hi")
     assert fake.requests[0].path == COMPAT_PATH
+
+
+@pytest.mark.anyio
+async def test_forced_mode_without_api_base_uses_beijing(fake: FakeDashScope) -> None:
+    async with make_factory(fake, qwen_config(None, mode="compatible"), qwen_config(None, mode="native")) as factory:
+        await factory.chat_async("Hi", load_balance_strategy="first_available")
+        await factory.chat_async("Hi", load_balance_strategy="round_robin")
+        await factory.chat_async("Hi", load_balance_strategy="round_robin")
+    assert {(r.host, r.path) for r in fake.requests} == {
+        ("dashscope.aliyuncs.com", COMPAT_PATH),
+        ("dashscope.aliyuncs.com", TEXT_PATH),
+    }
 
 
 # -- configuration ---------------------------------------------------------------------------------
