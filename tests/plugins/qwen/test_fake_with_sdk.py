@@ -257,3 +257,23 @@ async def test_async_sdk_parses_stream_and_error_event(fake: FakeDashScope, serv
         assert events[-1].code == "Throttling.RateQuota" and events[-1].status_code != 200
     finally:
         await close_shared_aio_session()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["call", "stream"])
+def test_plugin_multimodal_request_matches_the_sdk(fake: FakeDashScope, server: str, stream: bool) -> None:
+    url = "https://example.test/cat.png"
+    native = [{"role": "user", "content": [{"image": url}, {"text": "What is it?"}]}]
+    kwargs: dict[str, Any] = {"stream": True, "incremental_output": True} if stream else {}
+    reply = MultiModalConversation.call(
+        model="qwen-vl-max", api_key=KEY, messages=native, result_format="message", **kwargs
+    )
+    list(reply) if stream else reply
+    sdk = fake.requests[-1]
+    openai_parts = [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": "What is it?"}]
+    with make_factory(fake, qwen_config(model_name="qwen-vl-max")) as factory:
+        messages = [{"role": "user", "content": openai_parts}]
+        list(factory.stream(messages)) if stream else factory.chat(messages)
+    mine = fake.requests[-1]
+    assert mine.path == sdk.path
+    assert {h: mine.headers.get(h) for h in SAME_HEADERS} == {h: sdk.headers.get(h) for h in SAME_HEADERS}
+    assert mine.body == sdk.body

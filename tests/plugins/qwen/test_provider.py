@@ -253,6 +253,21 @@ async def test_a_wrong_key_disables_the_deployment_and_fails_over(fake: FakeDash
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("kind", "state"), [("quota", "disabled"), ("arrearage", "disabled"), ("rate_limit", "cooldown")]
+)
+async def test_quota_disables_the_key_and_rate_limit_cools_it(fake: FakeDashScope, kind: str, state: str) -> None:
+    error = dataclasses.replace(ERRORS[kind], headers={"retry-after": "30"})
+    fake.queue(Turn(error=error), Turn(pieces=["ok"]))
+    configs = [qwen_config(name="first"), qwen_config(name="second")]
+    async with make_factory(fake, *configs, strategy="first_available", cooldown=5.0) as factory:
+        result = await factory.chat_async("Hi")
+        states = {s.name: s.state for s in factory.status()}
+    assert result.choices[0].message.content == "ok"
+    assert states == {"first": state, "second": "healthy"}
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("kind", ["rate_limit", "quota", "server"])
 async def test_error_event_before_content_fails_over(fake: FakeDashScope, kind: str) -> None:
     fake.queue(Turn(stream_error=ERRORS[kind], error_after=0), Turn(pieces=["ok"]))
