@@ -110,3 +110,19 @@ async def test_a_json_reply_that_stalls_half_way_is_abandoned(upstream: FaultyUp
     async with make_factory(upstream.base_url) as factory:
         out = await ask(factory, "chat")
     assert_answered_by(out, "backup")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core: a stream that sent only its headers and hits the chunk (read) limit before the "
+    "first-token limit is not marked silent (Provider.open_stream: received=True), so it is retried",
+)
+async def test_headers_then_silence_is_silent_whichever_limit_fires_first(upstream: FaultyUpstream) -> None:
+    # The defaults have chunk_timeout (60 s) below first_token_timeout (120 s): the read limit fires
+    # first, and a retried silent upstream then costs minutes.
+    upstream.set_rule("primary", Fault.slow_first_token(30))
+    limits = {"first_token_timeout": 0.6, "chunk_timeout": 0.3}
+    async with make_factory(upstream.base_url, timeouts=limits) as factory:
+        out = await ask(factory, "stream")
+    assert_answered_by(out, "backup")
+    assert upstream.count("primary") == 1
