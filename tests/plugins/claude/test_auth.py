@@ -85,6 +85,7 @@ async def test_requests_match_what_boto3_sends() -> None:
             modelId=MODEL, body=json.dumps(body), contentType="application/json", accept="application/json"
         )
         list(stream["body"])
+        client.close()
         boto_requests = list(fake.requests)
         async with factory(fake, [bedrock_config(api_base=base)]) as f:
             await f.chat_async("Hi")

@@ -37,6 +37,17 @@ TOOL_REPLY = Reply(
 )
 
 
+_CLIENTS: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def close_sdk_clients() -> Iterator[None]:
+    """SDK clients keep pooled sockets: close them so no socket outlives its test."""
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
 @pytest.fixture
 def bedrock() -> Iterator[tuple[FakeBedrock, str]]:
     fake = FakeBedrock(
@@ -48,7 +59,7 @@ def bedrock() -> Iterator[tuple[FakeBedrock, str]]:
 
 
 def boto(base: str, key: str = "AKIDEXAMPLE0001", secret: str = "bedrock-secret-0001", **kw: Any) -> Any:
-    return boto3.client(
+    client = boto3.client(
         "bedrock-runtime",
         region_name="us-east-1",
         endpoint_url=base,
@@ -57,6 +68,8 @@ def boto(base: str, key: str = "AKIDEXAMPLE0001", secret: str = "bedrock-secret-
         config=Config(retries={"total_max_attempts": 1}),
         **kw,
     )
+    _CLIENTS.append(client)
+    return client
 
 
 def test_event_stream_encoder_round_trips_through_botocore() -> None:
@@ -138,12 +151,14 @@ def test_fake_accepts_bedrock_api_keys_as_boto3_sends_them(
     fake, base = bedrock
     monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-0001")
     client = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=base)
+    _CLIENTS.append(client)
     assert client.invoke_model(modelId=MODEL, body=json.dumps(BODY))["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert fake.requests[-1].headers["authorization"] == "Bearer bedrock-api-key-0001"
     monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "wrong-key")
     client = boto3.client(
         "bedrock-runtime", region_name="us-east-1", endpoint_url=base, config=Config(retries={"total_max_attempts": 1})
     )
+    _CLIENTS.append(client)
     with pytest.raises(ClientError, match="UnrecognizedClientException"):
         client.invoke_model(modelId=MODEL, body=json.dumps(BODY))
 
@@ -173,7 +188,9 @@ def anthropic_fake() -> Iterator[tuple[FakeAnthropic, str]]:
 
 
 def sdk(base: str, key: str = "sk-ant-test-key-0001") -> anthropic.Anthropic:
-    return anthropic.Anthropic(api_key=key, base_url=base, max_retries=0)
+    client = anthropic.Anthropic(api_key=key, base_url=base, max_retries=0)
+    _CLIENTS.append(client)
+    return client
 
 
 def test_anthropic_sdk_parses_messages(anthropic_fake: tuple[FakeAnthropic, str]) -> None:
