@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from llm_factory_core import ChatRequest, LLMFactoryError
+from llm_factory_core import ChatCompletionChunk, ChatRequest, LLMFactoryError
 from llm_factory_core._json import dumps
 from llm_factory_core._router import StreamInfo
 
@@ -324,7 +324,7 @@ class ChatCompletions:
             )
 
 
-def _frame(chunk: Any, record: _Record, reply: list[str] | None) -> bytes:
+def _frame(chunk: ChatCompletionChunk, record: _Record, reply: list[str] | None) -> bytes:
     if chunk.usage is not None:
         record.usage = _usage(chunk)
     if reply is not None:

@@ -125,7 +125,7 @@ class Metrics:
 
     def model_label(self, model: str | None) -> str:
         # Only configured names become labels: arbitrary client input must not explode cardinality.
-        return model if model in self._known_models else "unknown"  # type: ignore[return-value]
+        return model if model is not None and model in self._known_models else "unknown"
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (id(metric), *labels)
