@@ -106,3 +106,15 @@ def test_yaml_server_section_is_validated(tmp_path: Path) -> None:
 def test_settings_model_forbids_extras() -> None:
     with pytest.raises(ValueError):
         ServerSettings.model_validate({"bogus": 1})
+
+
+def test_readme_yaml_example_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "server" / "README.md").read_text()
+    block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
+    config = Path("config.yaml")
+    config.write_text(block)
+    for name in ("OPENAI_API_KEY", "QWEN_API_KEY", "GATEWAY_KEY"):
+        monkeypatch.setenv(name, f"{name.lower()}-value-1234")
+    gateway = Gateway.discover()
+    assert gateway.factory.model_names == ["gpt-4o"] and len(gateway.factory.deployments) == 2
+    assert gateway.settings.host == "0.0.0.0" and gateway.authorized(b"gateway_key-value-1234")
