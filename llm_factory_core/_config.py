@@ -182,8 +182,9 @@ def build_deployments(
             raise ConfigurationError(f"{source}: providers[{i}]: {exc}") from None
         n = counts[cfg.model_name] = counts.get(cfg.model_name, 0) + 1
         label = cfg.name or f"{cls.key}/{cfg.model_name}#{n}"
-        if cfg.name is None and settings.api_key is not None:
-            label += f"[{mask_secret(settings.api_key)}]"
+        credential = cls.credential_label(settings)
+        if cfg.name is None and credential:
+            label += f"[{credential}]"
         base = Timeouts()
         timeouts = Timeouts(
             connect=cfg.connect_timeout or base.connect,

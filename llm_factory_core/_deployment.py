@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._provider import Provider, ProviderSettings, Timeouts, mask_secret
+from ._provider import Provider, ProviderSettings, Timeouts
 
 __all__ = ["Deployment"]
 
@@ -35,7 +35,7 @@ class Deployment:
 
     @property
     def masked_key(self) -> str:
-        return mask_secret(self.settings.api_key) if self.settings.api_key else "<none>"
+        return self.provider_cls.credential_label(self.settings) or "<none>"
 
     def __repr__(self) -> str:
         return f"Deployment({self.name!r})"

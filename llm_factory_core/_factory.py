@@ -163,7 +163,7 @@ class LLMFactory:
                     provider=d.provider_key,
                     model_name=d.model_name,
                     model=d.settings.model,
-                    api_base=_strip_query(d.settings.api_base or d.provider_cls.default_api_base),
+                    api_base=_strip_query(d.provider_cls.display_api_base(d.settings)),
                     api_key=d.masked_key,
                     state=state,
                     until=wall_clock(stats.cooldown_until) if cooling else None,

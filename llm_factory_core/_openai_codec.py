@@ -24,7 +24,7 @@ from ._errors import (
     ProviderError,
     UpstreamConnectionError,
 )
-from ._json import loads
+from ._json import dumps, loads
 from ._provider import Provider, error_for_status, parse_retry_after
 from ._request import ChatRequest
 from ._sse import aiter_sse
@@ -43,10 +43,21 @@ log = logging.getLogger("llm_factory_core.openai_codec")
 FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
 _CONTEXT_RE = re.compile(
     r"context.length|maximum context|context window|too many tokens|prompt is too long"
-    r"|reduce the length|input is too long|exceeds the model's maximum",
+    r"|reduce the length|input is too long|exceeds the model's maximum|range of input length",
     re.IGNORECASE,
 )
 _RETRY_HINT_RE = re.compile(r"retry after (\d+(?:\.\d+)?) (second|millisecond)", re.IGNORECASE)
+_STATUS_FOR_CODE = {
+    "invalid_api_key": 401,
+    "invalid_request_error": 400,
+    "invalid_parameter_error": 400,
+    "context_length_exceeded": 400,
+    "content_filter": 400,
+    "rate_limit_exceeded": 429,
+    "limit_requests": 429,
+    "insufficient_quota": 429,
+    "server_error": 500,
+}
 _AZURE_FILTER_KEYS = ("content_filter_results", "content_filter_offsets", "content_filter_raw")
 
 
@@ -161,7 +172,7 @@ class OpenAICompatibleProvider(Provider):
 
     def parse_completion(self, data: Any) -> ChatCompletion:
         if isinstance(data, dict) and data.get("error"):
-            raise self._error_from_payload(data)
+            raise self.error_from_payload(data)
         if not isinstance(data, dict) or "choices" not in data:
             raise self.error(UpstreamConnectionError, "upstream reply has no choices")
         data = self.adapt_completion(data)
@@ -223,7 +234,7 @@ class OpenAICompatibleProvider(Provider):
                 log.warning("%s: skipped a stream event that is not an object", self.name)
                 continue
             if data.get("error"):
-                raise self._error_from_payload(data)
+                raise self.error_from_payload(data)
             adapted = self.adapt_chunk(data, state)
             if adapted is None:
                 continue
@@ -240,15 +251,18 @@ class OpenAICompatibleProvider(Provider):
         cls, message, kwargs = classify_openai_error(status, headers, body)
         return self.error(cls, message, **kwargs)
 
-    def _error_from_payload(self, data: dict[str, Any]) -> ProviderError:
-        """An error object inside a 200 reply or stream."""
-        from ._json import dumps
-
-        error = data.get("error") or {}
-        status = error.get("status") or error.get("code") if isinstance(error, dict) else None
-        status = (
-            int(status) if isinstance(status, int) or (isinstance(status, str) and status.isdigit()) else 500
-        )
+    def error_from_payload(self, data: dict[str, Any]) -> ProviderError:
+        """An error object inside a 200 reply or stream. Such objects rarely carry a status, so
+        it is inferred from the code: a revoked key or a rate limit reported mid-stream must not
+        pass for a server error."""
+        error = data.get("error")
+        error = error if isinstance(error, dict) else {}
+        status = error.get("status")
+        code = error.get("code")
+        if not isinstance(status, int):
+            status = int(code) if isinstance(code, int) or (isinstance(code, str) and code.isdigit()) else None
+        if status is None:
+            status = _STATUS_FOR_CODE.get(str(code), 500)
         return self.parse_error(status, httpx.Headers(), dumps(data))
 
     # -- the provider contract ------------------------------------------------------------------

@@ -81,11 +81,13 @@ class Plan:
         if isinstance(error, ContextLengthError):
             self._skip_model = True  # a bigger fallback may fit; this group will not
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _wait(self, seconds: float) -> bool:
+        """Sleep if it fits in the deadline; False when it does not (try the next model)."""
         if seconds >= self.remaining():
-            raise DeadlineExceeded
+            return False
         if seconds > 0:
             await anyio.sleep(seconds)
+        return True
 
     def _candidates(self, group: Sequence[Deployment], now: float) -> list[Deployment]:
         health = self.router.health
@@ -110,13 +112,13 @@ class Plan:
                     if self._shortest_wait(group) is None:
                         break  # every deployment is disabled or excluded: waiting helps nobody
                     backoff = min(settings.retry_backoff_max, settings.retry_backoff * 2 ** (round_ - 1))
-                    await self._sleep(backoff * (0.5 + random.random() / 2))
+                    if not await self._wait(backoff * (0.5 + random.random() / 2)):
+                        break
                 candidates = self._candidates(group, time.monotonic())
                 if not candidates:
                     wait = self._shortest_wait(group)
-                    if wait is None or wait > settings.max_cooldown_wait:
-                        break
-                    await self._sleep(wait)
+                    if wait is None or wait > settings.max_cooldown_wait or not await self._wait(wait):
+                        break  # a long cooldown is not waited out: the fallbacks may answer now
                     candidates = self._candidates(group, time.monotonic())
                 for deployment in strategy.order(candidates):
                     yield deployment

@@ -165,9 +165,24 @@ class Provider:
         self.name = name
         """Deployment label for errors and logs (the key appears masked only)."""
         self.timeouts = timeouts
+        self.prepare()
+
+    def prepare(self) -> None:
+        """Called once at the end of construction: precompute URLs and headers here (the hot
+        path should not rebuild them per request) instead of overriding ``__init__``."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
+
+    @classmethod
+    def credential_label(cls, settings: ProviderSettings) -> str | None:
+        """A masked hint of the credential, to tell deployments apart in status and logs."""
+        return mask_secret(settings.api_key) if settings.api_key is not None else None
+
+    @classmethod
+    def display_api_base(cls, settings: ProviderSettings) -> str | None:
+        """The base URL this deployment really calls, for status pages."""
+        return settings.api_base or cls.default_api_base
 
     @classmethod
     def validate_settings(cls, settings: ProviderSettings) -> None:

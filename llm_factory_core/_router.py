@@ -258,6 +258,8 @@ class Router:
         except ProviderError as error:
             await _close(upstream)
             self.health.end(name)
+            if isinstance(error, UpstreamTimeoutError) and not buffered:
+                error.silent = True  # headers then nothing: silent, whichever limit fired first
             self._failed(plan, deployment, error)
             if not error.retryable and not isinstance(error, ContextLengthError):
                 raise

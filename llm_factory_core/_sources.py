@@ -2,7 +2,8 @@
 
 Environment: for every installed provider plugin ``<KEY>``: ``<KEY>_API_KEYS`` (comma-separated)
 or ``<KEY>_API_KEY``, ``<KEY>_API_BASES`` or ``<KEY>_API_BASE``, ``<KEY>_MODEL`` (comma-separated
-for several), and ``<KEY>_<FIELD>`` for any other field of the provider (``OPENAI_API_VERSION``).
+for several; ``name=upstream-id`` when callers use another name than the provider), and
+``<KEY>_<FIELD>`` for any other field of the provider (``OPENAI_API_VERSION``).
 One deployment per key and model; one base serves every key, or key i pairs with base i.
 Router settings: ``LLM_FACTORY_STRATEGY``, ``LLM_FACTORY_NUM_RETRIES``, ``LLM_FACTORY_TIMEOUT``,
 ``LLM_FACTORY_FALLBACKS`` (``gpt-4o=qwen-plus|deepseek-chat;...``).
@@ -104,7 +105,10 @@ def config_from_env(
         for model in models:
             for i, api_key in enumerate(keys or [None]):
                 base = bases[i] if len(bases) > 1 else (bases[0] if bases else None)
-                data: dict[str, Any] = {"provider": key, "model_name": model, **extras}
+                name, _, upstream = model.partition("=")  # "sonnet=us.anthropic.claude-..." names an id
+                data: dict[str, Any] = {"provider": key, "model_name": name.strip(), **extras}
+                if upstream.strip():
+                    data["model"] = upstream.strip()
                 if api_key is not None:
                     data["api_key"] = api_key
                 if base is not None:

@@ -264,3 +264,14 @@ def test_dollar_escape(tmp_path: Path) -> None:
     factory = LLMFactory.create_from_config(write(tmp_path, "config.yaml", text))
     key = factory.deployments[0].settings.api_key
     assert key is not None and key.get_secret_value() == "p$ss0000000"
+
+
+def test_env_model_may_name_a_different_upstream_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-0000000000")
+    monkeypatch.setenv("OPENAI_API_BASE", "https://x.test/v1")
+    monkeypatch.setenv("OPENAI_MODEL", "fast=gpt-4o-mini-2024-07-18, gpt-4o")
+    factory = LLMFactory.create()
+    assert [(d.model_name, d.settings.model) for d in factory.deployments] == [
+        ("fast", "gpt-4o-mini-2024-07-18"),
+        ("gpt-4o", "gpt-4o"),
+    ]

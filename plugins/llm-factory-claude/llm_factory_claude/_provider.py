@@ -21,7 +21,6 @@ from llm_factory_core.providers import (
     Capabilities,
     Provider,
     ProviderSettings,
-    Timeouts,
     json_dumps,
     mask_secret,
 )
@@ -43,21 +42,22 @@ class ClaudeProvider(Provider):
 
     settings: ClaudeSettings
 
-    def __init__(
-        self,
-        settings: ProviderSettings,
-        *,
-        client: httpx.AsyncClient,
-        name: str,
-        timeouts: Timeouts = Timeouts(),
-    ) -> None:
-        super().__init__(settings, client=client, name=name, timeouts=timeouts)
+    def prepare(self) -> None:
         self.mode = resolve_mode(self.settings)
         self.host: Host = (
             AnthropicHost(self.settings, self._make_error)
             if self.mode == "anthropic"
             else BedrockHost(self.settings, self._make_error)
         )
+
+    @classmethod
+    def credential_label(cls, settings: ProviderSettings) -> str | None:
+        assert isinstance(settings, ClaudeSettings)
+        if settings.api_key is not None:
+            return mask_secret(settings.api_key)
+        if settings.aws_access_key_id:
+            return mask_secret(settings.aws_access_key_id)
+        return f"profile:{settings.aws_profile}" if settings.aws_profile else None
 
     @classmethod
     def validate_settings(cls, settings: ProviderSettings) -> None:

@@ -92,7 +92,7 @@ class DeepSeekProvider(OpenAICompatibleProvider):
         # A busy DeepSeek sends 200 and blank lines first, so a failure can only arrive as an
         # error object in that 200 body; it must become a typed error, not "no choices".
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
-            raise self._error_from_payload(data)
+            raise self.error_from_payload(data)
         return super().parse_completion(data)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:

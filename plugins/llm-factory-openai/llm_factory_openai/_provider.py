@@ -7,7 +7,6 @@ import re
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
-import httpx
 from pydantic import SecretStr
 
 from llm_factory_core import ChatRequest
@@ -15,7 +14,6 @@ from llm_factory_core.providers import (
     Capabilities,
     OpenAICompatibleProvider,
     ProviderSettings,
-    Timeouts,
 )
 
 __all__ = ["OpenAIProvider", "OpenAISettings"]
@@ -55,15 +53,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
 
     settings: OpenAISettings
 
-    def __init__(
-        self,
-        settings: ProviderSettings,
-        *,
-        client: httpx.AsyncClient,
-        name: str,
-        timeouts: Timeouts = Timeouts(),
-    ) -> None:
-        super().__init__(settings, client=client, name=name, timeouts=timeouts)
+    def prepare(self) -> None:
         self.azure = _is_azure(self.settings)
         self._url, self._body_model = self._target()
         self._headers = self._auth()

@@ -24,7 +24,6 @@ from llm_factory_core.providers import (
     OpenAICompatibleProvider,
     ProviderSettings,
     ServerSentEvent,
-    Timeouts,
     aiter_sse,
     classify_openai_error,
     json_dumps,
@@ -67,15 +66,7 @@ class QwenProvider(OpenAICompatibleProvider):
 
     settings: QwenSettings
 
-    def __init__(
-        self,
-        settings: ProviderSettings,
-        *,
-        client: httpx.AsyncClient,
-        name: str,
-        timeouts: Timeouts = Timeouts(),
-    ) -> None:
-        super().__init__(settings, client=client, name=name, timeouts=timeouts)
+    def prepare(self) -> None:
         self.mode = api_mode(self.settings)
         default = DEFAULT_NATIVE_BASE if self.mode == "native" else DEFAULT_COMPATIBLE_BASE
         self.base = (self.settings.api_base or default).rstrip("/")
@@ -113,7 +104,7 @@ class QwenProvider(OpenAICompatibleProvider):
         cls, message, kwargs = classify_native_error(status, headers, body)
         return self.error(cls, message, **kwargs)
 
-    def _error_from_payload(self, data: dict[str, Any]) -> ProviderError:
+    def error_from_payload(self, data: dict[str, Any]) -> ProviderError:
         # Compatible mode's in-stream ``{"error": {"code": "invalid_api_key"}}`` carries no status;
         # the core's default (500, "retry elsewhere") would hide a dead key or a rate limit.
         error = data.get("error")
