@@ -61,9 +61,18 @@ class ProviderConformance:
         raise NotImplementedError
 
     def reply_error(self, request: httpx.Request, kind: str) -> httpx.Response | None:
-        """An error reply of ``kind`` (rate_limit with a retry hint of 7 seconds, auth,
-        bad_request, server); None when the provider has no such reply."""
+        """An error reply of ``kind`` (rate_limit with a retry hint of ``rate_limit_retry_after``
+        seconds, auth, bad_request, server); None when the provider has no such reply."""
         raise NotImplementedError
+
+    rate_limit_retry_after: ClassVar[float | None] = 7
+    """The retry hint ``reply_error(..., "rate_limit")`` carries; None if the provider sends none."""
+
+    def _error_or_skip(self, request: httpx.Request, kind: str) -> httpx.Response:
+        reply = self.reply_error(request, kind)
+        if reply is None:
+            pytest.skip(f"{self.provider_cls.key} has no {kind} reply")
+        return reply
 
     # -- fixtures ----------------------------------------------------------------------------------
 
@@ -137,10 +146,7 @@ class ProviderConformance:
     @pytest.mark.anyio
     @pytest.mark.parametrize("kind", sorted(ERROR_KINDS))
     async def test_errors_are_typed(self, kind: str) -> None:
-        probe = self.reply_error(httpx.Request("POST", "https://probe.test"), kind)
-        if probe is None:
-            pytest.skip(f"{self.provider_cls.key} has no {kind} reply")
-        upstream = MockUpstream(lambda r: self.reply_error(r, kind))
+        upstream = MockUpstream(lambda r: self._error_or_skip(r, kind))
         async with self.factory(upstream, num_retries=0) as factory:
             with pytest.raises((ProviderError, AllDeploymentsFailedError)) as info:
                 await factory.chat_async("Hi")
@@ -150,8 +156,8 @@ class ProviderConformance:
             error = error.last_error
         assert isinstance(error, ERROR_KINDS[kind]), f"{kind} became {type(error).__name__}"
         assert error.provider == self.provider_cls.key
-        if kind == "rate_limit":
-            assert error.retry_after == pytest.approx(7, abs=1)
+        if kind == "rate_limit" and self.rate_limit_retry_after is not None:
+            assert error.retry_after == pytest.approx(self.rate_limit_retry_after, abs=1)
         for secret in self.secrets():
             assert secret not in str(error) and secret not in repr(error)
 
@@ -178,10 +184,7 @@ class ProviderConformance:
 
     @pytest.mark.anyio
     async def test_bad_request_is_not_failed_over(self) -> None:
-        probe = self.reply_error(httpx.Request("POST", "https://probe.test"), "bad_request")
-        if probe is None:
-            pytest.skip("no bad_request reply")
-        upstream = MockUpstream(lambda r: self.reply_error(r, "bad_request"))
+        upstream = MockUpstream(lambda r: self._error_or_skip(r, "bad_request"))
         configs = [self.make_config(name="first"), self.make_config(name="second")]
         async with self.factory(upstream, configs) as factory:
             with pytest.raises(BadRequestError):
