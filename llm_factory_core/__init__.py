@@ -31,6 +31,8 @@ from ._errors import (
 )
 from ._factory import DeploymentStatus, LLMFactory
 from ._request import ChatMessage, ChatRequest
+from ._router import CallInfo
+from ._sources import load_env
 from ._streams import AsyncChatStream, ChatStream
 from ._types import (
     ChatCompletion,
@@ -54,6 +56,7 @@ __all__ = [
     "AsyncChatStream",
     "Attempt",
     "AuthenticationError",
+    "CallInfo",
     "BadRequestError",
     "ChatCompletion",
     "ChatCompletionChunk",
@@ -93,4 +96,5 @@ __all__ = [
     "UpstreamTimeoutError",
     "__version__",
     "hookimpl",
+    "load_env",
 ]

@@ -272,8 +272,7 @@ class NoDeploymentAvailableError(AllDeploymentsFailedError):
         else:
             wait = max(0.0, available_at - time.time())
             reason = (
-                f"Every deployment of model {model!r} is cooling down; "
-                f"the first is available again in {wait:.1f}s."
+                f"Every deployment of model {model!r} is cooling down; the first is available again in {wait:.1f}s."
             )
         super().__init__(model, attempts, reason)
 

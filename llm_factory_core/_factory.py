@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import aclosing
 from types import TracebackType
 from typing import Any
@@ -29,7 +29,7 @@ from ._health import HealthStore, InMemoryHealth, wall_clock
 from ._plugins import PluginRegistry, default_registry
 from ._provider import Provider
 from ._request import ChatMessage, ChatRequest, to_messages
-from ._router import Router, StreamInfo
+from ._router import CallInfo, Router, StateListener
 from ._sources import config_from_env, load_env, load_yaml
 from ._streams import AsyncChatStream, ChatStream
 from ._types import ChatCompletion
@@ -69,8 +69,7 @@ class _Runtime:
         self.client = client
         self.owns_client = owns_client
         self.providers: dict[str, Provider] = {
-            d.name: d.provider_cls(d.settings, client=client, name=d.name, timeouts=d.timeouts)
-            for d in deployments
+            d.name: d.provider_cls(d.settings, client=client, name=d.name, timeouts=d.timeouts) for d in deployments
         }
 
     async def aclose(self) -> None:
@@ -132,9 +131,9 @@ class LLMFactory:
     def create_from_config(
         cls, path: str | os.PathLike[str], *, env_file: str | os.PathLike[str] | None = None, **kwargs: Any
     ) -> LLMFactory:
-        """From a YAML file with a ``providers:`` list; ``${VAR}`` reads the environment."""
-        env = load_env(env_file) if env_file else dict(os.environ)
-        return cls(load_yaml(path, env), source=str(path), **kwargs)
+        """From a YAML file with a ``providers:`` list; ``${VAR}`` reads the environment overlaid
+        on ``env_file`` (default ``./.env`` if present)."""
+        return cls(load_yaml(path, load_env(env_file)), source=str(path), **kwargs)
 
     # -- info -----------------------------------------------------------------------------------
 
@@ -154,9 +153,7 @@ class LLMFactory:
         for d in self.deployments:
             stats = self.health.stats(d.name)
             cooling = self.health.available(d.name, time.monotonic()) is False
-            state = (
-                "disabled" if stats.disabled_reason and cooling else ("cooldown" if cooling else "healthy")
-            )
+            state = "disabled" if stats.disabled_reason and cooling else ("cooldown" if cooling else "healthy")
             out.append(
                 DeploymentStatus(
                     name=d.name,
@@ -172,9 +169,7 @@ class LLMFactory:
                     successes=stats.successes,
                     failures=stats.failures,
                     last_error=stats.last_error,
-                    avg_latency_ms=round(stats.latency_ewma * 1000, 2)
-                    if stats.latency_ewma is not None
-                    else None,
+                    avg_latency_ms=round(stats.latency_ewma * 1000, 2) if stats.latency_ewma is not None else None,
                     weight=d.weight,
                     priority=d.priority,
                 )
@@ -183,25 +178,17 @@ class LLMFactory:
 
     # -- requests -------------------------------------------------------------------------------
 
-    def build_request(
-        self, prompt: Prompt | ChatRequest, params: Mapping[str, Any], *, stream: bool
-    ) -> ChatRequest:
+    def build_request(self, prompt: Prompt | ChatRequest, params: Mapping[str, Any], *, stream: bool) -> ChatRequest:
         if isinstance(prompt, ChatRequest):
             return (
-                prompt.model_copy(update={"stream": stream, **params})
-                if params or prompt.stream != stream
-                else prompt
+                prompt.model_copy(update={"stream": stream, **params}) if params or prompt.stream != stream else prompt
             )
         if not isinstance(prompt, (str, list, tuple)):
-            raise InvalidRequestError(
-                "prompt must be a string or a list of OpenAI messages", param="messages"
-            )
+            raise InvalidRequestError("prompt must be a string or a list of OpenAI messages", param="messages")
         try:
             return ChatRequest.model_validate({**params, "messages": to_messages(prompt), "stream": stream})
         except ValidationError as exc:
-            raise InvalidRequestError(
-                format_validation_error(exc, "request"), param=_first_loc(exc)
-            ) from None
+            raise InvalidRequestError(format_validation_error(exc, "request"), param=_first_loc(exc)) from None
 
     def _runtime(self) -> _Runtime:
         if self._closed:
@@ -215,12 +202,21 @@ class LLMFactory:
             if self._http_client is not None:
                 runtime = _Runtime(self._http_client, False, self.deployments)
             else:
-                client = httpx.AsyncClient(
-                    transport=self._transport, limits=default_limits(), follow_redirects=False
-                )
+                client = httpx.AsyncClient(transport=self._transport, limits=default_limits(), follow_redirects=False)
                 runtime = _Runtime(client, True, self.deployments)
             self._runtimes[key] = runtime
         return runtime
+
+    def providers(self) -> Mapping[str, Provider]:
+        """Provider instances bound to the running event loop, by deployment name: what
+        ``factory.router.chat`` / ``.stream`` take (integrations such as the server use these)."""
+        return self._runtime().providers
+
+    def add_state_listener(self, listener: StateListener) -> Callable[[], None]:
+        """Call ``listener(deployment, state, reason, until)`` when one of this factory's
+        deployments enters or leaves cooldown / disabled; returns a function that removes it."""
+        self.router.listeners.append(listener)
+        return lambda: self.router.listeners.remove(listener)
 
     async def chat_async(
         self,
@@ -248,10 +244,10 @@ class LLMFactory:
         """``async for chunk in factory.stream_async(...)``: chunks in OpenAI's shape."""
         request = self.build_request(prompt, _params(model, load_balance_strategy, params), stream=True)
         self.router.resolve(request)  # unknown model or strategy fails here, not mid-iteration
-        info = StreamInfo()
+        info = CallInfo()
         return AsyncChatStream(self._stream_gen(request, timeout, info), info)
 
-    async def _stream_gen(self, request: ChatRequest, timeout: float | None, info: StreamInfo) -> Any:
+    async def _stream_gen(self, request: ChatRequest, timeout: float | None, info: CallInfo) -> Any:
         upstream = self.router.stream(request, self._runtime().providers, timeout=timeout, info=info)
         async with aclosing(upstream):
             async for chunk in upstream:
@@ -336,9 +332,7 @@ class LLMFactory:
         return f"<LLMFactory models={self.model_names} deployments={len(self.deployments)}>"
 
 
-async def _make_stream(
-    factory: LLMFactory, prompt: Prompt | ChatRequest, kwargs: dict[str, Any]
-) -> AsyncChatStream:
+async def _make_stream(factory: LLMFactory, prompt: Prompt | ChatRequest, kwargs: dict[str, Any]) -> AsyncChatStream:
     return factory.stream_async(prompt, **kwargs)
 
 

@@ -268,9 +268,7 @@ class OpenAICompatibleProvider(Provider):
     # -- the provider contract ------------------------------------------------------------------
 
     async def chat(self, request: ChatRequest) -> ChatCompletion:
-        data = await self.post_json(
-            self.chat_url(), self.build_body(request, stream=False), self.auth_headers()
-        )
+        data = await self.post_json(self.chat_url(), self.build_body(request, stream=False), self.auth_headers())
         return self.parse_completion(data)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:

@@ -40,17 +40,11 @@ class PluginRegistry:
         self._origins: dict[str, str] = {}
         self._strategies: dict[str, type[Strategy]] = {}
         self._current_origin = "code"
-        self._entry_points: dict[str, list[importlib.metadata.EntryPoint]] | None = (
-            None if entry_points else {}
-        )
+        self._entry_points: dict[str, list[importlib.metadata.EntryPoint]] | None = None if entry_points else {}
         self._loaded: set[str] = set()
         self._failed: dict[str, PluginError] = {}
-        self.pm.hook.llm_factory_register_providers.call_historic(
-            kwargs={"register": self._register_provider}
-        )
-        self.pm.hook.llm_factory_register_strategies.call_historic(
-            kwargs={"register": self._register_strategy}
-        )
+        self.pm.hook.llm_factory_register_providers.call_historic(kwargs={"register": self._register_provider})
+        self.pm.hook.llm_factory_register_strategies.call_historic(kwargs={"register": self._register_strategy})
         from . import _builtin_strategies
 
         self.register(_builtin_strategies, origin="llm-factory-core")
@@ -106,8 +100,7 @@ class PluginRegistry:
             dists = {_dist_name(ep) for ep in eps}
             if len(dists) > 1:
                 raise PluginError(
-                    f"Two plugins claim provider {name!r}: {' and '.join(sorted(dists))}. "
-                    "Uninstall one of them."
+                    f"Two plugins claim provider {name!r}: {' and '.join(sorted(dists))}. Uninstall one of them."
                 )
             for ep in eps:
                 try:

@@ -212,9 +212,7 @@ class Provider:
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
         """Turn an upstream error response into a typed error. Override for the provider's body."""
         text = body.decode("utf-8", "replace")[:500] or f"HTTP {status}"
-        return self.error(
-            error_for_status(status), text, status=status, retry_after=parse_retry_after(headers)
-        )
+        return self.error(error_for_status(status), text, status=status, retry_after=parse_retry_after(headers))
 
     # -- transport ------------------------------------------------------------------------------
 
@@ -270,9 +268,7 @@ class Provider:
             timeout=self.timeouts.for_stream(),
         )
         try:
-            response = await self.client.send(
-                request, stream=True, **({"auth": auth} if auth is not None else {})
-            )
+            response = await self.client.send(request, stream=True, **({"auth": auth} if auth is not None else {}))
         except httpx.TransportError as exc:
             raise self._transport_error(exc, received=False) from None
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -37,13 +37,14 @@ from ._provider import Provider
 from ._request import ChatRequest
 from ._types import ChatCompletion, ChatCompletionChunk
 
-__all__ = ["Router", "StreamInfo"]
+__all__ = ["CallInfo", "Router", "StateListener", "StreamInfo"]
 
 log = logging.getLogger("llm_factory_core.router")
 
 
-class StreamInfo:
-    """Filled in by ``Router.stream`` for callers that log or measure (the server)."""
+class CallInfo:
+    """Filled in by ``Router.chat`` / ``Router.stream`` for callers that log or measure (the
+    server): which deployment answered, and every failed attempt before it."""
 
     __slots__ = ("attempts", "deployment", "first_token_at", "model")
 
@@ -52,6 +53,12 @@ class StreamInfo:
         self.model: str | None = None
         self.attempts: list[Attempt] = []
         self.first_token_at: float | None = None
+
+
+StreamInfo = CallInfo  # the name this had first
+
+StateListener = Callable[[Deployment, str, "str | None", "float | None"], None]
+"""``listener(deployment, state, reason, until)`` for one factory's deployment state changes."""
 
 
 class Router:
@@ -79,6 +86,8 @@ class Router:
                         f"(configured: {', '.join(self.groups) or 'none'})"
                     )
         self._strategies: dict[tuple[str, str], Strategy] = {}
+        self.listeners: list[StateListener] = []
+        """Per-factory observers of state changes (the hook is process-wide)."""
         self.strategy_class(settings.strategy)  # fail at start-up, not on the first call
 
     # -- lookup ---------------------------------------------------------------------------------
@@ -136,8 +145,10 @@ class Router:
             self.registry.notify_state_changed(
                 deployment=d.name, model=d.model_name, state=state, reason=reason, until=until
             )
+            for listener in self.listeners:
+                listener(d, state, reason, until)
         except Exception:  # an observer must not break routing
-            log.exception("llm_factory_deployment_state_changed hook failed")
+            log.exception("a deployment state observer failed")
 
     def _timeout_error(self, plan: Plan, deployment: Deployment, what: str, silent: bool) -> UpstreamTimeoutError:
         error = UpstreamTimeoutError(
@@ -154,9 +165,12 @@ class Router:
         providers: Mapping[str, Provider],
         *,
         timeout: float | None = None,
+        info: CallInfo | None = None,
     ) -> ChatCompletion:
         model, strategy = self.resolve(request)
         plan = Plan(self, model, strategy, time.monotonic() + (timeout or self.settings.timeout))
+        if info is not None:
+            info.attempts = plan.attempts
         health = self.health
         try:
             async with aclosing(plan.deployments()) as deployments:
@@ -184,6 +198,8 @@ class Router:
                         health.end(name)
                     self._succeeded(deployment, time.monotonic() - started)
                     result._deployment = name
+                    if info is not None:
+                        info.deployment, info.model = deployment, model
                     return result
         except DeadlineExceeded:
             raise plan.failure(model, deadline_hit=True) from None
@@ -195,11 +211,11 @@ class Router:
         providers: Mapping[str, Provider],
         *,
         timeout: float | None = None,
-        info: StreamInfo | None = None,
+        info: CallInfo | None = None,
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
         model, strategy = self.resolve(request)
         plan = Plan(self, model, strategy, time.monotonic() + (timeout or self.settings.timeout))
-        info = info if info is not None else StreamInfo()
+        info = info if info is not None else CallInfo()
         info.attempts = plan.attempts
         try:
             async with aclosing(plan.deployments()) as deployments:
@@ -314,7 +330,7 @@ class Router:
         request: ChatRequest,
         progress: Progress,
         broken: StreamInterruptedError,
-        info: StreamInfo,
+        info: CallInfo,
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
         """Ask the next deployment that supports assistant prefill to continue the text already
         sent. Any failure or refusal there reports the original break, never the refusal."""

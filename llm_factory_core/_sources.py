@@ -69,9 +69,7 @@ def _split(value: str | None) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()] if value else []
 
 
-def config_from_env(
-    env: Mapping[str, str], registry: PluginRegistry, source: str = "environment"
-) -> FactoryConfig:
+def config_from_env(env: Mapping[str, str], registry: PluginRegistry, source: str = "environment") -> FactoryConfig:
     providers: list[ModelConfig] = []
     for key in registry.installed_provider_keys():
         prefix = key.upper().replace("-", "_") + "_"
@@ -123,9 +121,7 @@ def config_from_env(
     try:
         return FactoryConfig(providers=providers, router=RouterSettings.model_validate(router))
     except ValidationError as exc:
-        raise ConfigurationError(
-            format_validation_error(exc, f"{source} (LLM_FACTORY_*)", ("router",))
-        ) from None
+        raise ConfigurationError(format_validation_error(exc, f"{source} (LLM_FACTORY_*)", ("router",))) from None
 
 
 def _parse_fallbacks(value: str, source: str) -> dict[str, list[str]]:
@@ -157,8 +153,7 @@ def _substitute(value: Any, env: Mapping[str, str], source: str, path: str) -> A
             if default is not None:
                 return default
             raise ConfigurationError(
-                f"{source}: {path}: environment variable {name} is not set "
-                f"(set it, or write ${{{name}:-default}})"
+                f"{source}: {path}: environment variable {name} is not set (set it, or write ${{{name}:-default}})"
             )
 
         return _VAR.sub(repl, value)

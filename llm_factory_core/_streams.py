@@ -9,7 +9,7 @@ from typing import Any
 
 from anyio.from_thread import BlockingPortal
 
-from ._router import StreamInfo
+from ._router import CallInfo
 from ._types import ChatCompletionChunk
 
 __all__ = ["AsyncChatStream", "ChatStream"]
@@ -18,7 +18,7 @@ __all__ = ["AsyncChatStream", "ChatStream"]
 class AsyncChatStream:
     """``async for chunk in factory.stream_async(...)``; ``async with`` closes it early."""
 
-    def __init__(self, iterator: AsyncIterator[ChatCompletionChunk], info: StreamInfo) -> None:
+    def __init__(self, iterator: AsyncIterator[ChatCompletionChunk], info: CallInfo) -> None:
         self._iterator = iterator
         self.info = info
 

@@ -98,14 +98,10 @@ class ProviderConformance:
         data = {"provider": self.provider_cls.key, "model_name": self.model_name, **self.config, **overrides}
         return ModelConfig.model_validate(data)
 
-    def factory(
-        self, upstream: MockUpstream, configs: list[ModelConfig] | None = None, **kw: Any
-    ) -> LLMFactory:
+    def factory(self, upstream: MockUpstream, configs: list[ModelConfig] | None = None, **kw: Any) -> LLMFactory:
         kw.setdefault("cooldown", 0.0)
         kw.setdefault("retry_backoff", 0.0)
-        return LLMFactory(
-            configs or [self.make_config()], transport=upstream.transport, registry=self.registry(), **kw
-        )
+        return LLMFactory(configs or [self.make_config()], transport=upstream.transport, registry=self.registry(), **kw)
 
     def secrets(self) -> list[str]:
         out = []
@@ -198,9 +194,7 @@ class ProviderConformance:
     def test_secrets_stay_out_of_status_and_repr(self) -> None:
         factory = LLMFactory([self.make_config()], registry=self.registry())
         try:
-            text = (
-                repr(factory) + repr(factory.status()) + repr(factory.deployments) + repr(self.make_config())
-            )
+            text = repr(factory) + repr(factory.status()) + repr(factory.deployments) + repr(self.make_config())
             text += repr(factory.deployments[0].settings)
             for secret in self.secrets():
                 assert secret not in text

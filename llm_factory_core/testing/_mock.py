@@ -21,9 +21,7 @@ __all__ = [
     "sse_response",
 ]
 
-Reply = (
-    httpx.Response | Callable[[httpx.Request], "httpx.Response | Awaitable[httpx.Response]"] | BaseException
-)
+Reply = httpx.Response | Callable[[httpx.Request], "httpx.Response | Awaitable[httpx.Response]"] | BaseException
 
 
 class MockUpstream:
@@ -178,6 +176,4 @@ def sse_response(
                 await anyio.sleep(delay)
             yield part
 
-    return httpx.Response(
-        status, content=gen(), headers={"content-type": "text/event-stream", **(headers or {})}
-    )
+    return httpx.Response(status, content=gen(), headers={"content-type": "text/event-stream", **(headers or {})})

@@ -16,15 +16,13 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 import anyio
 from pydantic import ValidationError
 
-from llm_factory_core import ChatCompletionChunk, ChatRequest, LLMFactoryError
-from llm_factory_core._json import dumps
-from llm_factory_core._router import StreamInfo
+from llm_factory_core import CallInfo, ChatCompletionChunk, ChatRequest, LLMFactoryError
+from llm_factory_core.providers import json_dumps as dumps
 
 from ._errors import ErrorReply, error_body, from_exception, from_validation_error, simple
 from ._gateway import Gateway, access_log, gateway_for
@@ -50,27 +48,6 @@ class _Disconnected(Exception):
 
 class _TooLarge(Exception):
     pass
-
-
-class _Counting(Mapping[str, Any]):
-    """The providers mapping, counting lookups: the router takes one per attempt, which is how the
-    gateway learns how many failovers a successful call needed."""
-
-    __slots__ = ("_providers", "calls")
-
-    def __init__(self, providers: Mapping[str, Any]) -> None:
-        self._providers = providers
-        self.calls = 0
-
-    def __getitem__(self, name: str) -> Any:
-        self.calls += 1
-        return self._providers[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._providers)
-
-    def __len__(self) -> int:
-        return len(self._providers)
 
 
 class _Record:
@@ -237,13 +214,13 @@ class ChatCompletions:
 
     async def _chat(self, gateway: Gateway, request: ChatRequest, record: _Record) -> ErrorReply:
         factory = gateway.factory
-        providers = _Counting(factory._runtime().providers)
+        info = CallInfo()
         try:
-            result = await factory.router.chat(request, providers, timeout=None)
+            result = await factory.router.chat(request, factory.providers(), info=info)
         except LLMFactoryError as exc:
-            record.attempts = providers.calls
+            record.attempts = len(info.attempts)
             return from_exception(exc)
-        record.attempts = providers.calls
+        record.attempts = len(info.attempts) + 1
         record.deployment = result.deployment
         record.usage = _usage(result)
         if record.reply is not None:
@@ -252,16 +229,14 @@ class ChatCompletions:
 
     async def _stream(self, gateway: Gateway, request: ChatRequest, send: Any, record: _Record) -> ErrorReply | None:
         factory = gateway.factory
-        providers = _Counting(factory._runtime().providers)
-        info = StreamInfo()
-        chunks = factory.router.stream(request, providers, info=info)
+        info = CallInfo()
+        chunks = factory.router.stream(request, factory.providers(), info=info)
         try:
             try:
                 first = await chunks.__anext__()
             except StopAsyncIteration:
                 first = None
             except LLMFactoryError as exc:
-                record.attempts = providers.calls
                 return from_exception(exc)
             # Committed: from here on the status is 200 and failures travel inside the stream.
             record.deployment = info.deployment.name if info.deployment else None
@@ -290,7 +265,7 @@ class ChatCompletions:
             await send({"type": "http.response.body", "body": _DONE, "more_body": False})
             return None
         finally:
-            record.attempts = providers.calls
+            record.attempts = len(info.attempts) + (info.deployment is not None)
             with anyio.CancelScope(shield=True):
                 await chunks.aclose()  # at once, also on cancellation: the connection goes back to the pool
 

@@ -7,10 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from llm_factory_core import LLMFactory
-
 # The core's own .env reader, so the server reads .env exactly as LLMFactory.create() does.
-from llm_factory_core._sources import load_env
+from llm_factory_core import LLMFactory, load_env
 
 __all__ = ["Discovered", "discover", "HOW_TO_CONFIGURE"]
 

@@ -17,7 +17,7 @@ from llm_factory_core import (
     NoDeploymentAvailableError,
     ProviderError,
 )
-from llm_factory_core._json import dumps
+from llm_factory_core.providers import json_dumps as dumps
 
 __all__ = ["ErrorReply", "error_body", "from_exception", "from_validation_error", "simple"]
 

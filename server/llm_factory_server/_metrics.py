@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from llm_factory_core import LLMFactory, hookimpl
+from llm_factory_core import LLMFactory
+from llm_factory_core.providers import Deployment
 
 __all__ = ["CONTENT_TYPE", "Metrics"]
 
@@ -55,21 +56,6 @@ class _DeploymentCollector(Collector):
             if s.avg_latency_ms is not None:
                 latency.add_metric(values, s.avg_latency_ms / 1000)
         yield from (state, in_flight, ok, failed, latency)
-
-
-class _StateObserver:
-    """Counts state transitions of this gateway's deployments (the registry may be shared)."""
-
-    def __init__(self, names: set[str], counter: Counter) -> None:
-        self.names = names
-        self.counter = counter
-
-    @hookimpl
-    def llm_factory_deployment_state_changed(
-        self, deployment: str, model: str, state: str, reason: str | None, until: float | None
-    ) -> None:
-        if deployment in self.names:
-            self.counter.labels(deployment, model, state).inc()
 
 
 class Metrics:
@@ -114,14 +100,14 @@ class Metrics:
         )
         r.register(_DeploymentCollector(factory))
         self._known_models = set(factory.model_names)
-        self._observer = _StateObserver({d.name for d in factory.deployments}, self._state_changes)
-        factory.registry.register(self._observer, origin="llm-factory-server metrics")
+        self._stop_listening = factory.add_state_listener(self._state_changed)
         self._children: dict[tuple[Any, ...], Any] = {}
 
+    def _state_changed(self, deployment: Deployment, state: str, reason: str | None, until: float | None) -> None:
+        self._state_changes.labels(deployment.name, deployment.model_name, state).inc()
+
     def close(self) -> None:
-        pm = self.factory.registry.pm
-        if pm.is_registered(self._observer):
-            pm.unregister(self._observer)
+        self._stop_listening()
 
     def model_label(self, model: str | None) -> str:
         # Only configured names become labels: arbitrary client input must not explode cardinality.

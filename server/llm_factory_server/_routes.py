@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from llm_factory_core import ModelNotFoundError
-from llm_factory_core._json import dumps
+from llm_factory_core.providers import json_dumps as dumps
 
 from ._chat import ChatCompletions, _unauthorized
 from ._errors import ErrorReply, from_exception

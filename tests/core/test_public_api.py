@@ -13,6 +13,7 @@ def test_core_all() -> None:
             "Attempt",
             "AuthenticationError",
             "BadRequestError",
+            "CallInfo",
             "ChatCompletion",
             "ChatCompletionChunk",
             "ChatCompletionMessage",
@@ -51,6 +52,7 @@ def test_core_all() -> None:
             "UpstreamTimeoutError",
             "__version__",
             "hookimpl",
+            "load_env",
         ]
     )
     for name in llm_factory_core.__all__:
