@@ -145,20 +145,43 @@ def test_fake_verifies_boto3_signatures(bedrock: tuple[FakeBedrock, str]) -> Non
         )
 
 
+class _Raw:
+    def __init__(self, content: bytes) -> None:
+        self._content = content
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._content
+
+
+def _forwarding_client(https_base: str, **kwargs: Any) -> Any:
+    """A boto3 client for an https endpoint whose requests are delivered to the local fake."""
+    import httpx
+    from botocore.awsrequest import AWSResponse
+
+    def forward(request: Any, **_: Any) -> AWSResponse:
+        url = request.url.replace("https://", "http://", 1)
+        reply = httpx.request(request.method, url, headers=dict(request.headers.items()), content=request.body)
+        return AWSResponse(url, reply.status_code, dict(reply.headers), _Raw(reply.content))
+
+    client = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=https_base, **kwargs)
+    client.meta.events.register("before-send.bedrock-runtime.*", forward)
+    _CLIENTS.append(client)
+    return client
+
+
 def test_fake_accepts_bedrock_api_keys_as_boto3_sends_them(
     bedrock: tuple[FakeBedrock, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake, base = bedrock
+    # Newer botocore sends a bearer token only to an https endpoint: give boto3 one, and forward
+    # what it would send over TLS to the plain-HTTP fake.
+    https_base = base.replace("http://", "https://", 1)
     monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "bedrock-api-key-0001")
-    client = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url=base)
-    _CLIENTS.append(client)
+    client = _forwarding_client(https_base)
     assert client.invoke_model(modelId=MODEL, body=json.dumps(BODY))["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert fake.requests[-1].headers["authorization"] == "Bearer bedrock-api-key-0001"
     monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", "wrong-key")
-    client = boto3.client(
-        "bedrock-runtime", region_name="us-east-1", endpoint_url=base, config=Config(retries={"total_max_attempts": 1})
-    )
-    _CLIENTS.append(client)
+    client = _forwarding_client(https_base, config=Config(retries={"total_max_attempts": 1}))
     with pytest.raises(ClientError, match="UnrecognizedClientException"):
         client.invoke_model(modelId=MODEL, body=json.dumps(BODY))
 
