@@ -1,8 +1,16 @@
-"""A fast fake OpenAI upstream for benchmarks: raw asyncio HTTP/1.1 with keep-alive, canned replies.
+"""A fast fake OpenAI upstream for benchmarks: a raw asyncio protocol speaking HTTP/1.1 with keep-alive.
 
-Run: ``python bench/fake_upstream.py --port 9100``. ``POST .../chat/completions`` answers with a
-completion, or with 20 SSE chunks and ``[DONE]`` when the body asks for ``"stream": true``.
-It is deliberately minimal so that what a benchmark measures is the code in front of it.
+Run: ``python bench/fake_upstream.py --port 9100``.
+
+- ``POST .../chat/completions`` answers with a canned completion, or, when the body asks for
+  ``"stream": true``, with a role chunk, 20 content chunks, a finish chunk and ``[DONE]``, each
+  written on its own (one send per chunk, as a real upstream produces them).
+- When the body names the model ``bench-paced`` the stream's chunks are 10 ms apart: the bench
+  uses it to check that a gateway forwards every chunk on its own instead of batching them.
+- ``GET`` anything answers ``{"status":"ok"}``.
+
+It is deliberately minimal (no validation, no allocation beyond what a reply needs) so what a
+benchmark measures is the code in front of it, not this.
 """
 
 from __future__ import annotations
@@ -12,6 +20,11 @@ import asyncio
 import json
 import os
 import time
+from typing import Any
+
+PACED_MODEL = b"bench-paced"
+PACE_SECONDS = 0.010
+CONTENT_CHUNKS = 20
 
 COMPLETION = json.dumps(
     {
@@ -19,72 +32,153 @@ COMPLETION = json.dumps(
         "object": "chat.completion",
         "created": int(time.time()),
         "model": "bench-model",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello from the bench upstream."},
-                     "logprobs": None, "finish_reason": "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello from the bench upstream."},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
         "usage": {"prompt_tokens": 9, "completion_tokens": 7, "total_tokens": 16},
-    }
+    },
+    separators=(",", ":"),
 ).encode()
 
 
 def _chunk(delta: dict[str, object], finish: str | None = None) -> bytes:
-    body = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1, "model": "bench-model",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
+    body = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "bench-model",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
 
 
-STREAM_CHUNKS = [_chunk({"role": "assistant", "content": ""})] + [
-    _chunk({"content": f"tok{i} "}) for i in range(20)
-] + [_chunk({}, "stop"), b"data: [DONE]\n\n"]
+def _chunked(part: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(part), part)
 
-JSON_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+
+STREAM_EVENTS = [
+    _chunk({"role": "assistant", "content": ""}),
+    *(_chunk({"content": f"tok{i} "}) for i in range(CONTENT_CHUNKS)),
+    _chunk({}, "stop"),
+    b"data: [DONE]\n\n",
+]
+STREAM_FRAMES = [_chunked(e) for e in STREAM_EVENTS]
+STREAM_END = b"0\r\n\r\n"
+
+JSON_REPLY = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(COMPLETION) + COMPLETION
+)
 SSE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+OK_BODY = b'{"status":"ok"}'
+GET_REPLY = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
+    len(OK_BODY),
+    OK_BODY,
+)
 
 
-async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
+class Upstream(asyncio.Protocol):
+    """One connection: requests are parsed from a byte buffer (content-length bodies only; every
+    client a bench drives sends one) and answered in order."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+        self.busy = False  # a paced stream is being written: later requests wait their turn
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if not self.busy:
+            self._process()
+
+    def _process(self) -> None:
+        transport = self.transport
+        assert transport is not None
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
+            buffer = self.buffer
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = buffer[:end]
             length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            body = await reader.readexactly(length) if length else b""
-            if b'"stream":true' in body.replace(b" ", b""):
-                writer.write(SSE_HEAD)
-                for part in STREAM_CHUNKS:
-                    writer.write(b"%x\r\n%s\r\n" % (len(part), part))
-                    await writer.drain()
-                writer.write(b"0\r\n\r\n")
-            else:
-                writer.write(JSON_HEAD % len(COMPLETION) + COMPLETION)
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
+            lower = head.lower()
+            at = lower.find(b"\r\ncontent-length:")
+            if at >= 0:
+                stop = lower.find(b"\r\n", at + 2)
+                length = int(head[at + 17 : stop if stop >= 0 else None])
+            total = end + 4 + length
+            if len(buffer) < total:
+                return
+            body = buffer[end + 4 : total]
+            self.buffer = buffer[total:]
+            if head[:4] != b"POST":
+                transport.write(GET_REPLY)
+                continue
+            compact = body.replace(b" ", b"")
+            if b'"stream":true' not in compact:
+                transport.write(JSON_REPLY)
+                continue
+            if PACED_MODEL in body:
+                self.busy = True
+                asyncio.get_running_loop().create_task(self._paced())
+                return
+            transport.write(SSE_HEAD)
+            for frame in STREAM_FRAMES:
+                transport.write(frame)
+            transport.write(STREAM_END)
+
+    async def _paced(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        transport.write(SSE_HEAD)
+        for frame in STREAM_FRAMES:
+            if transport.is_closing():
+                return
+            transport.write(frame)
+            await asyncio.sleep(PACE_SECONDS)
+        transport.write(STREAM_END)
+        self.busy = False
+        self._process()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.busy = True  # nothing more to answer
 
 
-async def serve(host: str, port: int, ready: object = None) -> None:
-    server = await asyncio.start_server(handle, host, port, backlog=1024)
+async def serve(host: str, port: int, ready: Any = None) -> None:
+    server = await asyncio.get_running_loop().create_server(Upstream, host, port, backlog=4096, reuse_address=True)
     if ready is not None:
-        ready.set()  # type: ignore[attr-defined]
+        ready.set()
     async with server:
         await server.serve_forever()
 
 
+def run(main: Any) -> Any:
+    """``asyncio.run`` on uvloop when installed (the server's dependencies include it)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - the plain loop works too, only slower
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     args = parser.parse_args()
-    try:
-        import uvloop  # type: ignore[import-not-found]
-
-        uvloop.install()
-    except ImportError:
-        pass
     print(f"fake upstream on http://{args.host}:{args.port} (pid {os.getpid()})", flush=True)
-    asyncio.run(serve(args.host, args.port))
+    try:
+        run(serve(args.host, args.port))
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""What ``LLMFactory.chat_async`` costs over a bare httpx call to the same upstream, in one run.
+"""The library path: what ``LLMFactory.chat_async`` costs next to a bare httpx call to the same
+upstream (and, when installed, ``litellm.acompletion``), sequential calls in one process.
 
-    python bench/library_overhead.py [--calls 2000] [--json out.json]
+    python bench/library_overhead.py [--calls 2000] [--json out.json] [--litellm /path/to/venv]
 
-The fake upstream runs in its own process, so the CPU time measured here is the caller's alone.
-Reported per call: wall latency (p50) and CPU microseconds; and the ratio ours / bare httpx.
+Each path runs in its own process (pinned to a core of its own where the machine has two), the
+fake upstream in another, so the CPU time measured is the caller's alone. Reported per call: wall
+latency p50 / p99 and CPU microseconds.
 """
 
 from __future__ import annotations
@@ -11,31 +13,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
-import socket
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def run_upstream(port: int, ready: object) -> None:
-    from fake_upstream import serve
-
-    asyncio.run(serve("127.0.0.1", port, ready))
+API_KEY = "sk-bench-0000"
+PATHS = ["bare_httpx", "bare_httpx_aiohttp", "chat_async", "chat_async_httpx_transport", "litellm_acompletion"]
 
 
 async def measure(call: Callable[[], Awaitable[object]], calls: int) -> dict[str, float]:
-    for _ in range(min(200, calls)):  # warm the pool and caches
+    for _ in range(min(200, max(10, calls // 10))):  # warm the pool and caches
         await call()
     latencies = []
     cpu0 = time.process_time()
@@ -50,82 +45,143 @@ async def measure(call: Callable[[], Awaitable[object]], calls: int) -> dict[str
     return {
         "calls": calls,
         "p50_us": statistics.median(latencies) * 1e6,
-        "p99_us": latencies[int(len(latencies) * 0.99) - 1] * 1e6,
+        "p99_us": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1e6,
         "cpu_us_per_call": cpu / calls * 1e6,
         "calls_per_s": calls / wall,
     }
 
 
-async def bench(port: int, calls: int) -> dict[str, dict[str, float]]:
+async def _path(name: str, port: int, calls: int) -> dict[str, float] | str:
+    """One path, in this process. A string result says why it was skipped."""
     import httpx
-
-    from llm_factory_core import LLMFactory, ModelConfig
 
     base = f"http://127.0.0.1:{port}/v1"
     body = {"model": "bench-model", "messages": [{"role": "user", "content": "hi"}]}
-    results: dict[str, dict[str, float]] = {}
+    headers = {"authorization": f"Bearer {API_KEY}"}
 
-    async with httpx.AsyncClient() as client:
+    if name in ("bare_httpx", "bare_httpx_aiohttp"):
+        transport: Any = None
+        if name == "bare_httpx_aiohttp":
+            try:
+                from httpx_aiohttp import AiohttpTransport
+            except ImportError:
+                return "httpx-aiohttp not installed"
+            transport = AiohttpTransport()
+        async with httpx.AsyncClient(transport=transport) as client:
 
-        async def bare() -> object:
-            response = await client.post(f"{base}/chat/completions", json=body, headers={"authorization": "Bearer k"})
-            return response.json()
+            async def bare() -> object:
+                response = await client.post(f"{base}/chat/completions", json=body, headers=headers)
+                response.raise_for_status()
+                return response.json()
 
-        results["bare_httpx"] = await measure(bare, calls)
+            return await measure(bare, calls)
 
-    config = ModelConfig(provider="openai", model_name="bench-model", api_key="sk-bench-0000", api_base=base)
-    async with LLMFactory(config) as factory:
+    if name in ("chat_async", "chat_async_httpx_transport"):
+        try:
+            from llm_factory_core import LLMFactory, ModelConfig
+        except ImportError:
+            return "llm_factory_core not importable here"
+        config = ModelConfig(provider="openai", model_name="bench-model", api_key=API_KEY, api_base=base)
+        options: dict[str, Any] = {}
+        if name == "chat_async_httpx_transport":
+            options["transport"] = httpx.AsyncHTTPTransport()  # httpx's own transport, whatever the default
+        async with LLMFactory(config, **options) as factory:
 
-        async def ours() -> object:
-            return await factory.chat_async("hi")
+            async def ours() -> object:
+                return await factory.chat_async("hi")
 
-        results["llm_factory_chat_async"] = await measure(ours, calls)
-    try:
-        from httpx_aiohttp import AiohttpTransport
-    except ImportError:
-        return results
-    async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
+            return await measure(ours, calls)
 
-        async def bare_aiohttp() -> object:
-            response = await client.post(f"{base}/chat/completions", json=body, headers={"authorization": "Bearer k"})
-            return response.json()
+    if name == "litellm_acompletion":
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        try:
+            import litellm
+        except ImportError:
+            return "litellm not installed (--litellm PATH)"
+        litellm.suppress_debug_info = True
 
-        results["bare_httpx_aiohttp"] = await measure(bare_aiohttp, calls)
-    async with LLMFactory(config, transport=AiohttpTransport()) as factory:
+        async def theirs() -> object:
+            return await litellm.acompletion(
+                model="openai/bench-model", api_base=base, api_key=API_KEY, messages=body["messages"]
+            )
 
-        async def ours_aiohttp() -> object:
-            return await factory.chat_async("hi")
+        return await measure(theirs, calls)
+    raise ValueError(name)
 
-        results["llm_factory_aiohttp"] = await measure(ours_aiohttp, calls)
+
+def run_paths(
+    port: int, calls: int, cpus: set[int] | None, litellm_python: str | None, paths: list[str] | None = None
+) -> dict[str, Any]:
+    """Each path in a fresh process; litellm's in the interpreter that has it."""
+    results: dict[str, Any] = {}
+    for name in paths or PATHS:
+        python = sys.executable
+        if name == "litellm_acompletion":
+            if litellm_python is None:
+                results[name] = "skipped: litellm not installed (--litellm PATH)"
+                continue
+            python = litellm_python
+        argv = [python, __file__, "--worker", name, "--port", str(port), "--calls", str(calls)]
+        out = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        )
+        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        if line is None:
+            results[name] = f"failed: {(out.stderr or out.stdout)[-300:]}"
+            continue
+        value = json.loads(line[len("RESULT ") :])
+        results[name] = value if isinstance(value, dict) else f"skipped: {value}"
     return results
 
 
+def markdown(results: dict[str, Any]) -> str:
+    lines = ["| library path | p50 µs | p99 µs | CPU µs/call | calls/s |", "|---|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        if isinstance(r, dict):
+            lines.append(
+                f"| {name} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['cpu_us_per_call']:.0f} | "
+                f"{r['calls_per_s']:.0f} |"
+            )
+        else:
+            lines.append(f"| {name} | {r} | | | |")
+    return "\n".join(lines)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--litellm", help="the litellm executable or its venv (default: $BENCH_LITELLM, PATH)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    port = free_port()
-    ready = multiprocessing.Event()
-    upstream = multiprocessing.Process(target=run_upstream, args=(port, ready), daemon=True)
-    upstream.start()
-    ready.wait(10)
-    try:
-        results = asyncio.run(bench(port, args.calls))
-    finally:
-        upstream.terminate()
-    bare, ours = results["bare_httpx"], results["llm_factory_chat_async"]
-    results["ratio"] = {
-        "p50": ours["p50_us"] / bare["p50_us"],
-        "cpu": ours["cpu_us_per_call"] / bare["cpu_us_per_call"],
-    }
-    print("| path | p50 µs | p99 µs | CPU µs/call | calls/s |")
-    print("|---|---:|---:|---:|---:|")
-    for name, r in results.items():
-        if name == "ratio":
-            continue
-        print(f"| {name} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['cpu_us_per_call']:.0f} | {r['calls_per_s']:.0f} |")
-    print(f"\nchat_async / bare httpx: p50 x{results['ratio']['p50']:.2f}, CPU x{results['ratio']['cpu']:.2f}")
+    if args.worker:
+        from fake_upstream import run
+
+        print("RESULT " + json.dumps(run(_path(args.worker, args.port, args.calls))), flush=True)
+        return
+
+    import gateways
+
+    load_cpus, gateway_cpus = gateways.cores()
+    if load_cpus:
+        os.sched_setaffinity(0, load_cpus)
+    command = gateways.litellm_command(args.litellm)
+    with tempfile.TemporaryDirectory(prefix="llm-factory-bench-") as tmp:
+        upstream = gateways.start_upstream(Path(tmp), load_cpus)
+        try:
+            results = run_paths(
+                upstream.port, args.calls, gateway_cpus, gateways.litellm_python(command) if command else None
+            )
+        finally:
+            assert upstream.proc is not None
+            upstream.proc.stop()
+    print(markdown(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -1,0 +1,189 @@
+"""The markdown report of one bench run, and the issue's targets as ratios within that run."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["render", "targets"]
+
+
+def _f(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _cell(results: dict[str, Any], target: str, mode: str, concurrency: int) -> dict[str, Any] | None:
+    for cell in results["cells"]:
+        if (cell["target"], cell["mode"], cell["concurrency"]) == (target, mode, concurrency):
+            return cell  # type: ignore[no-any-return]
+    return None
+
+
+def _load_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "| target | mode | conc. | req/s | p50 ms | p99 ms | added p50 ms | TTFB p50 ms | CPU µs/req | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for cell in results["cells"]:
+        direct = _cell(results, "direct", cell["mode"], cell["concurrency"])
+        added = cell["p50_ms"] - direct["p50_ms"] if direct and cell["target"] != "direct" else None
+        mode = "stream (20 chunks)" if cell["mode"] == "stream" else "non-streaming"
+        lines.append(
+            f"| {cell['target']} | {mode} | {cell['concurrency']} | {_f(cell['rps'], 0)} | {_f(cell['p50_ms'])} | "
+            f"{_f(cell['p99_ms'])} | {_f(added)} | {_f(cell.get('ttfb_p50_ms'))} | "
+            f"{_f(cell.get('cpu_us_per_request'), 0)} | {cell['errors']} |"
+        )
+    return lines
+
+
+def _gateway_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "| target | start-up to first 200 s | peak RSS MB | chunks per read (paced stream) | gap between reads ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, info in results["gateways"].items():
+        paced = info.get("paced") or {}
+        lines.append(
+            f"| {name} | {_f(info.get('startup_s'))} | {_f(info.get('peak_rss_mb'), 1)} | "
+            f"{_f(paced.get('events_per_piece'))} | {_f(paced.get('median_gap_ms'), 1)} |"
+        )
+    soak = results["gateways"].get("llm-factory", {}).get("soak")
+    if soak:
+        at, rss_at = soak["rss_mb_at"]
+        lines.append("")
+        lines.append(
+            f"llm-factory RSS after {at:,} requests: {_f(rss_at, 1)} MB; after {soak['requests']:,}: "
+            f"{_f(soak['rss_mb_after'], 1)} MB."
+        )
+    return lines
+
+
+def _library_table(results: dict[str, Any]) -> list[str]:
+    lines = ["| library path (sequential calls) | p50 µs | p99 µs | CPU µs/call |", "|---|---:|---:|---:|"]
+    for name, r in results.get("library", {}).items():
+        if isinstance(r, dict):
+            lines.append(f"| {name} | {_f(r['p50_us'], 0)} | {_f(r['p99_us'], 0)} | {_f(r['cpu_us_per_call'], 0)} |")
+        else:
+            lines.append(f"| {name} | {r} | | |")
+    return lines
+
+
+def _import_table(results: dict[str, Any]) -> list[str]:
+    imp = results.get("imports") or {}
+    lines = ["| import | ms |", "|---|---:|"]
+    if not imp:
+        return lines
+    lines.append(f"| llm_factory_core | {_f(imp['llm_factory_core'] * 1000, 0)} |")
+    for module, seconds in imp.get("plugins_after_core", {}).items():
+        lines.append(f"| {module} (after the core) | {_f(seconds * 1000, 0)} |")
+    if imp.get("llm_factory_server") is not None:
+        lines.append(f"| llm_factory_server (with the core) | {_f(imp['llm_factory_server'] * 1000, 0)} |")
+    if imp.get("litellm") is not None:
+        lines.append(f"| litellm | {_f(imp['litellm'] * 1000, 0)} |")
+    lines.append("")
+    lines.append(
+        f"A factory configured for openai only imports: {', '.join(imp.get('loaded_with_openai_configured') or [])}."
+    )
+    return lines
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b == 0 or math.isnan(a) or math.isnan(b):
+        return None
+    return a / b
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each of the issue's targets; met is None when a comparison is
+    missing from this run (LiteLLM or nginx not installed)."""
+    out: list[tuple[str, str, bool | None]] = []
+    ours = "llm-factory"
+    top = max(c["concurrency"] for c in results["cells"]) if results["cells"] else 0
+
+    def rps(target: str, mode: str) -> float | None:
+        cell = _cell(results, target, mode, top)
+        return cell["rps"] if cell else None
+
+    def p50(target: str, mode: str, field: str = "p50_ms") -> float | None:
+        cell = _cell(results, target, mode, 1)
+        return cell.get(field) if cell else None
+
+    r = _ratio(rps(ours, "json"), rps("litellm", "json"))
+    out.append((f"non-streaming req/s at c={top} ≥ 30× LiteLLM", f"{_f(r, 1)}×", None if r is None else r >= 30))
+    r = _ratio(rps(ours, "json"), rps("nginx", "json"))
+    out.append((f"non-streaming req/s at c={top} ≥ 10% of nginx", f"{_f((r or 0) * 100, 1)}%" if r else "–",
+                None if r is None else r >= 0.10))
+    direct = p50("direct", "json")
+    added = p50(ours, "json") - direct if p50(ours, "json") is not None and direct is not None else None
+    nginx_added = p50("nginx", "json") - direct if p50("nginx", "json") is not None and direct is not None else None
+    if added is not None:
+        met = added < 1.0 and (nginx_added is None or added <= 3 * max(nginx_added, 0.0))
+        out.append(
+            ("added p50 latency at c=1 ≤ 3× nginx's, < 1 ms",
+             f"{_f(added * 1000, 0)} µs (nginx {_f(nginx_added * 1000 if nginx_added is not None else None, 0)} µs)",
+             met if nginx_added is not None else None)
+        )
+    r = _ratio(rps(ours, "stream"), rps("litellm", "stream"))
+    out.append((f"streams/s at c={top} ≥ 30× LiteLLM", f"{_f(r, 1)}×", None if r is None else r >= 30))
+    t_ours, t_direct = p50(ours, "stream", "ttfb_p50_ms"), p50("direct", "stream", "ttfb_p50_ms")
+    if t_ours is not None and t_direct is not None:
+        out.append(("time-to-first-byte overhead ≤ 1 ms", f"{_f((t_ours - t_direct) * 1000, 0)} µs",
+                    t_ours - t_direct <= 1.0))
+    paced = results["gateways"].get(ours, {}).get("paced") or {}
+    per_read = paced.get("events_per_piece")
+    out.append(("each upstream chunk forwarded without batching", f"{_f(per_read)} chunks per read",
+                None if per_read is None else per_read <= 1.05))
+    gws = results["gateways"]
+    r = _ratio(gws.get(ours, {}).get("peak_rss_mb"), gws.get("litellm", {}).get("peak_rss_mb"))
+    out.append(("peak RSS ≤ 1/4 of LiteLLM's", f"{_f(r)}×", None if r is None else r <= 0.25))
+    soak = gws.get(ours, {}).get("soak")
+    if soak and soak["rss_mb_at"][1] and soak["rss_mb_after"]:
+        growth = soak["rss_mb_after"] - soak["rss_mb_at"][1]
+        out.append((f"RSS flat after {soak['requests']:,} requests", f"{growth:+.1f} MB since {soak['rss_mb_at'][0]:,}",
+                    growth <= max(5.0, 0.05 * soak["rss_mb_at"][1])))
+    r = _ratio(gws.get(ours, {}).get("startup_s"), gws.get("litellm", {}).get("startup_s"))
+    out.append(("start-up to first 200 ≤ 1/5 of LiteLLM's", f"{_f(r)}×", None if r is None else r <= 0.2))
+    imp = results.get("imports") or {}
+    r = _ratio(imp.get("llm_factory_core"), imp.get("litellm"))
+    out.append(("import llm_factory_core ≤ 1/8 of import litellm", f"{_f(r, 3)}×", None if r is None else r <= 0.125))
+    if "plugins_only_when_configured" in imp:
+        out.append(("plugins imported only when configured", str(imp["plugins_only_when_configured"]),
+                    bool(imp["plugins_only_when_configured"])))
+    lib = results.get("library") or {}
+    ours_cpu = lib.get("chat_async", {}).get("cpu_us_per_call") if isinstance(lib.get("chat_async"), dict) else None
+    bare = lib.get("bare_httpx", {}).get("cpu_us_per_call") if isinstance(lib.get("bare_httpx"), dict) else None
+    r = _ratio(ours_cpu, bare)
+    out.append(("library: chat_async CPU/call ≤ bare httpx's", f"{_f(r)}×", None if r is None else r <= 1.0))
+    return out
+
+
+def render(results: dict[str, Any]) -> str:
+    env = results.get("environment", {})
+    parts = [
+        f"Run {env.get('date')}: {env.get('cpu')}, {env.get('cores')} cores, Python {env.get('python')}, "
+        f"driver {env.get('driver')}, gateway pinned to its own core: {env.get('pinned')}, "
+        f"gateway workers: {env.get('gateway_workers')}"
+        + (f", LiteLLM {env['litellm']}" if env.get("litellm") else "")
+        + f", profile {env.get('profile')}.",
+        "",
+        *_load_table(results),
+        "",
+        *_gateway_table(results),
+        "",
+        *_library_table(results),
+        "",
+        *_import_table(results),
+        "",
+        "| target | this run | met |",
+        "|---|---|---|",
+    ]
+    for name, measured, met in targets(results):
+        parts.append(f"| {name} | {measured} | {'yes' if met else ('no' if met is False else 'n/a (not in this run)')} |")
+    if results.get("notes"):
+        parts.append("")
+        parts.extend(f"- {note}" for note in results["notes"])
+    return "\n".join(parts)
