@@ -19,6 +19,7 @@ healthy).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -51,6 +52,10 @@ class Fault:
     until: float | None = None
     during: Fault | None = None
     then: Fault | None = None
+    choices: tuple[Fault, ...] = ()
+    """``mix``: the faults drawn from, with ``weights``."""
+    weights: tuple[float, ...] = ()
+    seed: int | None = None
 
     # -- healthy -------------------------------------------------------------------------------
 
@@ -186,11 +191,36 @@ class Fault:
         """Down until the ``time.monotonic()`` instant ``until``, then ``then``."""
         return cls("down", until=until, during=during or cls.server_error(503), then=then or cls.ok())
 
+    @classmethod
+    def mix(cls, choices: Sequence[Fault], weights: Sequence[float] | None = None, *, seed: int | None = None) -> Fault:
+        """A fault drawn at random, with ``weights`` (default: equally likely), for each request
+        this rule serves: load and soak tests. ``seed`` makes the draws repeatable (per rule; with
+        concurrent requests, which request gets which draw is up to timing)."""
+        faults = tuple(choices)
+        if not faults or not all(isinstance(f, Fault) for f in faults):
+            raise TypeError("Fault.mix needs one or more Faults")
+        chances = tuple(float(w) for w in weights) if weights is not None else (1.0,) * len(faults)
+        if len(chances) != len(faults) or any(w < 0 for w in chances) or not sum(chances) > 0:
+            raise ValueError("Fault.mix needs one non-negative weight per fault, with a positive sum")
+        return cls("mix", choices=faults, weights=chances, seed=seed)
+
     def __repr__(self) -> str:
         defaults = Fault(self.kind)
         changed = [
             f"{name}={getattr(self, name)!r}"
-            for name in ("status", "delay", "after_tokens", "rst", "seconds", "until", "during", "then")
+            for name in (
+                "status",
+                "delay",
+                "after_tokens",
+                "rst",
+                "seconds",
+                "until",
+                "during",
+                "then",
+                "choices",
+                "weights",
+                "seed",
+            )
             if getattr(self, name) != getattr(defaults, name)
         ]
         return f"Fault.{self.kind}({', '.join(changed)})"
@@ -219,7 +249,7 @@ class UpstreamRequest:
 class _RuleState:
     """A rule's faults and how far through them it is (stateful faults count per rule)."""
 
-    __slots__ = ("calls", "faults", "started")
+    __slots__ = ("calls", "faults", "rngs", "started")
 
     def __init__(self, faults: Sequence[Fault]) -> None:
         if not faults:
@@ -227,12 +257,17 @@ class _RuleState:
         self.faults = list(faults)
         self.calls = 0
         self.started: dict[int, float] = {}
+        self.rngs: dict[int, random.Random] = {}
 
     def next(self, now: float) -> Fault:
         index = min(self.calls, len(self.faults) - 1)
         self.calls += 1
         fault = self.faults[index]
-        while fault.kind == "down":
+        while fault.kind in ("down", "mix"):
+            if fault.kind == "mix":
+                rng = self.rngs.setdefault(index, random.Random(fault.seed))
+                fault = rng.choices(fault.choices, fault.weights)[0]
+                continue
             end = fault.until
             if end is None:
                 end = self.started.setdefault(index, now) + (fault.seconds or 0.0)
