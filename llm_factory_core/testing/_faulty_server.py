@@ -19,6 +19,7 @@ import struct
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from types import TracebackType
@@ -58,7 +59,10 @@ class FaultyUpstream:
         default: Fault | Sequence[Fault] = Fault.ok(),
         host: str = "127.0.0.1",
         port: int = 0,
+        keep_requests: int | None = None,
     ) -> None:
+        """``keep_requests``: remember only the latest that many requests (long soak runs);
+        ``total_requests`` still counts them all."""
         self._lock = threading.Lock()
         self._rules: dict[str, _RuleState] = {}
         self._default_faults = _as_list(default)
@@ -66,7 +70,8 @@ class FaultyUpstream:
         for name, faults in (rules or {}).items():
             self.set_rule(name, faults)
         self._host, self._port = host, port
-        self._requests: list[UpstreamRequest] = []
+        self._requests: deque[UpstreamRequest] = deque(maxlen=keep_requests)
+        self._total = 0
         self._connections = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -84,6 +89,7 @@ class FaultyUpstream:
         """Forget received requests and restart every rule's sequence and clock."""
         with self._lock:
             self._requests.clear()
+            self._total = 0
             self._rules = {name: _RuleState(state.faults) for name, state in self._rules.items()}
             self._default = _RuleState(self._default_faults)
 
@@ -99,6 +105,11 @@ class FaultyUpstream:
             for r in self.requests
             if (name is None or name in (r.model, r.key, r.rule)) and (fault is None or r.fault == fault)
         )
+
+    @property
+    def total_requests(self) -> int:
+        """Every chat request received since the start (or ``reset``), kept or not."""
+        return self._total
 
     @property
     def open_connections(self) -> int:
@@ -247,6 +258,7 @@ class FaultyUpstream:
         fault, rule = self._choose(model, key)
         stream = bool(body.get("stream"))
         with self._lock:
+            self._total += 1
             self._requests.append(
                 UpstreamRequest(
                     model=model,

@@ -42,3 +42,11 @@ def test_a_mix_can_hold_time_dependent_faults() -> None:
 def test_a_bad_mix_is_refused(choices: list[Fault], weights: list[float] | None, error: type[Exception]) -> None:
     with pytest.raises(error):
         Fault.mix(choices, weights)
+
+
+def test_keep_requests_bounds_the_records_but_not_the_count() -> None:
+    with FaultyUpstream(keep_requests=2) as upstream, httpx.Client() as client:
+        for i in range(5):
+            client.post(upstream.base_url + "/chat/completions", json={"model": f"m{i}", "messages": []})
+        assert [r.model for r in upstream.requests] == ["m3", "m4"]
+        assert upstream.total_requests == 5
