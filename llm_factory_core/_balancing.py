@@ -28,7 +28,7 @@ class Strategy:
 
     def order(self, candidates: Sequence[Deployment]) -> list[Deployment]:
         """Attempt order: the pick among the best priority, then the others by priority."""
-        if len(candidates) == 1:
+        if len(candidates) <= 1:
             return list(candidates)
         best = min(d.priority for d in candidates)
         tier = [d for d in candidates if d.priority == best]

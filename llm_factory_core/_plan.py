@@ -115,11 +115,20 @@ class Plan:
                     if not await self._wait(backoff * (0.5 + random.random() / 2)):
                         break
                 candidates = self._candidates(group, time.monotonic())
-                if not candidates:
+                waited = 0.0
+                while not candidates:
+                    # A short cooldown (or a full max_concurrency) is waited out; a long one is
+                    # not: the fallbacks may answer now. Timers can wake a hair early, so loop.
                     wait = self._shortest_wait(group)
-                    if wait is None or wait > settings.max_cooldown_wait or not await self._wait(wait):
-                        break  # a long cooldown is not waited out: the fallbacks may answer now
+                    if wait is None:
+                        break
+                    wait = max(wait, 0.005)
+                    waited += wait
+                    if waited > settings.max_cooldown_wait or not await self._wait(wait):
+                        break
                     candidates = self._candidates(group, time.monotonic())
+                if not candidates:
+                    break
                 for deployment in strategy.order(candidates):
                     yield deployment
                     if self._skip_model:

@@ -28,11 +28,6 @@ class LaggingHealth(InMemoryHealth):
         return super().available(name, now - 0.02)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="core: Plan.deployments passes an empty candidate list to Strategy.order after waiting out a cooldown",
-)
 async def test_a_wait_that_ends_a_hair_early_still_leads_to_an_attempt(upstream: FaultyUpstream, mode: str) -> None:
     from llm_factory_core import LLMFactory, ModelConfig
 
