@@ -94,8 +94,9 @@ class ModelNotFoundError(InvalidRequestError):
 
     def __init__(self, model: str, available: list[str]):
         listed = ", ".join(available) if available else "none: no provider is configured"
+        shown = model if len(model) <= 100 else model[:100] + "..."  # never echo a huge input back
         super().__init__(
-            f"The model {model!r} does not exist. Configured models: {listed}.",
+            f"The model {shown!r} does not exist. Configured models: {listed}.",
             param="model",
             code="model_not_found",
         )

@@ -40,7 +40,7 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     messages: list[ChatMessage] = Field(min_length=1)
-    model: str | None = None
+    model: str | None = Field(default=None, min_length=1)
     """The configured model name to route to; None means the first configured one."""
     stream: bool = False
     temperature: float | None = Field(default=None, ge=0, le=2)

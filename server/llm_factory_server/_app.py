@@ -18,6 +18,7 @@ from llm_factory_core import LLMFactory
 from ._errors import error_body, simple
 from ._gateway import STATE_ATTR, Gateway
 from ._metrics import CONTENT_TYPE
+from ._openapi import document_chat_completions
 from ._routes import JSON, error_response, json_response, router
 from ._settings import ServerSettings
 
@@ -65,6 +66,7 @@ def _build(gateway: Gateway) -> FastAPI:
     )
     setattr(app.state, STATE_ATTR, gateway)
     app.include_router(router, prefix="/v1")
+    document_chat_completions(app, "/v1/chat/completions")
 
     async def health(request: Request) -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON)
