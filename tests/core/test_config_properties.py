@@ -28,7 +28,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:mypy_extensions.TypedDict is dep
 
 SECRET = "sk-proj-" + "Zq8Xw2Lr5Tn7Vb3Kc9Hj4Md6Fs1Gp0Ya8Ue2Oi7Rw3Et5"
 PROPS = settings(
-    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 FIELDS = [
     "provider", "model_name", "api_key", "api_base", "model", "name", "weight", "priority", "max_concurrency",
