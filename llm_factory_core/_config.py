@@ -48,7 +48,7 @@ class ModelConfig(BaseModel):
     Provider-specific options are accepted as extra keyword arguments and checked by the provider.
     """
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, hide_input_in_errors=True)
 
     provider: ProviderType | str
     model_name: str = Field(min_length=1)
@@ -98,7 +98,7 @@ class ModelConfig(BaseModel):
 class RouterSettings(BaseModel):
     """How requests are spread and retried."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     strategy: str = "round_robin"
     """Default load-balancing strategy; each call may override it."""
@@ -128,7 +128,7 @@ class RouterSettings(BaseModel):
 class FactoryConfig(BaseModel):
     """Everything a factory is built from: the YAML file's shape."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     providers: list[ModelConfig] = []
     router: RouterSettings = RouterSettings()

@@ -88,7 +88,10 @@ class Router:
         self._strategies: dict[tuple[str, str], Strategy] = {}
         self.listeners: list[StateListener] = []
         """Per-factory observers of state changes (the hook is process-wide)."""
-        self.strategy_class(settings.strategy)  # fail at start-up, not on the first call
+        try:  # fail at start-up, not on the first call
+            self.strategy_class(settings.strategy)
+        except UnknownStrategyError as exc:
+            raise ConfigurationError(f"router.strategy: {exc.message}") from None
 
     # -- lookup ---------------------------------------------------------------------------------
 

@@ -179,7 +179,15 @@ def load_yaml(path: str | os.PathLike[str], env: Mapping[str, str]) -> FactoryCo
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{source}: not valid YAML: {exc}") from None
+        # Say where and what, but not PyYAML's snippet of the line: it may hold a key.
+        def at(mark: Any) -> str:
+            return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+
+        problem = (getattr(exc, "problem", None) or type(exc).__name__) + at(getattr(exc, "problem_mark", None))
+        context = getattr(exc, "context", None)
+        if context:
+            problem = f"{context}{at(getattr(exc, 'context_mark', None))}: {problem}"
+        raise ConfigurationError(f"{source}: not valid YAML: {problem}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

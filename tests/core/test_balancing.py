@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from llm_factory_core import LLMFactory, UnknownStrategyError, hookimpl
+from llm_factory_core import ConfigurationError, LLMFactory, UnknownStrategyError, hookimpl
 from llm_factory_core.providers import Deployment, PluginRegistry, Strategy
 
 from .helpers import Hosts, cfg, error, text_reply
@@ -122,7 +122,7 @@ async def test_unknown_strategy_lists_valid_ones() -> None:
 
 
 def test_unknown_default_strategy_fails_at_construction() -> None:
-    with pytest.raises(UnknownStrategyError):
+    with pytest.raises(ConfigurationError, match="router.strategy: Unknown load_balance_strategy 'nope'"):
         LLMFactory([cfg("a")], strategy="nope")
 
 

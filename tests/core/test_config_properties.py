@@ -127,11 +127,6 @@ def test_any_factory_config_builds_or_is_a_clear_configuration_error(data: dict[
     build(data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: ModelConfig / FactoryConfig validation errors show the api_key in input_value "
-    "(pydantic's default; needs hide_input_in_errors=True)",
-)
 @pytest.mark.parametrize(
     "build_config",
     [
@@ -228,11 +223,6 @@ def test_any_env_file_builds_or_is_a_clear_configuration_error(
     factory.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: load_yaml puts PyYAML's problem mark, a snippet of the offending line, in the "
-    "ConfigurationError: a syntax error near the api_key line shows the key",
-)
 def test_a_yaml_syntax_error_never_shows_the_key(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(f"providers:\n  - provider: openai\n    api_key: '{SECRET}\n    model_name: m\n")
@@ -242,11 +232,6 @@ def test_a_yaml_syntax_error_never_shows_the_key(tmp_path: Path) -> None:
     assert not leaked(str(info.value)), str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: an unknown router strategy in the configuration raises UnknownStrategyError "
-    "(an InvalidRequestError, HTTP 400) instead of a ConfigurationError",
-)
 @pytest.mark.parametrize("source", ["code", "env"])
 def test_an_unknown_strategy_in_the_configuration_is_a_configuration_error(
     source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
