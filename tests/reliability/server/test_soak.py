@@ -54,7 +54,7 @@ def test_nothing_leaks(report: Any) -> None:
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # how often the race hits varies; the deterministic, strict pin: test_cooldown_wait.py
     reason="core: Plan.deployments crashes (ValueError in Strategy.order) when a cooldown is renewed during its wait",
 )
 def test_the_gateway_never_crashes(report: Any) -> None:
