@@ -126,9 +126,7 @@ class Proc:
             return ""
 
 
-def spawn(
-    name: str, argv: list[str], workdir: Path, cpus: set[int] | None, env: dict[str, str] | None = None
-) -> Proc:
+def spawn(name: str, argv: list[str], workdir: Path, cpus: set[int] | None, env: dict[str, str] | None = None) -> Proc:
     log = workdir / f"{name}.log"
     handle = log.open("wb")
 
@@ -154,9 +152,7 @@ def post_ok(port: int, path: str, body: bytes = CHAT_BODY, timeout: float = 5.0)
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         try:
-            conn.request(
-                "POST", path, body, {"content-type": "application/json", "authorization": f"Bearer {API_KEY}"}
-            )
+            conn.request("POST", path, body, {"content-type": "application/json", "authorization": f"Bearer {API_KEY}"})
             response = conn.getresponse()
             response.read()
             return response.status == 200
@@ -191,8 +187,9 @@ def start_upstream(workdir: Path, cpus: set[int] | None) -> Gateway:
     port = free_port()
     proc = spawn("upstream", [sys.executable, str(BENCH_DIR / "fake_upstream.py"), "--port", str(port)], workdir, cpus)
     started = time.perf_counter()
-    return Gateway("direct", port, "/v1/chat/completions", proc, wait_first_200(proc, port, "/v1/chat/completions",
-                                                                                  started, 30))
+    return Gateway(
+        "direct", port, "/v1/chat/completions", proc, wait_first_200(proc, port, "/v1/chat/completions", started, 30)
+    )
 
 
 def start_ours(workdir: Path, cpus: set[int] | None, upstream: int, workers: int = 1) -> Gateway:
@@ -240,8 +237,10 @@ http {{
 
 def start_nginx(workdir: Path, cpus: set[int] | None, upstream: int, binary: str | None) -> Gateway | str:
     """nginx as a plain keep-alive reverse proxy (one worker): the floor a gateway is held to."""
-    binary = binary or shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    binary = (
+        binary
+        or shutil.which("nginx")
+        or next((p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
     )
     if binary is None:
         return "nginx not found (apt-get install nginx, or --nginx PATH)"

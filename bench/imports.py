@@ -57,7 +57,7 @@ def measure_imports(repeats: int, litellm_python: str | None) -> dict[str, Any]:
 
     results: dict[str, Any] = {"llm_factory_core": _seconds(sys.executable, "llm_factory_core", [], repeats)}
     plugins: dict[str, float] = {}
-    for key, module in sorted(plugin_modules().items()):
+    for _key, module in sorted(plugin_modules().items()):
         try:
             plugins[module] = _seconds(sys.executable, module, ["llm_factory_core"], repeats)
         except RuntimeError:

@@ -11,7 +11,6 @@ latency p50 / p99 and CPU microseconds.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics

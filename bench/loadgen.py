@@ -10,6 +10,7 @@ the deadline are counted.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -251,7 +252,7 @@ async def paced_check(target: Target, body: bytes, repeats: int = 3) -> dict[str
         pieces += len(reads)
         events += sum(n for _, n in reads)
         times = [t for t, _ in reads]
-        gaps.extend(b - a for a, b in zip(times, times[1:], strict=False))
+        gaps.extend(b - a for a, b in itertools.pairwise(times))
     gaps.sort()
     return {
         "events": events,

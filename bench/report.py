@@ -10,7 +10,7 @@ __all__ = ["render", "targets"]
 
 def _f(value: Any, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
+        return "-"
     if isinstance(value, float):
         return f"{value:,.{digits}f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
@@ -113,51 +113,74 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         return cell.get(field) if cell else None
 
     r = _ratio(rps(ours, "json"), rps("litellm", "json"))
-    out.append((f"non-streaming req/s at c={top} ≥ 30× LiteLLM", f"{_f(r, 1)}×", None if r is None else r >= 30))
+    out.append((f"non-streaming req/s at c={top} ≥ 30x LiteLLM", f"{_f(r, 1)}x", None if r is None else r >= 30))
     r = _ratio(rps(ours, "json"), rps("nginx", "json"))
-    out.append((f"non-streaming req/s at c={top} ≥ 10% of nginx", f"{_f((r or 0) * 100, 1)}%" if r else "–",
-                None if r is None else r >= 0.10))
+    out.append(
+        (
+            f"non-streaming req/s at c={top} ≥ 10% of nginx",
+            f"{_f((r or 0) * 100, 1)}%" if r else "-",
+            None if r is None else r >= 0.10,
+        )
+    )
     direct = p50("direct", "json")
     added = p50(ours, "json") - direct if p50(ours, "json") is not None and direct is not None else None
     nginx_added = p50("nginx", "json") - direct if p50("nginx", "json") is not None and direct is not None else None
     if added is not None:
         met = added < 1.0 and (nginx_added is None or added <= 3 * max(nginx_added, 0.0))
         out.append(
-            ("added p50 latency at c=1 ≤ 3× nginx's, < 1 ms",
-             f"{_f(added * 1000, 0)} µs (nginx {_f(nginx_added * 1000 if nginx_added is not None else None, 0)} µs)",
-             met if nginx_added is not None else None)
+            (
+                "added p50 latency at c=1 ≤ 3x nginx's, < 1 ms",
+                f"{_f(added * 1000, 0)} µs (nginx {_f(nginx_added * 1000 if nginx_added is not None else None, 0)} µs)",
+                met if nginx_added is not None else None,
+            )
         )
     r = _ratio(rps(ours, "stream"), rps("litellm", "stream"))
-    out.append((f"streams/s at c={top} ≥ 30× LiteLLM", f"{_f(r, 1)}×", None if r is None else r >= 30))
+    out.append((f"streams/s at c={top} ≥ 30x LiteLLM", f"{_f(r, 1)}x", None if r is None else r >= 30))
     t_ours, t_direct = p50(ours, "stream", "ttfb_p50_ms"), p50("direct", "stream", "ttfb_p50_ms")
     if t_ours is not None and t_direct is not None:
-        out.append(("time-to-first-byte overhead ≤ 1 ms", f"{_f((t_ours - t_direct) * 1000, 0)} µs",
-                    t_ours - t_direct <= 1.0))
+        out.append(
+            ("time-to-first-byte overhead ≤ 1 ms", f"{_f((t_ours - t_direct) * 1000, 0)} µs", t_ours - t_direct <= 1.0)
+        )
     paced = results["gateways"].get(ours, {}).get("paced") or {}
     per_read = paced.get("events_per_piece")
-    out.append(("each upstream chunk forwarded without batching", f"{_f(per_read)} chunks per read",
-                None if per_read is None else per_read <= 1.05))
+    out.append(
+        (
+            "each upstream chunk forwarded without batching",
+            f"{_f(per_read)} chunks per read",
+            None if per_read is None else per_read <= 1.05,
+        )
+    )
     gws = results["gateways"]
     r = _ratio(gws.get(ours, {}).get("peak_rss_mb"), gws.get("litellm", {}).get("peak_rss_mb"))
-    out.append(("peak RSS ≤ 1/4 of LiteLLM's", f"{_f(r)}×", None if r is None else r <= 0.25))
+    out.append(("peak RSS ≤ 1/4 of LiteLLM's", f"{_f(r)}x", None if r is None else r <= 0.25))
     soak = gws.get(ours, {}).get("soak")
     if soak and soak["rss_mb_at"][1] and soak["rss_mb_after"]:
         growth = soak["rss_mb_after"] - soak["rss_mb_at"][1]
-        out.append((f"RSS flat after {soak['requests']:,} requests", f"{growth:+.1f} MB since {soak['rss_mb_at'][0]:,}",
-                    growth <= max(5.0, 0.05 * soak["rss_mb_at"][1])))
+        out.append(
+            (
+                f"RSS flat after {soak['requests']:,} requests",
+                f"{growth:+.1f} MB since {soak['rss_mb_at'][0]:,}",
+                growth <= max(5.0, 0.05 * soak["rss_mb_at"][1]),
+            )
+        )
     r = _ratio(gws.get(ours, {}).get("startup_s"), gws.get("litellm", {}).get("startup_s"))
-    out.append(("start-up to first 200 ≤ 1/5 of LiteLLM's", f"{_f(r)}×", None if r is None else r <= 0.2))
+    out.append(("start-up to first 200 ≤ 1/5 of LiteLLM's", f"{_f(r)}x", None if r is None else r <= 0.2))
     imp = results.get("imports") or {}
     r = _ratio(imp.get("llm_factory_core"), imp.get("litellm"))
-    out.append(("import llm_factory_core ≤ 1/8 of import litellm", f"{_f(r, 3)}×", None if r is None else r <= 0.125))
+    out.append(("import llm_factory_core ≤ 1/8 of import litellm", f"{_f(r, 3)}x", None if r is None else r <= 0.125))
     if "plugins_only_when_configured" in imp:
-        out.append(("plugins imported only when configured", str(imp["plugins_only_when_configured"]),
-                    bool(imp["plugins_only_when_configured"])))
+        out.append(
+            (
+                "plugins imported only when configured",
+                str(imp["plugins_only_when_configured"]),
+                bool(imp["plugins_only_when_configured"]),
+            )
+        )
     lib = results.get("library") or {}
     ours_cpu = lib.get("chat_async", {}).get("cpu_us_per_call") if isinstance(lib.get("chat_async"), dict) else None
     bare = lib.get("bare_httpx", {}).get("cpu_us_per_call") if isinstance(lib.get("bare_httpx"), dict) else None
     r = _ratio(ours_cpu, bare)
-    out.append(("library: chat_async CPU/call ≤ bare httpx's", f"{_f(r)}×", None if r is None else r <= 1.0))
+    out.append(("library: chat_async CPU/call ≤ bare httpx's", f"{_f(r)}x", None if r is None else r <= 1.0))
     return out
 
 
@@ -182,7 +205,8 @@ def render(results: dict[str, Any]) -> str:
         "|---|---|---|",
     ]
     for name, measured, met in targets(results):
-        parts.append(f"| {name} | {measured} | {'yes' if met else ('no' if met is False else 'n/a (not in this run)')} |")
+        verdict = "yes" if met else ("no" if met is False else "n/a (not in this run)")
+        parts.append(f"| {name} | {measured} | {verdict} |")
     if results.get("notes"):
         parts.append("")
         parts.extend(f"- {note}" for note in results["notes"])

@@ -38,13 +38,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import gateways  # noqa: E402
-import imports  # noqa: E402
-import library_overhead  # noqa: E402
-import loadgen  # noqa: E402
-import report  # noqa: E402
-import wrk  # noqa: E402
-from fake_upstream import run as run_loop  # noqa: E402
+import gateways
+import imports
+import library_overhead
+import loadgen
+import report
+import wrk
+from fake_upstream import run as run_loop
 
 LITELLM_PIN = "litellm[proxy]==1.106.2"
 
@@ -104,30 +104,48 @@ class Bench:
         if self.wrk is not None:
             url = f"http://127.0.0.1:{gw.port}{gw.path}"
             warm = max(1.0, self.profile.warmup)
-            wrk.run_wrk(self.wrk, url, body, gateways.API_KEY, concurrency=concurrency, duration=warm,
-                        workdir=self.workdir)
+            wrk.run_wrk(
+                self.wrk, url, body, gateways.API_KEY, concurrency=concurrency, duration=warm, workdir=self.workdir
+            )
             window("start")
-            result = wrk.run_wrk(self.wrk, url, body, gateways.API_KEY, concurrency=concurrency,
-                                 duration=duration, workdir=self.workdir)
+            result = wrk.run_wrk(
+                self.wrk, url, body, gateways.API_KEY, concurrency=concurrency, duration=duration, workdir=self.workdir
+            )
             window("end")
         else:
             target = loadgen.Target("127.0.0.1", gw.port, gw.path)
             outcome = run_loop(
-                loadgen.drive(target, body, concurrency=concurrency, duration=duration,
-                              warmup=self.profile.warmup, stream=mode == "stream", on_window=window)
+                loadgen.drive(
+                    target,
+                    body,
+                    concurrency=concurrency,
+                    duration=duration,
+                    warmup=self.profile.warmup,
+                    stream=mode == "stream",
+                    on_window=window,
+                )
             )
             result = outcome.summary()
         start, end = samples.get("start"), samples.get("end")
         result["cpu_us_per_request"] = (
-            (end - start) / result["requests"] * 1e6 if start is not None and end is not None and result["requests"]
+            (end - start) / result["requests"] * 1e6
+            if start is not None and end is not None and result["requests"]
             else None
         )
         return result
 
     def ttfb(self, gw: gateways.Gateway) -> float | None:
         target = loadgen.Target("127.0.0.1", gw.port, gw.path)
-        outcome = run_loop(loadgen.drive(target, STREAM_BODY, concurrency=1, duration=self.profile.duration / 2,
-                                         warmup=self.profile.warmup / 2, stream=True))
+        outcome = run_loop(
+            loadgen.drive(
+                target,
+                STREAM_BODY,
+                concurrency=1,
+                duration=self.profile.duration / 2,
+                warmup=self.profile.warmup / 2,
+                stream=True,
+            )
+        )
         return outcome.summary()["ttfb_p50_ms"]
 
     # -- one gateway ----------------------------------------------------------------------------
@@ -177,8 +195,10 @@ class Bench:
         else:
             self.results["notes"].append("one core only: nothing pinned, numbers include contention")
         self.results["environment"] = self.environment()
-        log(f"upstream (cores {self.load_cpus or 'any'}); gateway on cores {self.gateway_cpus or 'any'}; "
-            f"driver {self.results['environment']['driver']}")
+        log(
+            f"upstream (cores {self.load_cpus or 'any'}); gateway on cores {self.gateway_cpus or 'any'}; "
+            f"driver {self.results['environment']['driver']}"
+        )
         upstream = gateways.start_upstream(self.workdir, self.load_cpus)
         try:
             self.measure(upstream)
@@ -270,8 +290,14 @@ def _version(argv: list[str]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", dest="profile", action="store_const", const="quick", default="full",
-                        help="shorter runs (about a minute)")
+    parser.add_argument(
+        "--quick",
+        dest="profile",
+        action="store_const",
+        const="quick",
+        default="full",
+        help="shorter runs (about a minute)",
+    )
     parser.add_argument("--profile", choices=sorted(PROFILES), help="full (default), quick, tiny (the smoke test)")
     parser.add_argument("--litellm", help="LiteLLM's executable or venv (default $BENCH_LITELLM, then PATH)")
     parser.add_argument("--no-litellm", action="store_true")

@@ -20,7 +20,8 @@ wrk.headers["Authorization"] = "Bearer %(key)s"
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    'WRKJSON {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,"errors":%%d,"error_kinds":"connect=%%d read=%%d write=%%d status=%%d timeout=%%d"}\n',
+    'WRKJSON {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p99_us":%%d,"errors":%%d,' ..
+    '"error_kinds":"connect=%%d read=%%d write=%%d status=%%d timeout=%%d"}\n',
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
     e.connect + e.read + e.write + e.status + e.timeout, e.connect, e.read, e.write, e.status, e.timeout))
 end

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import email.utils
 import time
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
@@ -33,6 +34,9 @@ from ._json import loads as _loads
 from ._request import ChatRequest
 from ._types import ChatCompletion, ChatCompletionChunk
 
+if TYPE_CHECKING:
+    from ._aiohttp import AiohttpTransport
+
 __all__ = [
     "Capabilities",
     "Provider",
@@ -42,6 +46,12 @@ __all__ = [
     "mask_secret",
     "parse_retry_after",
 ]
+
+
+FAST_CLIENTS: weakref.WeakKeyDictionary[httpx.AsyncClient, AiohttpTransport] = weakref.WeakKeyDictionary()
+"""Clients the factory built around its aiohttp transport (nothing else configured on them):
+``post_json`` and ``open_stream`` send through the transport directly, skipping httpx's client
+layer (see ``_aiohttp``). A client passed in by the user is never here."""
 
 
 def mask_secret(secret: SecretStr | str | None) -> str:
@@ -229,6 +239,20 @@ class Provider:
         self, url: str, body: Any, headers: Mapping[str, str] | None = None, *, auth: Any = None
     ) -> Any:
         """POST a JSON body; return the decoded JSON reply or raise a typed error."""
+        fast = FAST_CLIENTS.get(self.client) if auth is None else None
+        if fast is not None:
+            try:
+                status, reply, content = await fast.post(
+                    url, _dumps(body), _json_headers(self.settings.headers, headers), self.timeouts.for_call()
+                )
+            except httpx.TransportError as exc:
+                raise self._transport_error(exc, received=False) from None
+            if status >= 400:
+                raise self.parse_error(status, httpx.Headers(reply.raw_headers), content)
+            try:
+                return _loads(content)
+            except ValueError:
+                raise self.error(ServerError, "upstream sent a reply that is not JSON", status=status) from None
         try:
             response = await self.client.post(
                 url,
@@ -260,15 +284,25 @@ class Provider:
     ) -> AsyncIterator[httpx.Response]:
         """Open a streaming response; raise a typed error for an error status. The connection is
         released when the block exits, however it exits."""
-        request = self.client.build_request(
-            method,
-            url,
-            content=_dumps(body),
-            headers=_json_headers(self.settings.headers, headers),
-            timeout=self.timeouts.for_stream(),
-        )
+        fast = FAST_CLIENTS.get(self.client) if auth is None else None
         try:
-            response = await self.client.send(request, stream=True, **({"auth": auth} if auth is not None else {}))
+            if fast is not None:
+                response = await fast.open(
+                    method,
+                    url,
+                    _dumps(body),
+                    _json_headers(self.settings.headers, headers),
+                    self.timeouts.for_stream(),
+                )
+            else:
+                request = self.client.build_request(
+                    method,
+                    url,
+                    content=_dumps(body),
+                    headers=_json_headers(self.settings.headers, headers),
+                    timeout=self.timeouts.for_stream(),
+                )
+                response = await self.client.send(request, stream=True, **({"auth": auth} if auth is not None else {}))
         except httpx.TransportError as exc:
             raise self._transport_error(exc, received=False) from None
         try:

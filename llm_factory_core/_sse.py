@@ -82,10 +82,40 @@ def decode_sse_lines(lines: list[str]) -> list[ServerSentEvent]:
     return events + ([last] if last else [])
 
 
+async def _split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """Lines of a byte stream ending in ``\n``, ``\r\n`` or ``\r`` (as httpx's ``aiter_lines``),
+    each yielded as soon as its end arrives. Splitting bytes before decoding keeps a character
+    cut between two chunks whole."""
+    tail = b""
+    async for chunk in chunks:
+        data = tail + chunk if tail else chunk
+        held = data[-1:] == b"\r"  # may be the first half of a \r\n cut between chunks
+        if held:
+            data = data[:-1]
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *lines, tail = data.split(b"\n")
+        if held:
+            tail += b"\r"
+        for line in lines:
+            yield line.decode("utf-8", "replace")
+    if tail:
+        yield tail.rstrip(b"\r").decode("utf-8", "replace")
+
+
+def _lines(response: httpx.Response) -> AsyncIterator[str]:
+    # The aiohttp transport's streams hand over raw chunks: one layer instead of httpx's three
+    # (raw -> bytes -> text -> lines). An encoded body still goes through httpx to be decoded.
+    raw_chunks = getattr(response.stream, "raw_chunks", None)
+    if raw_chunks is not None and "content-encoding" not in response.headers:
+        return _split_lines(raw_chunks())
+    return response.aiter_lines()
+
+
 async def aiter_sse(response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
     """Yield the events of a streaming httpx response as they arrive."""
     decoder = _Decoder()
-    async for line in response.aiter_lines():
+    async for line in _lines(response):
         event = decoder.feed(line.rstrip("\r\n"))
         if event is not None:
             yield event

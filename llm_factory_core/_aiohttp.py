@@ -1,0 +1,200 @@
+"""An httpx transport on aiohttp, and the fast path the provider helpers take through it.
+
+httpx keeps its API (the plugin contract and the ``httpx.MockTransport`` test seam), but its own
+connection pool scans every connection on each request (it stalls at a few dozen concurrent
+requests) and its request/response machinery costs a few hundred microseconds of CPU per call.
+aiohttp's pool and C parser do the same work in well under a hundred. So:
+
+- ``AiohttpTransport`` is an ordinary ``httpx.AsyncBaseTransport``: any ``client.post(...)`` a
+  plugin makes goes through aiohttp, with aiohttp's errors mapped to httpx's (a reset stays a
+  connection error, a read timeout stays a read timeout: failover decisions do not change).
+- ``Provider.post_json`` and ``Provider.open_stream`` (what most plugins use) skip httpx's client
+  layer on a client the factory built around this transport: the body, headers and timeouts go
+  straight to aiohttp. Clients a user passed in (``http_client=``) always take the httpx path,
+  so their hooks, auth and default headers apply.
+
+Imported only when the aiohttp transport is selected (``aiohttp`` is an optional dependency, in
+the ``fast`` extra).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import aiohttp
+import httpx
+
+__all__ = ["AiohttpTransport", "FastResponseStream"]
+
+# Most specific first: the first match wins.
+_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.SocketTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ClientProxyConnectionError, httpx.ProxyError),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
+    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
+    (aiohttp.ClientError, httpx.ReadError),
+    (OSError, httpx.ReadError),
+)
+
+
+def _mapped(exc: BaseException) -> httpx.TransportError | None:
+    for source, target in _ERRORS:
+        if isinstance(exc, source):
+            return target(str(exc) or type(exc).__name__)
+    return None
+
+
+@contextlib.contextmanager
+def _httpx_errors() -> Iterator[None]:
+    """aiohttp's exceptions as httpx's; cancellation and everything else pass untouched."""
+    try:
+        yield
+    except (aiohttp.ClientError, OSError) as exc:
+        mapped = _mapped(exc)
+        if mapped is None:  # pragma: no cover - every ClientError / OSError maps
+            raise
+        raise mapped from exc
+
+
+class FastResponseStream(httpx.AsyncByteStream):
+    """The body of an aiohttp response as httpx's stream; chunks are handed on as they arrive
+    (no batching). ``raw_chunks`` is the same without httpx's decoding layers, for the SSE
+    decoder's fast path."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def raw_chunks(self) -> AsyncIterator[bytes]:
+        with _httpx_errors():
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.raw_chunks():
+            yield chunk
+
+    async def aclose(self) -> None:
+        self._response.release()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """``httpx.AsyncClient(transport=AiohttpTransport(limits))``; one aiohttp session per event
+    loop, created on first use. Proxies (``HTTPS_PROXY``...) and ``SSL_CERT_FILE`` are honoured
+    as httpx honours them; no cookies are kept between requests."""
+
+    def __init__(self, limits: httpx.Limits | None = None, *, verify: bool = True, trust_env: bool = True) -> None:
+        self._limits = limits or httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
+        self._verify = verify
+        self._trust_env = trust_env
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
+
+    # -- session --------------------------------------------------------------------------------
+
+    def session(self) -> aiohttp.ClientSession:
+        session = self._session
+        if session is None or session.closed:
+            limits = self._limits
+            connector = aiohttp.TCPConnector(
+                limit=limits.max_connections or 0,
+                keepalive_timeout=limits.keepalive_expiry if limits.keepalive_expiry is not None else 15.0,
+                ssl=httpx.create_ssl_context(verify=self._verify, trust_env=self._trust_env),
+            )
+            session = self._session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=self._trust_env,
+                auto_decompress=False,
+            )
+        return session
+
+    def client_timeout(self, connect: float | None, read: float | None) -> aiohttp.ClientTimeout:
+        """httpx's semantics: ``connect`` bounds opening a connection, ``read`` each wait for
+        bytes (the silence between two reads), nothing bounds the whole exchange."""
+        key = (connect, read)
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None, connect=None, sock_connect=connect, sock_read=read
+            )
+        return timeout
+
+    def _for(self, timeout: httpx.Timeout | Mapping[str, Any] | None) -> aiohttp.ClientTimeout:
+        if timeout is None:
+            return self.client_timeout(None, None)
+        if isinstance(timeout, httpx.Timeout):
+            return self.client_timeout(timeout.connect, timeout.read)
+        return self.client_timeout(timeout.get("connect"), timeout.get("read"))
+
+    # -- the fast path (Provider.post_json / open_stream) ---------------------------------------
+
+    async def post(
+        self, url: str, content: bytes, headers: Mapping[str, str], timeout: httpx.Timeout
+    ) -> tuple[int, aiohttp.ClientResponse, bytes]:
+        """POST and read the whole (decompressed) reply: status, response (for its headers), body."""
+        with _httpx_errors():
+            async with self.session().request(
+                "POST",
+                url,
+                data=content,
+                headers=headers,
+                allow_redirects=False,
+                timeout=self._for(timeout),
+                auto_decompress=True,
+            ) as response:
+                return response.status, response, await response.read()
+
+    async def open(
+        self, method: str, url: str, content: bytes, headers: Mapping[str, str], timeout: httpx.Timeout
+    ) -> httpx.Response:
+        """Send and return as soon as the headers are in; the body streams. Close the response."""
+        with _httpx_errors():
+            response = await self.session().request(
+                method, url, data=content, headers=headers, allow_redirects=False, timeout=self._for(timeout)
+            )
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=FastResponseStream(response),
+            request=httpx.Request(method, url),
+        )
+
+    # -- httpx.AsyncBaseTransport ---------------------------------------------------------------
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            data: Any = request.content or None
+        except httpx.RequestNotRead:
+            data = request.stream
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        headers = [(k, v) for k, v in headers if k.lower() not in ("transfer-encoding", "content-length")]
+        with _httpx_errors():
+            response = await self.session().request(
+                request.method,
+                str(request.url),
+                data=data,
+                headers=headers,
+                allow_redirects=False,
+                timeout=self._for(request.extensions.get("timeout")),
+                skip_auto_headers=("Accept-Encoding", "User-Agent", "Accept"),  # httpx set its own
+            )
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=FastResponseStream(response),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
+        )
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()

@@ -1,0 +1,153 @@
+"""The built-in HTTP transports: ``aiohttp`` (the default when installed) and httpx's own must give
+the same outcome for the same upstream behaviour, over a real socket: replies, streams, error
+statuses, resets, stalls and timeouts. Also how the transport is chosen. (The reliability suite
+runs with the default; ``LLM_FACTORY_HTTP_TRANSPORT=httpx pytest tests/reliability`` runs it with
+httpx's.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from llm_factory_core import (
+    AllDeploymentsFailedError,
+    ConfigurationError,
+    LLMFactory,
+    ModelConfig,
+    RateLimitError,
+    StreamInterruptedError,
+    UpstreamConnectionError,
+    UpstreamTimeoutError,
+)
+from llm_factory_core._factory import TRANSPORT_ENV, transport_name
+from llm_factory_core._provider import FAST_CLIENTS
+from llm_factory_core.testing import Fault, FaultyUpstream
+
+pytestmark = pytest.mark.anyio
+pytest.importorskip("aiohttp")
+
+TRANSPORTS = ["aiohttp", "httpx"]
+TEXT = "one two three four five six"
+RULES = {"m": Fault.ok(TEXT)}
+
+
+@pytest.fixture
+def upstream() -> Any:
+    with FaultyUpstream(RULES) as server:
+        yield server
+
+
+def factory(upstream: FaultyUpstream, transport: str, **limits: float) -> LLMFactory:
+    config = ModelConfig(
+        provider="openai",
+        model_name="m",
+        api_base=upstream.base_url,
+        api_key="sk-transport-test-0001",
+        first_token_timeout=limits.get("first_token", 0.5),
+        chunk_timeout=limits.get("chunk", 0.5),
+        timeout=limits.get("timeout", 1.0),
+        connect_timeout=1.0,
+    )
+    return LLMFactory(config, transport=transport, num_retries=0)
+
+
+async def collect(f: LLMFactory) -> str:
+    parts = []
+    async for chunk in f.stream_async("hi"):
+        for choice in chunk.choices:
+            parts.append(choice.delta.content or "")
+    return "".join(parts)
+
+
+# -- choosing ---------------------------------------------------------------------------------
+
+
+def test_auto_prefers_aiohttp_and_the_environment_can_say_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(TRANSPORT_ENV, raising=False)
+    assert transport_name(None) == "aiohttp" == transport_name("auto")
+    monkeypatch.setenv(TRANSPORT_ENV, "httpx")
+    assert transport_name(None) == "httpx"
+    assert transport_name("aiohttp") == "aiohttp"  # the argument wins over the environment
+
+
+def test_an_unknown_transport_name_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="curl"):
+        LLMFactory(ModelConfig(provider="openai", model_name="m", api_key="sk-x"), transport="curl")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_only_the_factorys_own_aiohttp_client_takes_the_fast_path(
+    upstream: FaultyUpstream, transport: str
+) -> None:
+    async with factory(upstream, transport) as f:
+        provider = next(iter(f.providers().values()))
+        assert (provider.client in FAST_CLIENTS) is (transport == "aiohttp")
+        assert (await f.chat_async("hi")).choices[0].message.content == TEXT
+    config = ModelConfig(provider="openai", model_name="m", api_base=upstream.base_url, api_key="sk-x")
+    async with httpx.AsyncClient() as client, LLMFactory(config, http_client=client) as user:
+        assert next(iter(user.providers().values())).client not in FAST_CLIENTS  # its hooks and auth apply
+        assert (await user.chat_async("hi")).choices[0].message.content == TEXT
+
+
+# -- the same outcomes ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_replies_and_streams(upstream: FaultyUpstream, transport: str) -> None:
+    async with factory(upstream, transport) as f:
+        reply = await f.chat_async("hi")
+        assert reply.choices[0].message.content == TEXT and reply.usage is not None
+        assert await collect(f) == TEXT
+    request = upstream.requests[-1]
+    assert request.headers["authorization"] == "Bearer sk-transport-test-0001"
+    assert request.path.endswith("/chat/completions") and request.body["stream"] is True
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_an_error_status_keeps_its_type_and_retry_after(upstream: FaultyUpstream, transport: str) -> None:
+    upstream.set_rule("m", Fault.rate_limit(retry_after=7))
+    async with factory(upstream, transport) as f:
+        with pytest.raises(AllDeploymentsFailedError) as info:
+            await f.chat_async("hi")
+    error = info.value.attempts[0].error
+    assert isinstance(error, RateLimitError) and error.retry_after == 7
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("mode", ["chat", "stream"])
+async def test_a_reset_is_a_connection_error_not_a_timeout(upstream: FaultyUpstream, transport: str, mode: str) -> None:
+    upstream.set_rule("m", Fault.reset())
+    async with factory(upstream, transport) as f:
+        with pytest.raises(AllDeploymentsFailedError) as info:
+            await (f.chat_async("hi") if mode == "chat" else collect(f))
+    error = info.value.attempts[0].error
+    assert isinstance(error, UpstreamConnectionError), error
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_silent_upstream_is_a_silent_timeout(upstream: FaultyUpstream, transport: str) -> None:
+    upstream.set_rule("m", Fault.hang())
+    async with factory(upstream, transport, timeout=0.4, first_token=0.3) as f:
+        with pytest.raises(AllDeploymentsFailedError) as info:
+            await f.chat_async("hi")
+        with pytest.raises(AllDeploymentsFailedError) as stream_info:
+            await collect(f)
+    for failure in (info.value, stream_info.value):
+        error = failure.attempts[0].error
+        assert isinstance(error, UpstreamTimeoutError) and error.silent
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("fault", ["cut", "stall"])
+async def test_a_stream_broken_after_it_started_is_an_explicit_error(
+    upstream: FaultyUpstream, transport: str, fault: str
+) -> None:
+    upstream.set_rule("m", Fault.cut(2, text=TEXT) if fault == "cut" else Fault.stall(2, text=TEXT))
+    parts: list[str] = []
+    async with factory(upstream, transport, chunk=0.2, timeout=2.0) as f:
+        with pytest.raises(StreamInterruptedError):
+            async for chunk in f.stream_async("hi"):
+                parts.extend(c.delta.content or "" for c in chunk.choices)
+    assert "".join(parts) == "one two "
