@@ -253,8 +253,8 @@ async def _run(duration: float, warmup: float, concurrency: int, seed: int) -> R
         ]
         factory = LLMFactory(configs, **ROUTER)
         app = create_app(factory, settings=ServerSettings(log_requests=False))
-        # asyncio, not uvloop: see tests/reliability/test_cooldown_wait.py (a core bug under uvloop).
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, loop="asyncio")
+        # uvicorn's own default loop (uvloop when installed), as in production.
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, loop="auto")
         server = uvicorn.Server(config)
         task = asyncio.get_running_loop().create_task(server.serve())
         try:

@@ -26,10 +26,10 @@ from ..conftest import PROMPT, expected_text, make_factory
 
 __all__ = ["Reply", "assert_answered_by", "assert_stream_broke", "call"]
 
-LOOP = "asyncio"
-"""uvicorn's loop for these tests. Not uvloop (uvicorn's default) until the core bug pinned by
-``tests/reliability/test_cooldown_wait.py`` is fixed: uvloop's millisecond timers end a cooldown
-wait a hair early and the router then crashes (an intermittent 500). Switch to "auto" then."""
+LOOP = "auto"
+"""uvicorn's loop for these tests: its default (uvloop when installed), as in production. uvloop's
+millisecond timers end a cooldown wait a hair early; ``tests/reliability/test_cooldown_wait.py``
+pins that the router copes."""
 
 VIA = ["sdk-chat", "sdk-stream", "http-chat", "http-stream"]
 """Client and mode: the openai SDK or raw HTTP, streaming or not."""

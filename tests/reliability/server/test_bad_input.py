@@ -19,6 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
+from schemathesis.core import NotSet
 
 from llm_factory_core import ChatRequest
 from llm_factory_core.testing import FaultyUpstream
@@ -85,13 +86,12 @@ def assert_still_up(client: httpx.Client) -> None:
 # -- schemathesis -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="server: POST /v1/chat/completions is missing from /openapi.json (a plain ASGI route)"
-)
 def test_the_openapi_schema_describes_chat_completions(client: httpx.Client) -> None:
-    paths = client.get("/openapi.json").json()["paths"]
-    operation = paths["/v1/chat/completions"]["post"]
-    assert "messages" in json.dumps(operation["requestBody"])
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/v1/chat/completions"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    if "$ref" in body:
+        body = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    assert "messages" in body["properties"] and "messages" in body["required"]
 
 
 def _own_operations(client: httpx.Client) -> list[Any]:
@@ -102,26 +102,34 @@ def _own_operations(client: httpx.Client) -> list[Any]:
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
 def test_fuzz_the_gateway_from_its_own_openapi_schema(client: httpx.Client, mode: GenerationMode) -> None:
     operations = _own_operations(client)
-    assert {op.path for op in operations} >= {"/v1/models", "/v1/providers/status"}
+    assert {op.path for op in operations} >= {"/v1/models", "/v1/providers/status", "/v1/chat/completions"}
 
     @FUZZ
     @given(st.sampled_from(operations).flatmap(lambda op: op.as_strategy(generation_mode=mode)))
     def check(case: Any) -> None:
+        body = getattr(case, "body", None)
+        is_chat = case.path == "/v1/chat/completions"
+        if is_chat:
+            assume(not _has_huge_int(body))  # a known crash, pinned by test_a_huge_integer_is_a_clear_400
+        content = None
+        if is_chat and not isinstance(body, NotSet):
+            content = body if isinstance(body, bytes) else json.dumps(body).encode()
         response = client.request(
             case.method,
             case.formatted_path,
             params=case.query,
             headers={k: str(v) for k, v in (case.headers or {}).items()},
+            content=content,
         )
-        assert_clear(response, chat=False)
+        assert_clear(response, chat=is_chat)
 
     check()
     assert_still_up(client)
 
 
 def _chat_schema() -> dict[str, Any]:
-    """An OpenAPI document for POST /v1/chat/completions from the request model: what
-    /openapi.json should say (see the xfail above)."""
+    """An OpenAPI document for POST /v1/chat/completions straight from the request model (the
+    served schema is fuzzed too, above)."""
     body = ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")
     defs = body.pop("$defs", {})
     return {

@@ -53,10 +53,6 @@ def test_nothing_leaks(report: Any) -> None:
     assert failures == [], report.summary()
 
 
-@pytest.mark.xfail(
-    strict=False,  # how often the race hits varies; the deterministic, strict pin: test_cooldown_wait.py
-    reason="core: Plan.deployments crashes (ValueError in Strategy.order) when a cooldown is renewed during its wait",
-)
 def test_the_gateway_never_crashes(report: Any) -> None:
     assert report.outcomes["gateway-crash"] == 0, dict(report.crash_types)
 
