@@ -226,6 +226,12 @@ class Provider:
 
     # -- transport ------------------------------------------------------------------------------
 
+    def _encode(self, body: Any) -> bytes:
+        try:
+            return _dumps(body)
+        except TypeError as exc:  # orjson: an integer beyond 64 bits, a non-JSON value in extra_body
+            raise self.error(BadRequestError, f"the request cannot be encoded as JSON: {exc}") from None
+
     def _transport_error(self, exc: httpx.TransportError, *, received: bool) -> ProviderError:
         kind = type(exc).__name__
         if isinstance(exc, httpx.TimeoutException):
@@ -243,7 +249,7 @@ class Provider:
         if fast is not None:
             try:
                 status, reply, content = await fast.post(
-                    url, _dumps(body), _json_headers(self.settings.headers, headers), self.timeouts.for_call()
+                    url, self._encode(body), _json_headers(self.settings.headers, headers), self.timeouts.for_call()
                 )
             except httpx.TransportError as exc:
                 raise self._transport_error(exc, received=False) from None
@@ -256,7 +262,7 @@ class Provider:
         try:
             response = await self.client.post(
                 url,
-                content=_dumps(body),
+                content=self._encode(body),
                 headers=_json_headers(self.settings.headers, headers),
                 timeout=self.timeouts.for_call(),
                 **({"auth": auth} if auth is not None else {}),
@@ -290,7 +296,7 @@ class Provider:
                 response = await fast.open(
                     method,
                     url,
-                    _dumps(body),
+                    self._encode(body),
                     _json_headers(self.settings.headers, headers),
                     self.timeouts.for_stream(),
                 )
@@ -298,7 +304,7 @@ class Provider:
                 request = self.client.build_request(
                     method,
                     url,
-                    content=_dumps(body),
+                    content=self._encode(body),
                     headers=_json_headers(self.settings.headers, headers),
                     timeout=self.timeouts.for_stream(),
                 )
