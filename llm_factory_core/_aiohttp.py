@@ -20,8 +20,10 @@ the ``fast`` extra).
 from __future__ import annotations
 
 import contextlib
+import urllib.request
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -88,8 +90,11 @@ class FastResponseStream(httpx.AsyncByteStream):
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """``httpx.AsyncClient(transport=AiohttpTransport(limits))``; one aiohttp session per event
-    loop, created on first use. Proxies (``HTTPS_PROXY``...) and ``SSL_CERT_FILE`` are honoured
-    as httpx honours them; no cookies are kept between requests."""
+    loop, created on first use. Proxies (``HTTPS_PROXY``, ``NO_PROXY``...) and ``SSL_CERT_FILE``
+    are honoured as httpx honours them; no cookies are kept between requests.
+
+    The proxy environment is read once, and the answer per origin cached: aiohttp's own
+    ``trust_env`` re-reads it, and ``~/.netrc``, in a worker thread on every request."""
 
     def __init__(self, limits: httpx.Limits | None = None, *, verify: bool = True, trust_env: bool = True) -> None:
         self._limits = limits or httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
@@ -97,6 +102,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._trust_env = trust_env
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
+        self._proxies = urllib.request.getproxies_environment() if trust_env else {}
+        self._proxy_for: dict[str, str | None] = {}
 
     # -- session --------------------------------------------------------------------------------
 
@@ -110,12 +117,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 ssl=httpx.create_ssl_context(verify=self._verify, trust_env=self._trust_env),
             )
             session = self._session = aiohttp.ClientSession(
-                connector=connector,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                trust_env=self._trust_env,
-                auto_decompress=False,
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
             )
         return session
+
+    def proxy(self, url: str) -> str | None:
+        """The proxy for ``url`` from the environment (as httpx and urllib read it), or None."""
+        if not self._proxies:
+            return None
+        parts = urlsplit(url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._proxy_for:
+            host = parts.hostname or ""
+            bypass = urllib.request.proxy_bypass_environment(host, self._proxies)  # type: ignore[attr-defined]
+            self._proxy_for[origin] = None if bypass else self._proxies.get(parts.scheme) or self._proxies.get("all")
+        return self._proxy_for[origin]
 
     def client_timeout(self, connect: float | None, read: float | None) -> aiohttp.ClientTimeout:
         """httpx's semantics: ``connect`` bounds opening a connection, ``read`` each wait for
@@ -150,6 +166,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 timeout=self._for(timeout),
                 auto_decompress=True,
+                proxy=self.proxy(url),
             ) as response:
                 return response.status, response, await response.read()
 
@@ -159,7 +176,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         """Send and return as soon as the headers are in; the body streams. Close the response."""
         with _httpx_errors():
             response = await self.session().request(
-                method, url, data=content, headers=headers, allow_redirects=False, timeout=self._for(timeout)
+                method,
+                url,
+                data=content,
+                headers=headers,
+                allow_redirects=False,
+                timeout=self._for(timeout),
+                proxy=self.proxy(url),
             )
         return httpx.Response(
             response.status,
@@ -177,15 +200,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             data = request.stream
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         headers = [(k, v) for k, v in headers if k.lower() not in ("transfer-encoding", "content-length")]
+        url = str(request.url)
         with _httpx_errors():
             response = await self.session().request(
                 request.method,
-                str(request.url),
+                url,
                 data=data,
                 headers=headers,
                 allow_redirects=False,
                 timeout=self._for(request.extensions.get("timeout")),
                 skip_auto_headers=("Accept-Encoding", "User-Agent", "Accept"),  # httpx set its own
+                proxy=self.proxy(url),
             )
         return httpx.Response(
             response.status,

@@ -151,3 +151,17 @@ async def test_a_stream_broken_after_it_started_is_an_explicit_error(
             async for chunk in f.stream_async("hi"):
                 parts.extend(c.delta.content or "" for c in chunk.choices)
     assert "".join(parts) == "one two "
+
+
+def test_the_aiohttp_transport_reads_the_proxy_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llm_factory_core._aiohttp import AiohttpTransport
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,.corp.example")
+    transport = AiohttpTransport()
+    assert transport.proxy("https://api.openai.com/v1/chat/completions") == "http://proxy.internal:3128"
+    assert transport.proxy("https://llm.corp.example/v1") is None
+    assert transport.proxy("http://localhost:8000/v1") is None  # no http proxy configured, and bypassed
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert transport.proxy("https://api.openai.com/v1") == "http://proxy.internal:3128"  # read once, cached
+    assert AiohttpTransport(trust_env=False).proxy("https://api.openai.com/v1") is None
