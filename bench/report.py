@@ -32,9 +32,10 @@ def _load_table(results: dict[str, Any]) -> list[str]:
         direct = _cell(results, "direct", cell["mode"], cell["concurrency"])
         added = cell["p50_ms"] - direct["p50_ms"] if direct and cell["target"] != "direct" else None
         mode = "stream (20 chunks)" if cell["mode"] == "stream" else "non-streaming"
+        ttfb = cell.get("ttfb_p50_ms") if cell["mode"] == "stream" else None
         lines.append(
             f"| {cell['target']} | {mode} | {cell['concurrency']} | {_f(cell['rps'], 0)} | {_f(cell['p50_ms'])} | "
-            f"{_f(cell['p99_ms'])} | {_f(added)} | {_f(cell.get('ttfb_p50_ms'))} | "
+            f"{_f(cell['p99_ms'])} | {_f(added)} | {_f(ttfb)} | "
             f"{_f(cell.get('cpu_us_per_request'), 0)} | {cell['errors']} |"
         )
     return lines

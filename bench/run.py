@@ -231,6 +231,8 @@ class Bench:
                 starters.append(
                     ("litellm", lambda: gateways.start_litellm(self.workdir, self.gateway_cpus, upstream, command))
                 )
+            elif self.args.no_litellm:
+                self.results["notes"].append("LiteLLM skipped (--no-litellm)")
             else:
                 self.results["notes"].append(
                     f"LiteLLM skipped: not found (pip install '{LITELLM_PIN}' into a venv, then --litellm VENV)"
@@ -264,8 +266,9 @@ class Bench:
             "profile": self.args.profile,
             "gateway_workers": self.args.workers,
         }
-        if self.litellm:
-            env["litellm"] = _version([*self.litellm, "--version"])
+        python = gateways.litellm_python(self.litellm) if self.litellm else None
+        if python:
+            env["litellm"] = _version([python, "-c", "import importlib.metadata as m; print(m.version('litellm'))"])
         return env
 
 
