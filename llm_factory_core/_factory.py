@@ -328,8 +328,10 @@ class LLMFactory:
 
     # -- closing --------------------------------------------------------------------------------
 
-    async def aclose(self) -> None:
-        """Close connections of the current loop's client (and the sync thread's)."""
+    async def release_loop(self) -> None:
+        """Close the connections this factory opened on the running event loop, and nothing else:
+        for a host whose loop ends while the factory lives on (a server's lifespan). The factory
+        stays usable; another loop gets fresh connections."""
         try:
             key: Any = asyncio.get_running_loop()
         except RuntimeError:
@@ -337,6 +339,10 @@ class LLMFactory:
         runtime = self._runtimes.pop(key, None)
         if runtime is not None:
             await runtime.aclose()
+
+    async def aclose(self) -> None:
+        """Close connections of the current loop's client (and the sync thread's)."""
+        await self.release_loop()
         self._stop_portal()
         self._closed = True
 

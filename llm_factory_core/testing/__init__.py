@@ -3,7 +3,8 @@ the provider conformance kit."""
 
 from typing import TYPE_CHECKING, Any
 
-from ._faults import Fault, FaultyUpstream, UpstreamRequest
+from ._faults import Fault, UpstreamRequest
+from ._faulty_server import FaultyUpstream
 from ._mock import (
     MockUpstream,
     json_response,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
-__all__ = ["DEFAULT_TEXT", "Fault", "FaultyUpstream", "UpstreamRequest"]
+__all__ = ["DEFAULT_TEXT", "Fault", "UpstreamRequest"]
 
 DEFAULT_TEXT = "This is a complete reply from {model}, sent one word at a time."
 """The reply text; ``{model}`` becomes the requested model. Streams send one word per chunk."""
@@ -310,8 +310,3 @@ def _error_body(status: int, message: str | None = None) -> dict[str, Any]:
             503: "The engine is currently overloaded, please try again later.",
         }.get(status, f"HTTP {status} {HTTPStatus(status).phrase}")
     return {"error": {"message": message, "type": err_type, "param": None, "code": code}}
-
-
-# The server half lives in its own module; re-exported here so ``from ._faults import
-# FaultyUpstream`` keeps working (it imports this module's names, hence the import at the end).
-from ._faulty_server import FaultyUpstream  # noqa: E402

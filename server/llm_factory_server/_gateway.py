@@ -95,6 +95,8 @@ class Gateway:
         self.metrics.close()
         if self.owns_factory:
             await self.factory.aclose()
+        else:  # not ours to close, but the pool it opened on this (ending) loop is
+            await self.factory.release_loop()
 
     def models_hint(self) -> str | None:
         return None if self.factory.model_names else HOW_TO_CONFIGURE
