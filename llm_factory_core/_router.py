@@ -9,10 +9,11 @@ failure ends the stream with ``StreamInterruptedError``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from contextlib import aclosing
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from typing import Any
 
 import anyio
@@ -40,6 +41,23 @@ from ._types import ChatCompletion, ChatCompletionChunk
 __all__ = ["CallInfo", "Router", "StateListener", "StreamInfo"]
 
 log = logging.getLogger("llm_factory_core.router")
+
+
+def fail_after(seconds: float) -> AbstractAsyncContextManager[Any]:
+    """``anyio.fail_after`` for the hot path: on asyncio it is ``asyncio.timeout`` (the same
+    ``TimeoutError``, without anyio's backend lookup and cancel scope: it runs once per attempt
+    and once per stream chunk); on any other loop anyio's."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _anyio_fail_after(seconds)
+    return asyncio.timeout(seconds)
+
+
+@asynccontextmanager
+async def _anyio_fail_after(seconds: float) -> AsyncIterator[None]:
+    with anyio.fail_after(seconds):
+        yield
 
 
 class CallInfo:
@@ -185,7 +203,7 @@ class Router:
                     health.begin(name)
                     started = time.monotonic()
                     try:
-                        with anyio.fail_after(budget):
+                        async with fail_after(budget):
                             result = await providers[name].chat(self._prepare(request, deployment))
                     except TimeoutError:
                         self._failed(plan, deployment, self._timeout_error(plan, deployment, "reply", True))
@@ -262,7 +280,7 @@ class Router:
         self.health.begin(name)
         buffered: list[ChatCompletionChunk] = []
         try:
-            with anyio.fail_after(min(budget, deployment.timeouts.first_token)):
+            async with fail_after(min(budget, deployment.timeouts.first_token)):
                 async for chunk in upstream:
                     buffered.append(chunk)
                     if chunk.has_content():
@@ -307,7 +325,7 @@ class Router:
                 try:
                     if remaining <= 0:
                         raise TimeoutError
-                    with anyio.fail_after(remaining):
+                    async with fail_after(remaining):
                         chunk = await upstream.__anext__()
                 except StopAsyncIteration:
                     return

