@@ -71,4 +71,4 @@ def types(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     session.install("-r", "requirements.txt")
-    session.run("python", "bench/library_overhead.py", *session.posargs)
+    session.run("python", "bench/run.py", *session.posargs)
