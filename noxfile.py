@@ -44,8 +44,17 @@ for _name in PLUGINS:
 
 @nox.session(python=PYTHON)
 def server(session: nox.Session) -> None:
-    session.install("-e", ".", "-e", "plugins/llm-factory-openai", "-e", "server", *TEST_TOOLS,
-                    "openai>=1.40", "langchain-openai>=0.2")
+    session.install(
+        "-e",
+        ".",
+        "-e",
+        "plugins/llm-factory-openai",
+        "-e",
+        "server",
+        *TEST_TOOLS,
+        "openai>=1.40",
+        "langchain-openai>=0.2",
+    )
     session.run("pytest", "tests/server", *session.posargs)
 
 
@@ -65,7 +74,9 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def types(session: nox.Session) -> None:
     session.install("-r", "requirements.txt", "mypy")
-    session.run("mypy", "llm_factory_core")
+    packages = ["llm_factory_core", "server/llm_factory_server"]
+    packages += [f"plugins/llm-factory-{name}/llm_factory_{name}" for name in PLUGINS]
+    session.run("mypy", *packages)
 
 
 @nox.session(python=PYTHON)

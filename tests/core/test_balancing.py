@@ -122,7 +122,7 @@ async def test_unknown_strategy_lists_valid_ones() -> None:
 
 
 def test_unknown_default_strategy_fails_at_construction() -> None:
-    with pytest.raises(ConfigurationError, match="router.strategy: Unknown load_balance_strategy 'nope'"):
+    with pytest.raises(ConfigurationError, match=r"router\.strategy: Unknown load_balance_strategy 'nope'"):
         LLMFactory([cfg("a")], strategy="nope")
 
 
@@ -142,9 +142,7 @@ async def test_a_plugin_registers_a_strategy() -> None:
     registry.register(_openai_plugin())
     registry.register(Plugin())
     hosts = three_hosts()
-    async with LLMFactory(
-        [cfg(h) for h in THREE], transport=hosts.upstream.transport, registry=registry
-    ) as f:
+    async with LLMFactory([cfg(h) for h in THREE], transport=hosts.upstream.transport, registry=registry) as f:
         await f.chat_async("hi", load_balance_strategy="last_one")
     assert hosts.hosts == ["c"]
 

@@ -54,9 +54,7 @@ def test_third_party_plugin_is_found_through_its_entry_point(monkeypatch: pytest
 
 
 def test_plugins_are_imported_only_when_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_entry_points(
-        monkeypatch, [importlib.metadata.EntryPoint("ghost", "llm_factory_ghost_missing", "llm_factory")]
-    )
+    fake_entry_points(monkeypatch, [importlib.metadata.EntryPoint("ghost", "llm_factory_ghost_missing", "llm_factory")])
     registry = PluginRegistry()
     assert "ghost" in registry.installed_provider_keys()  # listed without importing
     with pytest.raises(PluginError, match="failed to import"):

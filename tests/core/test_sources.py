@@ -168,14 +168,9 @@ def test_yaml_with_substitution_defaults_and_router(tmp_path: Path, monkeypatch:
     path = write(tmp_path, "config.yaml", YAML)
     factory = LLMFactory.create_from_config(path)
     first, second = factory.deployments
-    assert (
-        first.settings.api_key is not None and first.settings.api_key.get_secret_value() == "sk-azure-0000000"
-    )
+    assert first.settings.api_key is not None and first.settings.api_key.get_secret_value() == "sk-azure-0000000"
     assert first.defaults == {"max_tokens": 4096, "temperature": 0.7}
-    assert (
-        second.settings.api_key is not None
-        and second.settings.api_key.get_secret_value() == "sk-default-key-0000"
-    )
+    assert second.settings.api_key is not None and second.settings.api_key.get_secret_value() == "sk-default-key-0000"
     assert (second.weight, second.priority, second.timeouts.total, second.timeouts.first_token) == (
         3,
         1,
@@ -191,9 +186,7 @@ async def test_yaml_defaults_apply_to_requests(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("OPENAI_API_KEY", "sk-azure-0000000")
     monkeypatch.setenv("OPENAI_API_BASE", "https://res.openai.azure.com")
     upstream = MockUpstream(lambda r: json_response(openai_completion("hi")))
-    async with LLMFactory.create_from_config(
-        write(tmp_path, "c.yaml", YAML), transport=upstream.transport
-    ) as f:
+    async with LLMFactory.create_from_config(write(tmp_path, "c.yaml", YAML), transport=upstream.transport) as f:
         await f.chat_async("x")
         await f.chat_async("x", temperature=0.1)
     first, second = upstream.bodies()

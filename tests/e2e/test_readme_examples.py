@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF003  (the README is Chinese: full-width punctuation is intended)
+# ruff: noqa: RUF003  (the README is Chinese: full-width punctuation is intended)
 """The original README's examples (llm-factory-README.zh.md), run against fake upstreams.
 
 Each example is kept as written, with three kinds of change only:

@@ -45,7 +45,7 @@ def require_providers(*keys: str) -> None:
 
 @dataclass
 class FakeDashScope:
-    text: str = "你好！我是通义千问。"  # noqa: RUF001
+    text: str = "你好！我是通义千问。"
     keys: set[str] | None = None
     """Accepted keys (None: any non-empty key)."""
     requests: list[httpx.Request] = field(default_factory=list)

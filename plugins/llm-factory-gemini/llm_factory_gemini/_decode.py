@@ -112,9 +112,7 @@ def decode_response(data: dict[str, Any], model: str, *, signature_in_id: bool =
         reason = finish_reason(candidate.get("finishReason"), bool(calls)) or "stop"
         if reason == "content_filter" and not text:
             message["content"] = None
-        choices.append(
-            {"index": candidate.get("index", position), "message": message, "finish_reason": reason}
-        )
+        choices.append({"index": candidate.get("index", position), "message": message, "finish_reason": reason})
     completion: dict[str, Any] = {
         "id": _completion_id(data),
         "created": int(time.time()),

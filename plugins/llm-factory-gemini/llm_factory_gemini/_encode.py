@@ -46,9 +46,7 @@ def encode_request(request: ChatRequest, settings: GeminiSettings) -> dict[str, 
 # -- messages -------------------------------------------------------------------------------------
 
 
-def _contents(
-    messages: list[Any], settings: GeminiSettings
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _contents(messages: list[Any], settings: GeminiSettings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     system: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}  # tool call id -> function name (Gemini answers by name)
@@ -183,9 +181,7 @@ def _media(url: str, i: int) -> dict[str, Any]:
         header, comma, data = url[5:].partition(",")
         if not comma or not header.endswith(";base64"):
             raise EncodeError(f"messages[{i}]: a data: URL must be base64 (data:<mime>;base64,...)")
-        return {
-            "inlineData": {"mimeType": header[: -len(";base64")] or "application/octet-stream", "data": data}
-        }
+        return {"inlineData": {"mimeType": header[: -len(";base64")] or "application/octet-stream", "data": data}}
     if url.startswith(("https://", "http://", "gs://")):
         # Gemini reads files it knows (File API, gs:// on Vertex, YouTube); it needs a MIME type.
         mime = mimetypes.guess_type(url.split("?", 1)[0])[0] or "image/jpeg"

@@ -85,11 +85,7 @@ def classify_error(
             retry_after = parse_duration(detail.get("retryDelay")) or retry_after
 
     cls: type[ProviderError]
-    if (
-        reasons & _KEY_REASONS
-        or canonical in ("UNAUTHENTICATED", "PERMISSION_DENIED")
-        or status in (401, 403)
-    ):
+    if reasons & _KEY_REASONS or canonical in ("UNAUTHENTICATED", "PERMISSION_DENIED") or status in (401, 403):
         cls = AuthenticationError
     elif status == 402 or canonical == "FAILED_PRECONDITION":
         cls = InsufficientQuotaError  # billing / free tier unavailable: this key cannot serve

@@ -81,9 +81,7 @@ class GeminiProvider(Provider):
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         s = self.settings
         state = StreamState(s.model, signature_in_id=s.thought_signature_in_id)
-        async with self.open_stream(
-            endpoint(s, stream=True), self.build_body(request), auth_headers(s)
-        ) as response:
+        async with self.open_stream(endpoint(s, stream=True), self.build_body(request), auth_headers(s)) as response:
             async for text in aiter_payloads(response):
                 try:
                     data = json_loads(text)

@@ -71,9 +71,7 @@ def endpoint(settings: GeminiSettings, *, stream: bool) -> str:
     method = "streamGenerateContent?alt=sse" if stream else "generateContent"
     if is_vertex(settings):
         location = settings.vertex_location
-        host = (
-            "aiplatform.googleapis.com" if location == "global" else f"{location}-aiplatform.googleapis.com"
-        )
+        host = "aiplatform.googleapis.com" if location == "global" else f"{location}-aiplatform.googleapis.com"
         version = "v1" if settings.api_version == "v1beta" else settings.api_version
         root = _versioned(settings.api_base or f"https://{host}", version)
         project = quote(settings.vertex_project or "", safe="")
