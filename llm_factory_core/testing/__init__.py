@@ -13,6 +13,7 @@ from ._mock import (
     sse_body,
     sse_response,
 )
+from ._serve import serve_handler
 
 if TYPE_CHECKING:
     from ._conformance import ERROR_KINDS, ProviderConformance
@@ -26,6 +27,7 @@ __all__ = [
     "json_response",
     "openai_chunks",
     "openai_completion",
+    "serve_handler",
     "sse_body",
     "sse_response",
     "UpstreamRequest",

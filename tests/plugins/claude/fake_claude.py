@@ -14,13 +14,10 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import http.server
 import json
 import struct
-import threading
 import uuid
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
@@ -29,6 +26,8 @@ import httpx
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+
+from llm_factory_core.testing import serve_handler
 
 # -- scripted replies --------------------------------------------------------------------------
 
@@ -479,39 +478,6 @@ class FakeAnthropic:
 # -- a socket for SDKs ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def serve(fake: FakeBedrock | FakeAnthropic) -> Iterator[str]:
+def serve(fake: FakeBedrock | FakeAnthropic) -> contextlib.AbstractContextManager[str]:
     """Run ``fake.handle`` as an HTTP server on 127.0.0.1; yields its base URL."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:
-            length = int(self.headers.get("content-length") or 0)
-            body = self.rfile.read(length)
-            port = self.server.server_address[1]
-            request = httpx.Request(
-                self.command, f"http://127.0.0.1:{port}{self.path}", headers=list(self.headers.items()), content=body
-            )
-            response = fake.handle(request)
-            content = response.read()
-            self.send_response(response.status_code)
-            for name, value in response.headers.items():
-                if name.lower() not in ("content-length", "transfer-encoding", "content-encoding"):
-                    self.send_header(name, value)
-            self.send_header("content-length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    return serve_handler(fake.handle)

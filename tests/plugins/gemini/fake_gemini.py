@@ -22,14 +22,14 @@ import contextlib
 import json
 import re
 import threading
-import urllib.parse
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+
+from llm_factory_core.testing import serve_handler
 
 __all__ = ["FakeGemini", "GeminiError", "Recorded", "Turn", "camel_body"]
 
@@ -294,38 +294,9 @@ class FakeGemini:
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self)
 
-    @contextlib.contextmanager
-    def serve(self) -> Iterator[str]:
+    def serve(self) -> contextlib.AbstractContextManager[str]:
         """Run on 127.0.0.1 in a thread; yields the base URL (``http://127.0.0.1:PORT``)."""
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                path, _, query = self.path.partition("?")
-                params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
-                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-                status, headers, pieces = fake.handle("POST", path, params, dict(self.headers), raw)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("connection", "close")
-                self.end_headers()
-                for piece in pieces:
-                    self.wfile.write(piece)
-                    self.wfile.flush()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join()
+        return serve_handler(self)
 
 
 def _json(data: Any) -> bytes:

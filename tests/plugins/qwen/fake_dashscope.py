@@ -17,13 +17,14 @@ import json
 import threading
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+
+from llm_factory_core.testing import serve_handler
 
 TEXT_PATH = "/api/v1/services/aigc/text-generation/generation"
 MULTIMODAL_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
@@ -140,38 +141,9 @@ class FakeDashScope:
 
         return httpx.Response(reply.status, headers=reply.headers, content=body())
 
-    @contextmanager
-    def serve(self) -> Iterator[str]:
+    def serve(self) -> AbstractContextManager[str]:
         """A real HTTP server on 127.0.0.1 for SDKs; yields its ``http://127.0.0.1:port``."""
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                with fake._lock:
-                    turn = fake.turns.popleft() if fake.turns else fake.default
-                reply = fake.handle("POST", self.path.split("?")[0], dict(self.headers), body, turn)
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.send_header("connection", "close")  # the body ends when the socket closes
-                self.end_headers()
-                for chunk in reply.chunks:
-                    self.wfile.write(chunk)
-                    self.wfile.flush()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}"
-        finally:
-            server.shutdown()
-            server.server_close()
-            thread.join()
+        return serve_handler(self._mock_handler)
 
     # -- the service ----------------------------------------------------------------------------
 
