@@ -26,8 +26,9 @@ PLUGINS = {
 
 @nox.session(python=PYTHON)
 def core(session: nox.Session) -> None:
-    """The core alone: its tests use the openai plugin as the reference provider."""
-    session.install("-e", ".", "-e", "plugins/llm-factory-openai", *TEST_TOOLS)
+    """The core alone (no extras): its tests use the openai plugin as the reference provider and
+    the openai SDK as the oracle of the fault-injecting fake upstream."""
+    session.install("-e", ".", "-e", "plugins/llm-factory-openai", *TEST_TOOLS, "openai>=1.40")
     session.run("pytest", "tests/core", *session.posargs)
 
 
