@@ -32,6 +32,7 @@ from ._request import ChatMessage, ChatRequest, to_messages
 from ._router import CallInfo, Router, StateListener
 from ._sources import config_from_env, load_env, load_yaml
 from ._streams import AsyncChatStream, ChatStream
+from ._transports import TransportChoice, new_client, transport_name
 from ._types import ChatCompletion
 
 __all__ = ["DeploymentStatus", "LLMFactory"]
@@ -77,55 +78,6 @@ class _Runtime:
             await provider.aclose()
         if self.owns_client:
             await self.client.aclose()
-
-
-def default_limits() -> httpx.Limits:
-    # Generous pool: a gateway holds many concurrent upstream streams; keep-alive saves TLS setups.
-    return httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
-
-
-TRANSPORT_ENV = "LLM_FACTORY_HTTP_TRANSPORT"
-TRANSPORTS = ("auto", "aiohttp", "httpx")
-TransportChoice = httpx.AsyncBaseTransport | str | None
-
-
-def transport_name(choice: TransportChoice) -> str:
-    """``aiohttp`` or ``httpx`` for a named choice: the argument, else ``$LLM_FACTORY_HTTP_TRANSPORT``,
-    else ``auto``: aiohttp when installed (the ``fast`` extra), httpx's own transport otherwise."""
-    name = choice if isinstance(choice, str) else os.environ.get(TRANSPORT_ENV, "auto")
-    name = name.strip().lower() or "auto"
-    if name not in TRANSPORTS:
-        raise ConfigurationError(
-            f"HTTP transport {name!r} is not one of {', '.join(TRANSPORTS)} "
-            f"(LLMFactory(transport=...) or ${TRANSPORT_ENV})"
-        )
-    if name == "auto":
-        try:
-            import aiohttp  # noqa: F401
-        except ImportError:
-            return "httpx"
-        return "aiohttp"
-    return name
-
-
-def _new_client(choice: TransportChoice) -> httpx.AsyncClient:
-    """The factory's own client (closing it closes its transport)."""
-    if isinstance(choice, httpx.AsyncBaseTransport):
-        return httpx.AsyncClient(transport=choice, limits=default_limits(), follow_redirects=False)
-    if transport_name(choice) == "httpx":
-        return httpx.AsyncClient(limits=default_limits(), follow_redirects=False)
-    try:
-        from ._aiohttp import AiohttpTransport
-    except ImportError:
-        raise ConfigurationError(
-            "the aiohttp HTTP transport needs aiohttp: pip install 'llm-factory-core[fast]'"
-        ) from None
-    from ._provider import FAST_CLIENTS
-
-    transport = AiohttpTransport(default_limits())
-    client = httpx.AsyncClient(transport=transport, limits=default_limits(), follow_redirects=False)
-    FAST_CLIENTS[client] = transport
-    return client
 
 
 class LLMFactory:
@@ -251,7 +203,7 @@ class LLMFactory:
             if self._http_client is not None:
                 runtime = _Runtime(self._http_client, False, self.deployments)
             else:
-                runtime = _Runtime(_new_client(self._transport), True, self.deployments)
+                runtime = _Runtime(new_client(self._transport), True, self.deployments)
             self._runtimes[key] = runtime
         return runtime
 

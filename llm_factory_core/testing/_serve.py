@@ -41,7 +41,7 @@ def serve_handler(handler: Callable[[httpx.Request], Any]) -> Iterator[str]:
 
         def _serve(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
-            port = self.server.server_address[1]
+            port = self.server.server_address[1]  # type: ignore[index]
             request = httpx.Request(
                 self.command, f"http://127.0.0.1:{port}{self.path}", headers=list(self.headers.items()), content=body
             )
@@ -62,7 +62,7 @@ def serve_handler(handler: Callable[[httpx.Request], Any]) -> Iterator[str]:
             self.send_header("connection", "close")  # a streamed body ends when the socket closes
             self.end_headers()
             self.close_connection = True
-            chunks = response.stream.__aiter__()  # type: ignore[union-attr]
+            chunks = response.stream.__aiter__()
             while True:
                 try:
                     chunk = run(chunks.__anext__())

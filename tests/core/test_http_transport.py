@@ -21,8 +21,8 @@ from llm_factory_core import (
     UpstreamConnectionError,
     UpstreamTimeoutError,
 )
-from llm_factory_core._factory import TRANSPORT_ENV, transport_name
 from llm_factory_core._provider import FAST_CLIENTS
+from llm_factory_core._transports import TRANSPORT_ENV, transport_name
 from llm_factory_core.testing import Fault, FaultyUpstream
 
 pytestmark = pytest.mark.anyio
