@@ -38,7 +38,7 @@ from ._provider import Provider
 from ._request import ChatRequest
 from ._types import ChatCompletion, ChatCompletionChunk
 
-__all__ = ["CallInfo", "Router", "StateListener", "StreamInfo"]
+__all__ = ["CallInfo", "Router", "StateListener"]
 
 log = logging.getLogger("llm_factory_core.router")
 
@@ -72,8 +72,6 @@ class CallInfo:
         self.attempts: list[Attempt] = []
         self.first_token_at: float | None = None
 
-
-StreamInfo = CallInfo  # the name this had first
 
 StateListener = Callable[[Deployment, str, "str | None", "float | None"], None]
 """``listener(deployment, state, reason, until)`` for one factory's deployment state changes."""

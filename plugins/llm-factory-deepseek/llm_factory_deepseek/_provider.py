@@ -7,17 +7,16 @@
   reason a caller sees: before a stream commits the router fails over, after it the stream ends
   with an explicit error.
 * Keep-alives: blank lines before a JSON body are JSON whitespace; ``: keep-alive`` comments are
-  dropped by the SSE decoder and reset the between-chunks limit (``_liveness``).
+  dropped by the SSE decoder and, being bytes, reset the transport's read (between-chunks) timeout.
 * Errors: 401 disables the key; 402 "Insufficient Balance" disables it with that reason
   (``InsufficientQuotaError``); 429, 500 and 503 cool it down; 400 and 422 fail at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
-from llm_factory_core import ChatCompletion, ChatCompletionChunk, ChatRequest, ServerError
+from llm_factory_core import ChatRequest, ServerError
 from llm_factory_core.providers import (
     Capabilities,
     OpenAICompatibleProvider,
@@ -26,7 +25,6 @@ from llm_factory_core.providers import (
 )
 
 from ._history import ReasoningHistory, prepare_messages, thinking_mode
-from ._liveness import watch_silence
 
 __all__ = ["DeepSeekProvider", "DeepSeekSettings", "INSUFFICIENT_SYSTEM_RESOURCE", "normalise_usage"]
 
@@ -87,18 +85,3 @@ class DeepSeekProvider(OpenAICompatibleProvider):
     def adapt_chunk(self, data: dict[str, Any], state: OpenAIStreamState) -> dict[str, Any] | None:
         normalise_usage(data.get("usage"))
         return super().adapt_chunk(data, state)
-
-    def parse_completion(self, data: Any) -> ChatCompletion:
-        # A busy DeepSeek sends 200 and blank lines first, so a failure can only arrive as an
-        # error object in that 200 body; it must become a typed error, not "no choices".
-        if isinstance(data, dict) and isinstance(data.get("error"), dict):
-            raise self.error_from_payload(data)
-        return super().parse_completion(data)
-
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
-        async with self.open_stream(
-            self.chat_url(), self.build_body(request, stream=True), self.auth_headers()
-        ) as response:
-            watch_silence(response, self.timeouts.chunk)
-            async for chunk in self.decode_stream(response):
-                yield chunk

@@ -1,7 +1,11 @@
-"""Keep-alive comments while DeepSeek is busy, on a real clock: they keep a stream alive past
-``chunk_timeout`` but never count as its first token; true silence still times out."""
+"""Keep-alive comments while DeepSeek is busy, on a real clock and a real socket: they keep a
+stream alive past ``chunk_timeout`` (the transport's read timeout) but never count as its first
+token; true silence still times out."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,6 +16,7 @@ from llm_factory_core import (
     StreamInterruptedError,
     UpstreamTimeoutError,
 )
+from llm_factory_core.testing import serve_handler
 
 from .fake_deepseek import FakeDeepSeek, Reply
 
@@ -19,15 +24,19 @@ KEY = "sk-deepseek-timing-key-0001"
 CHUNK_TIMEOUT = 0.3
 
 
-def factory(fake: FakeDeepSeek, first_token_timeout: float = 5.0) -> LLMFactory:
-    config = ModelConfig(
-        provider="deepseek",
-        model_name="deepseek-chat",
-        api_key=KEY,
-        chunk_timeout=CHUNK_TIMEOUT,
-        first_token_timeout=first_token_timeout,
-    )
-    return LLMFactory(config, transport=fake.transport, num_retries=0)
+@contextlib.asynccontextmanager
+async def factory(fake: FakeDeepSeek, first_token_timeout: float = 5.0) -> AsyncIterator[LLMFactory]:
+    with serve_handler(fake) as base:
+        config = ModelConfig(
+            provider="deepseek",
+            model_name="deepseek-chat",
+            api_key=KEY,
+            api_base=base,
+            chunk_timeout=CHUNK_TIMEOUT,
+            first_token_timeout=first_token_timeout,
+        )
+        async with LLMFactory(config, num_retries=0) as f:
+            yield f
 
 
 @pytest.mark.anyio
