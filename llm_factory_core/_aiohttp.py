@@ -65,6 +65,16 @@ def _httpx_errors() -> Iterator[None]:
         raise mapped from exc
 
 
+def _unread(content: aiohttp.StreamReader) -> bytes:
+    """What ``content`` buffered but nobody read, even once it holds an exception (every public
+    read raises the exception first). Empty if aiohttp's internals ever change shape."""
+    read_buffered = getattr(content, "_read_nowait", None)
+    try:
+        return read_buffered(-1) if read_buffered is not None else b""
+    except Exception:  # pragma: no cover - a future aiohttp; losing the tail is the old behaviour
+        return b""
+
+
 class FastResponseStream(httpx.AsyncByteStream):
     """The body of an aiohttp response as httpx's stream; chunks are handed on as they arrive
     (no batching). ``raw_chunks`` is the same without httpx's decoding layers, for the SSE
@@ -76,9 +86,17 @@ class FastResponseStream(httpx.AsyncByteStream):
         self._response = response
 
     async def raw_chunks(self) -> AsyncIterator[bytes]:
+        content = self._response.content
         with _httpx_errors():
-            async for chunk in self._response.content.iter_any():
-                yield chunk
+            try:
+                async for chunk in content.iter_any():
+                    yield chunk
+            except aiohttp.ClientPayloadError:
+                # aiohttp raises a broken connection ahead of the bytes that arrived before the
+                # break; a reader that was busy would lose the last tokens the upstream sent.
+                if rest := _unread(content):
+                    yield rest
+                raise
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self.raw_chunks():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -151,6 +152,22 @@ async def test_a_stream_broken_after_it_started_is_an_explicit_error(
             async for chunk in f.stream_async("hi"):
                 parts.extend(c.delta.content or "" for c in chunk.choices)
     assert "".join(parts) == "one two "
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_a_slow_reader_gets_every_token_that_arrived_before_the_cut(
+    upstream: FaultyUpstream, transport: str
+) -> None:
+    # aiohttp raises a broken connection before handing over the bytes buffered ahead of it; a
+    # reader busy while the last tokens and the close arrive must still see those tokens.
+    upstream.set_rule("m", Fault.cut(3, text=TEXT))
+    parts: list[str] = []
+    async with factory(upstream, transport, chunk=0.5, timeout=2.0) as f:
+        with pytest.raises(StreamInterruptedError):
+            async for chunk in f.stream_async("hi"):
+                parts.extend(c.delta.content or "" for c in chunk.choices)
+                await anyio.sleep(0.05)  # the rest of the body and the close arrive meanwhile
+    assert "".join(parts) == "one two three "
 
 
 def test_the_aiohttp_transport_reads_the_proxy_environment_once(monkeypatch: pytest.MonkeyPatch) -> None:
