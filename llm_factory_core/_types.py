@@ -8,9 +8,9 @@ Every model also reads like a dict (``choice.get("delta", {}).get("content")``,
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, ConfigDict
 
 __all__ = [
     "ChatCompletion",
@@ -104,12 +104,25 @@ class ChatCompletion(OpenAIObject):
     usage: CompletionUsage | None = None
     system_fingerprint: str | None = None
 
-    _deployment: str | None = PrivateAttr(default=None)
+    # A slot, not a pydantic PrivateAttr: private attributes cost a third of validating a reply.
+    __slots__ = ("_deployment",)
+    if TYPE_CHECKING:
+        _deployment: str | None
 
     @property
     def deployment(self) -> str | None:
         """Name of the deployment that produced this response (not part of the wire form)."""
-        return self._deployment
+        return getattr(self, "_deployment", None)
+
+    def __copy__(self) -> ChatCompletion:
+        copied = super().__copy__()
+        copied._deployment = self.deployment
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ChatCompletion:
+        copied = super().__deepcopy__(memo)
+        copied._deployment = self.deployment
+        return copied
 
 
 class ChoiceDeltaToolCallFunction(OpenAIObject):

@@ -23,12 +23,33 @@ __all__ = ["serve", "worker_app"]
 log = logging.getLogger("llm_factory_server")
 
 
+class LineFormatter(logging.Formatter):
+    """uvicorn's ``INFO:     message`` layout at a fraction of its formatter's cost (no record
+    copy, no colour handling): the request log writes one line per request on the hot path."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{record.levelname + ':':<9} {record.getMessage()}"
+        if record.exc_info or record.stack_info:
+            if record.exc_info and not record.exc_text:
+                record.exc_text = self.formatException(record.exc_info)
+            line = "\n".join(
+                filter(None, (line, record.exc_text, record.stack_info and self.formatStack(record.stack_info)))
+            )
+        return line
+
+
 def log_config(level: str) -> dict[str, Any]:
     """uvicorn's own logging setup plus our loggers (uvicorn's access log is replaced by ours:
     one line per request with model, deployment, latency and tokens)."""
     config = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["llm_factory"] = {"()": LineFormatter}
+    config["handlers"]["llm_factory"] = {
+        "formatter": "llm_factory",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
     for name in ("llm_factory_server", "llm_factory_core"):
-        config["loggers"][name] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+        config["loggers"][name] = {"handlers": ["llm_factory"], "level": level.upper(), "propagate": False}
     return config
 
 

@@ -49,3 +49,15 @@ def test_finish_reason_outside_openai_values_is_rejected() -> None:
     data = openai_completion("x", finish_reason="end_turn")
     with pytest.raises(ValueError):
         ChatCompletion.model_validate(data)
+
+
+def test_the_answering_deployment_is_kept_off_the_wire_and_across_copies() -> None:
+    reply = ChatCompletion.model_validate(
+        {"id": "c1", "created": 1, "model": "m", "choices": [{"message": {"content": "hi"}, "finish_reason": "stop"}]}
+    )
+    assert reply.deployment is None
+    reply._deployment = "gpt-4o#2"
+    assert reply.deployment == "gpt-4o#2"
+    assert "gpt-4o#2" not in reply.model_dump_json() and "deployment" not in reply.to_dict()
+    assert reply.model_copy().deployment == reply.model_copy(deep=True).deployment == "gpt-4o#2"
+    assert reply == ChatCompletion.model_validate(reply.to_dict())  # equality is the wire form's

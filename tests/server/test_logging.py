@@ -77,3 +77,19 @@ def test_hostile_request_id_is_replaced(gateway, caplog: pytest.LogCaptureFixtur
     )
     rid = response.headers["x-request-id"]
     assert len(rid) == 16 and _lines(caplog, 1)[0].startswith(rid)
+
+
+def test_the_line_formatter_keeps_uvicorns_layout_and_tracebacks() -> None:
+    from llm_factory_server._serve import LineFormatter
+
+    formatter = LineFormatter()
+    record = logging.LogRecord("llm_factory_server.access", logging.INFO, __file__, 1, "req-1 status=%d", (200,), None)
+    assert formatter.format(record) == "INFO:     req-1 status=200"
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        import sys
+
+        failed = logging.LogRecord("llm_factory_server", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+    lines = formatter.format(failed).splitlines()
+    assert lines[0] == "ERROR:    failed" and lines[-1] == "ValueError: boom"
