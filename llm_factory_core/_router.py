@@ -13,13 +13,14 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from contextlib import aclosing
 from typing import Any
 
 import anyio
 
 from ._balancing import Strategy
 from ._config import RouterSettings
+from ._deadline import fail_after, running_loop
 from ._deployment import Deployment
 from ._errors import (
     Attempt,
@@ -41,23 +42,6 @@ from ._types import ChatCompletion, ChatCompletionChunk
 __all__ = ["CallInfo", "Router", "StateListener"]
 
 log = logging.getLogger("llm_factory_core.router")
-
-
-def fail_after(seconds: float) -> AbstractAsyncContextManager[Any]:
-    """``anyio.fail_after`` for the hot path: on asyncio it is ``asyncio.timeout`` (the same
-    ``TimeoutError``, without anyio's backend lookup and cancel scope: it runs once per attempt
-    and once per stream chunk); on any other loop anyio's."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return _anyio_fail_after(seconds)
-    return asyncio.timeout(seconds)
-
-
-@asynccontextmanager
-async def _anyio_fail_after(seconds: float) -> AsyncIterator[None]:
-    with anyio.fail_after(seconds):
-        yield
 
 
 class CallInfo:
@@ -191,6 +175,7 @@ class Router:
         if info is not None:
             info.attempts = plan.attempts
         health = self.health
+        loop = running_loop()
         try:
             async with aclosing(plan.deployments()) as deployments:
                 async for deployment in deployments:
@@ -201,7 +186,7 @@ class Router:
                     health.begin(name)
                     started = time.monotonic()
                     try:
-                        async with fail_after(budget):
+                        async with fail_after(budget, loop):
                             result = await providers[name].chat(self._prepare(request, deployment))
                     except TimeoutError:
                         self._failed(plan, deployment, self._timeout_error(plan, deployment, "reply", True))
@@ -236,11 +221,12 @@ class Router:
         plan = Plan(self, model, strategy, time.monotonic() + (timeout or self.settings.timeout))
         info = info if info is not None else CallInfo()
         info.attempts = plan.attempts
+        loop = running_loop()
         try:
             async with aclosing(plan.deployments()) as deployments:
                 async for deployment in deployments:
                     started = time.monotonic()
-                    opened = await self._first_content(plan, deployment, providers, request)
+                    opened = await self._first_content(plan, deployment, providers, request, loop)
                     if opened is None:
                         continue
                     # Committed: from here on nothing fails over silently.
@@ -248,7 +234,7 @@ class Router:
                     info.first_token_at = time.monotonic()
                     self._succeeded(deployment, info.first_token_at - started)
                     progress = Progress() if self.settings.stream_continuation else None
-                    committed = self._committed(plan, deployment, *opened, progress)
+                    committed = self._committed(plan, deployment, *opened, progress, loop)
                     try:
                         async with aclosing(committed):
                             async for chunk in committed:
@@ -256,7 +242,9 @@ class Router:
                     except StreamInterruptedError as broken:
                         if progress is None or not progress.can_continue():
                             raise
-                        continuation = self._continue(plan, deployments, providers, request, progress, broken, info)
+                        continuation = self._continue(
+                            plan, deployments, providers, request, progress, broken, info, loop
+                        )
                         async with aclosing(continuation):
                             async for chunk in continuation:
                                 yield chunk
@@ -266,7 +254,12 @@ class Router:
         raise plan.final_error(model)
 
     async def _first_content(
-        self, plan: Plan, deployment: Deployment, providers: Mapping[str, Provider], request: ChatRequest
+        self,
+        plan: Plan,
+        deployment: Deployment,
+        providers: Mapping[str, Provider],
+        request: ChatRequest,
+        loop: asyncio.AbstractEventLoop | None,
     ) -> tuple[AsyncIterator[ChatCompletionChunk], list[ChatCompletionChunk]] | None:
         """Open a stream and read up to its first content chunk. None: the attempt failed in a
         way that fails over (recorded); raises for request errors and the deadline."""
@@ -278,7 +271,7 @@ class Router:
         self.health.begin(name)
         buffered: list[ChatCompletionChunk] = []
         try:
-            async with fail_after(min(budget, deployment.timeouts.first_token)):
+            async with fail_after(min(budget, deployment.timeouts.first_token), loop):
                 async for chunk in upstream:
                     buffered.append(chunk)
                     if chunk.has_content():
@@ -312,6 +305,7 @@ class Router:
         upstream: AsyncIterator[ChatCompletionChunk],
         buffered: list[ChatCompletionChunk],
         progress: Progress | None,
+        loop: asyncio.AbstractEventLoop | None,
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
         try:
             for chunk in buffered:
@@ -323,7 +317,7 @@ class Router:
                 try:
                     if remaining <= 0:
                         raise TimeoutError
-                    async with fail_after(remaining):
+                    async with fail_after(remaining, loop):
                         chunk = await upstream.__anext__()
                 except StopAsyncIteration:
                     return
@@ -350,6 +344,7 @@ class Router:
         progress: Progress,
         broken: StreamInterruptedError,
         info: CallInfo,
+        loop: asyncio.AbstractEventLoop | None,
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
         """Ask the next deployment that supports assistant prefill to continue the text already
         sent. Any failure or refusal there reports the original break, never the refusal."""
@@ -360,14 +355,14 @@ class Router:
                 continue
             started = time.monotonic()
             try:
-                opened = await self._first_content(plan, deployment, providers, continued)
+                opened = await self._first_content(plan, deployment, providers, continued, loop)
             except (ProviderError, DeadlineExceeded):
                 raise broken from None
             if opened is None:
                 continue
             info.deployment = deployment
             self._succeeded(deployment, time.monotonic() - started)
-            committed = self._committed(plan, deployment, *opened, None)
+            committed = self._committed(plan, deployment, *opened, None, loop)
             async with aclosing(committed):
                 async for chunk in committed:
                     if chunk.choices and not chunk.has_content():

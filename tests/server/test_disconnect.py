@@ -81,3 +81,46 @@ def test_disconnect_cancels_upstream(upstream: Upstream, serve: Serve, when: str
     assert status.failures == 0 and status.state == "healthy"
     # the gateway still serves
     assert httpx.post(f"{server.url}/v1/chat/completions", content=BODY % b"false").status_code == 200
+
+
+@pytest.mark.anyio
+async def test_a_client_leaving_as_the_reply_is_ready_leaves_no_cancellation_behind(upstream: Upstream) -> None:
+    import asyncio
+
+    from llm_factory_core.testing import openai_completion
+    from llm_factory_server import create_app
+    from llm_factory_server._chat import ChatCompletions
+
+    from .helpers import json_response
+
+    called = anyio.Event()
+
+    async def stubborn(request: httpx.Request) -> httpx.Response:
+        called.set()
+        try:
+            await anyio.sleep(5)
+        except asyncio.CancelledError:
+            pass  # a library below that swallows the cancellation and answers anyway
+        return json_response(openai_completion("too late"))
+
+    upstream.script("a", stubborn)
+    app = create_app(make_factory(upstream))
+    messages = [{"type": "http.request", "body": BODY % b"false", "more_body": False}]
+
+    async def receive() -> dict[str, object]:
+        if messages:
+            return messages.pop(0)
+        await called.wait()
+        return {"type": "http.disconnect"}
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": [], "app": app}
+    await ChatCompletions()(scope, receive, send)
+    assert sent == []  # the client is gone: nothing is written
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await anyio.sleep(0.01)  # and no cancellation is left pending for what this task does next
