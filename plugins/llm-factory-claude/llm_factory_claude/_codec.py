@@ -19,6 +19,8 @@ from typing import Any
 from llm_factory_core import ChatCompletion, ChatCompletionChunk, ChatRequest
 from llm_factory_core.providers import new_completion_id
 
+from ._json_mode import JSON_TOOL, JsonMode, JsonModeError, json_mode
+
 __all__ = [
     "MessagesStreamState",
     "RequestError",
@@ -260,6 +262,12 @@ def encode_messages_request(request: ChatRequest, *, default_max_tokens: int, al
     if request.stop:
         body["stop_sequences"] = [request.stop] if isinstance(request.stop, str) else list(request.stop)
     tools, choice = _tools(request)
+    try:
+        mode = json_mode(request)
+    except JsonModeError as exc:
+        raise RequestError(str(exc)) from None
+    if mode is not None:
+        tools, choice = [mode.tool], {"type": "tool", "name": JSON_TOOL}
     if tools:
         body["tools"] = tools
     if choice:
@@ -290,8 +298,9 @@ def _guardrail_intervened(data: dict[str, Any]) -> bool:
     return data.get("amazon-bedrock-guardrailAction") == "INTERVENED"
 
 
-def decode_message(data: Any, *, model: str) -> ChatCompletion:
-    """An Anthropic ``Message`` -> ChatCompletion. Raises ValueError for a body of another shape."""
+def decode_message(data: Any, *, model: str, json_answer: JsonMode | None = None) -> ChatCompletion:
+    """An Anthropic ``Message`` -> ChatCompletion. Raises ValueError for a body of another shape.
+    With ``json_answer`` (a ``response_format`` request), the forced tool's input is the text."""
     if not isinstance(data, dict) or not isinstance(data.get("content"), list):
         raise ValueError("the reply is not a Claude message")
     texts: list[str] = []
@@ -303,6 +312,8 @@ def decode_message(data: Any, *, model: str) -> ChatCompletion:
             texts.append(block.get("text") or "")
         elif kind == "thinking":
             reasoning.append(block.get("thinking") or "")
+        elif kind == "tool_use" and json_answer is not None and block.get("name") == JSON_TOOL:
+            texts.append(json_answer.text(block.get("input")))
         elif kind == "tool_use":
             tool_calls.append(
                 {
@@ -320,6 +331,8 @@ def decode_message(data: Any, *, model: str) -> ChatCompletion:
     if reasoning:
         message["reasoning_content"] = "".join(reasoning)
     finish = "content_filter" if _guardrail_intervened(data) else map_stop_reason(data.get("stop_reason"))
+    if finish == "tool_calls" and not tool_calls:
+        finish = "stop"  # the forced JSON tool: an answer, not a call to make
     return ChatCompletion.model_validate(
         {
             "id": data.get("id") or new_completion_id(),
@@ -340,7 +353,10 @@ class MessagesStreamState:
     of the tool call, not Claude's content block index.
     """
 
-    def __init__(self, model: str, *, include_usage: bool) -> None:
+    def __init__(self, model: str, *, include_usage: bool, json_answer: JsonMode | None = None) -> None:
+        self.json_answer = json_answer
+        self._json_block: int | None = None
+        self._json_parts: list[str] = []
         self.id = new_completion_id()
         self.created = int(time.time())
         self.model = model
@@ -375,6 +391,9 @@ class MessagesStreamState:
             return [self._chunk({"role": "assistant", "content": ""})]
         if kind == "content_block_start":
             block = event.get("content_block") or {}
+            if block.get("type") == "tool_use" and self.json_answer is not None and block.get("name") == JSON_TOOL:
+                self._json_block = int(event.get("index", 0))
+                return []
             if block.get("type") == "tool_use":
                 index = self._tool_index.setdefault(int(event.get("index", 0)), len(self._tool_index))
                 call = {
@@ -394,6 +413,8 @@ class MessagesStreamState:
                 return [self._chunk({"content": delta["text"]})]
             if dtype == "input_json_delta" and delta.get("partial_json"):
                 block_index = int(event.get("index", 0))
+                if block_index == self._json_block:
+                    return self._json_delta(delta["partial_json"])
                 index = self._tool_index.setdefault(block_index, len(self._tool_index))
                 call = {"index": index, "function": {"arguments": delta["partial_json"]}}
                 return [self._chunk({"tool_calls": [call]})]
@@ -415,13 +436,35 @@ class MessagesStreamState:
             if _guardrail_intervened(event):
                 self.guardrail = True
             return self._finish()
-        return []  # ping, content_block_stop, unknown future events
+        if kind == "content_block_stop" and self._json_parts and int(event.get("index", 0)) == self._json_block:
+            return self._json_end()
+        return []  # ping, other content_block_stop, unknown future events
+
+    def _json_delta(self, partial: str) -> list[ChatCompletionChunk]:
+        """The JSON answer streams as text; a wrapped one (``{"value": ...}``) is held until its
+        block ends, then unwrapped."""
+        if self.json_answer is not None and self.json_answer.wrapped:
+            self._json_parts.append(partial)
+            return []
+        return [self._chunk({"content": partial})]
+
+    def _json_end(self) -> list[ChatCompletionChunk]:
+        assert self.json_answer is not None
+        raw = "".join(self._json_parts)
+        self._json_parts = []
+        try:
+            text = self.json_answer.text(json.loads(raw))
+        except ValueError:  # cut short (max_tokens): the text as it came, as OpenAI sends it
+            text = raw
+        return [self._chunk({"content": text})]
 
     def _finish(self) -> list[ChatCompletionChunk]:
         if self.finished:
             return []
         self.finished = True
         finish = "content_filter" if self.guardrail else (map_stop_reason(self.stop_reason) or "stop")
+        if finish == "tool_calls" and not self._tool_index:
+            finish = "stop"  # the forced JSON tool: an answer, not a call to make
         out = [self._chunk({}, finish)]
         if self.include_usage:
             # OpenAI's shape: a last chunk with empty choices that carries the usage.

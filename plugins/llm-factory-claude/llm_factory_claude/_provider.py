@@ -27,6 +27,7 @@ from llm_factory_core.providers import (
 
 from ._codec import MessagesStreamState, RequestError, decode_message, encode_messages_request
 from ._hosts import AnthropicHost, BedrockHost, Host
+from ._json_mode import json_mode
 from ._settings import ClaudeSettings, auth_kind, resolve_mode
 
 __all__ = ["ClaudeProvider"]
@@ -122,13 +123,15 @@ class ClaudeProvider(Provider):
         if isinstance(data, dict) and data.get("type") == "error":
             raise self.parse_error(500, httpx.Headers(), json_dumps(data))
         try:
-            return decode_message(data, model=self.settings.model)
+            return decode_message(data, model=self.settings.model, json_answer=json_mode(request))
         except ValueError:
             raise self.error(ServerError, "upstream sent a reply that is not a Claude message") from None
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         url, body, headers = await self._prepare(request, stream=True)
-        state = MessagesStreamState(self.settings.model, include_usage=request.include_usage)
+        state = MessagesStreamState(
+            self.settings.model, include_usage=request.include_usage, json_answer=json_mode(request)
+        )
         async with self.open_stream(url, body, headers, auth=await self.host.auth()) as response:
             async for event in self.host.events(response):
                 for chunk in state.feed(event):
