@@ -100,6 +100,16 @@ def _native_part(part: Any) -> Any:
     return {k: v for k, v in part.items() if k != "type"} or part
 
 
+def with_partial(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A final assistant message is a prefix for Qwen to continue (Partial Mode, both APIs):
+    it gets ``"partial": true`` unless the caller set ``partial`` already. This is how stream
+    continuation resumes a broken answer; models without Partial Mode (thinking mode) refuse it."""
+    last = messages[-1] if messages else None
+    if last is None or last.get("role") != "assistant" or last.get("tool_calls") or "partial" in last:
+        return messages
+    return [*messages[:-1], {**last, "partial": True}]
+
+
 def native_messages(messages: Iterable[Mapping[str, Any]], *, multimodal: bool) -> list[dict[str, Any]]:
     """OpenAI messages -> ``input.messages``. Tool calls and tool results keep OpenAI's shape
     (DashScope uses it natively); ``developer`` becomes ``system``."""
@@ -142,7 +152,7 @@ def encode_native_request(request: ChatRequest, model: str, *, stream: bool, mul
         log.debug("qwen native API: dropped unsupported parameters %s", ", ".join(dropped))
     # Unknown top-level request fields (``top_k=40`` passed as a keyword) are Qwen parameters.
     params.update(request.model_extra or {})
-    input_: dict[str, Any] = {"messages": native_messages(request.messages, multimodal=multimodal)}
+    input_: dict[str, Any] = {"messages": with_partial(native_messages(request.messages, multimodal=multimodal))}
     for key, value in (request.extra_body or {}).items():
         if key == "parameters" and isinstance(value, Mapping):
             params.update(value)

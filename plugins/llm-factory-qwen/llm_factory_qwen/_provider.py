@@ -37,6 +37,7 @@ from ._native_request import (
     encode_native_request,
     native_headers,
     wants_multimodal,
+    with_partial,
 )
 from ._native_response import NativeStreamState, decode_native_completion
 from ._settings import DEFAULT_COMPATIBLE_BASE, DEFAULT_NATIVE_BASE, QwenSettings, api_mode
@@ -60,7 +61,7 @@ class QwenProvider(OpenAICompatibleProvider):
 
     key = "qwen"
     Settings = QwenSettings
-    capabilities = Capabilities(streaming=True, tools=True, vision=True, prefill=False)
+    capabilities = Capabilities(streaming=True, tools=True, vision=True, prefill=True)
     default_api_base: ClassVar[str | None] = DEFAULT_NATIVE_BASE
     owned_by = "qwen"
 
@@ -81,6 +82,12 @@ class QwenProvider(OpenAICompatibleProvider):
     def chat_url(self) -> str:
         """Compatible mode's URL (``mode: compatible`` without api_base means Beijing's)."""
         return self.base + self.chat_path
+
+    def build_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        """Compatible mode: OpenAI's body, with Partial Mode for a final assistant message."""
+        body = super().build_body(request, stream=stream)
+        body["messages"] = with_partial(body["messages"])
+        return body
 
     # -- native request -------------------------------------------------------------------------
 

@@ -220,6 +220,17 @@ def _check_native(body: Any, *, multimodal: bool) -> str | None:
             return "Input should be a valid string: messages.content (use the multimodal API for images)."
     if not isinstance(body.get("parameters", {}), dict):
         return "parameters must be an object"
+    return _check_partial(messages)
+
+
+def _check_partial(messages: list[Any]) -> str | None:
+    """Partial Mode: ``partial`` only on the last message, an assistant one (both APIs)."""
+    last = len(messages) - 1
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("partial") is None:
+            continue
+        if i != last or message.get("role") != "assistant":
+            return "partial can only be set on the last message, which must be an assistant message"
     return None
 
 
@@ -230,7 +241,7 @@ def _check_compat(body: Any) -> str | None:
         return "'messages' must contain at least one message"
     if "input" in body or "parameters" in body:
         return "Unrecognized request argument: input/parameters (native fields in compatible mode)"
-    return None
+    return _check_partial(body["messages"])
 
 
 # -- native replies -----------------------------------------------------------------------------

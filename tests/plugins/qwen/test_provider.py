@@ -402,3 +402,32 @@ def test_a_key_is_required() -> None:
 def test_unknown_options_name_themselves() -> None:
     with pytest.raises(ConfigurationError, match="enable_serch"):
         make_factory(FakeDashScope(), qwen_config(enable_serch=True))
+
+
+# -- Partial Mode: prefill and stream continuation ---------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("base", [NATIVE_BASE, COMPAT_BASE])
+async def test_a_final_assistant_message_is_sent_in_partial_mode(fake: FakeDashScope, base: str) -> None:
+    history = [{"role": "user", "content": "Count"}, {"role": "assistant", "content": "one two"}]
+    async with make_factory(fake, qwen_config(base)) as factory:
+        await factory.chat_async(history)
+        await factory.chat_async([*history[:1], {**history[1], "partial": False}])  # the caller's choice stands
+        await factory.chat_async(history[:1])
+    sent = [r.body["messages"] if base == COMPAT_BASE else r.body["input"]["messages"] for r in fake.requests]
+    assert sent[0][-1] == {"role": "assistant", "content": "one two", "partial": True}
+    assert history[1] == {"role": "assistant", "content": "one two"}  # the caller's message is not changed
+    assert sent[1][-1]["partial"] is False
+    assert all("partial" not in m for m in sent[2])
+
+
+@pytest.mark.anyio
+async def test_qwen_continues_a_broken_stream_from_the_text_already_sent(fake: FakeDashScope) -> None:
+    fake.queue(Turn(pieces=["one ", "two "], cut_after=2), Turn(pieces=["three"]))
+    configs = [qwen_config(name="primary"), qwen_config(name="backup")]
+    async with make_factory(fake, *configs, strategy="first_available", stream_continuation=True) as factory:
+        text = "".join([c.choices[0].delta.content or "" async for c in factory.stream_async("Count") if c.choices])
+    assert text == "one two three"
+    continued = fake.requests[1].body["input"]["messages"]
+    assert continued[-1] == {"role": "assistant", "content": "one two ", "partial": True}
