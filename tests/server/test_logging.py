@@ -93,3 +93,25 @@ def test_the_line_formatter_keeps_uvicorns_layout_and_tracebacks() -> None:
         failed = logging.LogRecord("llm_factory_server", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
     lines = formatter.format(failed).splitlines()
     assert lines[0] == "ERROR:    failed" and lines[-1] == "ValueError: boom"
+
+
+def test_the_gateway_process_skips_record_fields_its_lines_never_show(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llm_factory_server._serve import LineFormatter, _lean_log_records
+
+    for name in ("logProcesses", "logThreads", "logMultiprocessing", "_srcfile"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))  # restored after the test
+    _lean_log_records()
+    logger = logging.getLogger("llm_factory_server.access")
+    record = logger.makeRecord(logger.name, logging.INFO, "(unknown file)", 0, "req-1 status=%d", (200,), None)
+    assert record.process is None and record.thread is None and record.processName is None
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[assignment,method-assign]
+    logger.addHandler(handler)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    try:
+        logger.info("one line")
+    finally:
+        logger.removeHandler(handler)
+    assert seen[0].pathname == "(unknown file)" and seen[0].process is None  # no stack walk, no getpid
+    assert LineFormatter().format(record) == "INFO:     req-1 status=200"
