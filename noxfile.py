@@ -74,7 +74,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def types(session: nox.Session) -> None:
-    session.install("-r", "requirements.txt", "mypy")
+    # pytest: llm_factory_core.testing (the conformance kit) is typed against it.
+    session.install("-r", "requirements.txt", "mypy", "pytest")
     packages = ["llm_factory_core", "server/llm_factory_server"]
     packages += [f"plugins/llm-factory-{name}/llm_factory_{name}" for name in PLUGINS]
     session.run("mypy", *packages)
