@@ -7,6 +7,7 @@ print(factory.chat("Hello").choices[0].message.content)
 """
 
 from ._config import FactoryConfig, ModelConfig, ProviderType, RouterSettings
+from ._embeddings import Embedding, EmbeddingRequest, EmbeddingResponse, EmbeddingUsage
 from ._errors import (
     AllDeploymentsFailedError,
     Attempt,
@@ -74,6 +75,10 @@ __all__ = [
     "ContentFilterError",
     "ContextLengthError",
     "DeploymentStatus",
+    "Embedding",
+    "EmbeddingRequest",
+    "EmbeddingResponse",
+    "EmbeddingUsage",
     "FactoryConfig",
     "FunctionCall",
     "InsufficientQuotaError",

@@ -13,6 +13,10 @@ aiohttp's pool and C parser do the same work in well under a hundred. So:
   straight to aiohttp. Clients a user passed in (``http_client=``) always take the httpx path,
   so their hooks, auth and default headers apply.
 
+URLs go to aiohttp exactly as given (``yarl.URL(url, encoded=True)``, after the same escaping of
+invalid characters httpx applies): aiohttp would otherwise re-normalise them and send ``%3A`` as
+``:``, which breaks a SigV4 signature computed over the escaped path (every Bedrock model id).
+
 Imported only when the aiohttp transport is selected (``aiohttp`` is an optional dependency, in
 the ``fast`` extra).
 """
@@ -27,6 +31,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
+from yarl import URL
+
+from ._bounded import read_capped
 
 __all__ = ["AiohttpTransport", "FastResponseStream"]
 
@@ -75,6 +82,22 @@ def _unread(content: aiohttp.StreamReader) -> bytes:
         return b""
 
 
+_URLS: dict[str, URL] = {}
+_URLS_KEPT = 1024
+
+
+def _wire_url(url: str) -> URL:
+    """``url`` as it goes on the wire: percent escapes kept as they are (yarl would decode
+    ``%3A``), characters invalid in a URL escaped as httpx escapes them (so both transports send
+    the same bytes). Cached: a deployment calls the same few URLs over and over."""
+    wire = _URLS.get(url)
+    if wire is None:
+        if len(_URLS) >= _URLS_KEPT:
+            _URLS.clear()
+        wire = _URLS[url] = URL(str(httpx.URL(url)), encoded=True)
+    return wire
+
+
 class FastResponseStream(httpx.AsyncByteStream):
     """The body of an aiohttp response as httpx's stream; chunks are handed on as they arrive
     (no batching). ``raw_chunks`` is the same without httpx's decoding layers, for the SSE
@@ -108,18 +131,29 @@ class FastResponseStream(httpx.AsyncByteStream):
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """``httpx.AsyncClient(transport=AiohttpTransport(limits))``; one aiohttp session per event
-    loop, created on first use. Proxies (``HTTPS_PROXY``, ``NO_PROXY``...) and ``SSL_CERT_FILE``
-    are honoured as httpx honours them; no cookies are kept between requests.
+    loop, created on first use. ``max_connections_per_host`` caps the connections to one origin
+    (0: only the pool's total cap), so a hanging upstream cannot hold every connection; the wait
+    for a free one is bounded by the request's ``pool`` timeout. Proxies (``HTTPS_PROXY``,
+    ``NO_PROXY``...) and ``SSL_CERT_FILE`` are honoured as httpx honours them; no cookies are
+    kept between requests.
 
     The proxy environment is read once, and the answer per origin cached: aiohttp's own
     ``trust_env`` re-reads it, and ``~/.netrc``, in a worker thread on every request."""
 
-    def __init__(self, limits: httpx.Limits | None = None, *, verify: bool = True, trust_env: bool = True) -> None:
+    def __init__(
+        self,
+        limits: httpx.Limits | None = None,
+        *,
+        max_connections_per_host: int = 0,
+        verify: bool = True,
+        trust_env: bool = True,
+    ) -> None:
         self._limits = limits or httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
+        self._per_host = max_connections_per_host
         self._verify = verify
         self._trust_env = trust_env
         self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
+        self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
         self._proxies = urllib.request.getproxies_environment() if trust_env else {}
         self._proxy_for: dict[str, str | None] = {}
 
@@ -131,6 +165,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             limits = self._limits
             connector = aiohttp.TCPConnector(
                 limit=limits.max_connections or 0,
+                limit_per_host=self._per_host,
                 keepalive_timeout=limits.keepalive_expiry if limits.keepalive_expiry is not None else 15.0,
                 ssl=httpx.create_ssl_context(verify=self._verify, trust_env=self._trust_env),
             )
@@ -151,14 +186,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._proxy_for[origin] = None if bypass else self._proxies.get(parts.scheme) or self._proxies.get("all")
         return self._proxy_for[origin]
 
-    def client_timeout(self, connect: float | None, read: float | None) -> aiohttp.ClientTimeout:
-        """httpx's semantics: ``connect`` bounds opening a connection, ``read`` each wait for
-        bytes (the silence between two reads), nothing bounds the whole exchange."""
-        key = (connect, read)
+    def client_timeout(
+        self, connect: float | None, read: float | None, pool: float | None = None
+    ) -> aiohttp.ClientTimeout:
+        """httpx's semantics: ``connect`` bounds opening a connection, ``pool`` the wait for a
+        free one, ``read`` each wait for bytes (the silence between two reads), nothing bounds
+        the whole exchange. (aiohttp's ``connect`` covers waiting for the pool and connecting.)"""
+        key = (connect, read, pool)
         timeout = self._timeouts.get(key)
         if timeout is None:
+            acquire = None if pool is None or connect is None else pool + connect
             timeout = self._timeouts[key] = aiohttp.ClientTimeout(
-                total=None, connect=None, sock_connect=connect, sock_read=read
+                total=None, connect=acquire, sock_connect=connect, sock_read=read
             )
         return timeout
 
@@ -166,27 +205,46 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if timeout is None:
             return self.client_timeout(None, None)
         if isinstance(timeout, httpx.Timeout):
-            return self.client_timeout(timeout.connect, timeout.read)
-        return self.client_timeout(timeout.get("connect"), timeout.get("read"))
+            return self.client_timeout(timeout.connect, timeout.read, timeout.pool)
+        return self.client_timeout(timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
 
     # -- the fast path (Provider.post_json / open_stream) ---------------------------------------
 
     async def post(
-        self, url: str, content: bytes, headers: Mapping[str, str], timeout: httpx.Timeout
+        self,
+        url: str,
+        content: bytes,
+        headers: Mapping[str, str],
+        timeout: httpx.Timeout,
+        *,
+        max_body: int,
+        max_error_body: int,
     ) -> tuple[int, aiohttp.ClientResponse, bytes]:
-        """POST and read the whole (decompressed) reply: status, response (for its headers), body."""
+        """POST and read the whole (decoded) reply: status, response (for its headers), body.
+        A reply is read up to ``max_body`` bytes (over it: ``LimitExceeded``), an error reply's
+        first ``max_error_body`` bytes only (the connection is then dropped, not drained)."""
         with _httpx_errors():
             async with self.session().request(
                 "POST",
-                url,
+                _wire_url(url),
                 data=content,
                 headers=headers,
                 allow_redirects=False,
                 timeout=self._for(timeout),
-                auto_decompress=True,
                 proxy=self.proxy(url),
             ) as response:
-                return response.status, response, await response.read()
+                status = response.status
+                failed = status >= 400
+                body = await read_capped(
+                    response.content.iter_any(),
+                    response.headers.get("content-encoding"),
+                    max_error_body if failed else max_body,
+                    "max_error_body_bytes" if failed else "max_response_bytes",
+                    truncate=failed,
+                )
+                if failed and not response.content.at_eof():
+                    response.close()
+                return status, response, body
 
     async def open(
         self, method: str, url: str, content: bytes, headers: Mapping[str, str], timeout: httpx.Timeout
@@ -195,7 +253,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         with _httpx_errors():
             response = await self.session().request(
                 method,
-                url,
+                _wire_url(url),
                 data=content,
                 headers=headers,
                 allow_redirects=False,
@@ -222,7 +280,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         with _httpx_errors():
             response = await self.session().request(
                 request.method,
-                url,
+                _wire_url(url),
                 data=data,
                 headers=headers,
                 allow_redirects=False,

@@ -17,7 +17,7 @@ from ._deployment import Deployment
 from ._errors import ConfigurationError
 from ._health import CooldownPolicy
 from ._plugins import PluginRegistry
-from ._provider import Timeouts, mask_secret
+from ._provider import Limits, Timeouts, mask_secret
 
 __all__ = [
     "FactoryConfig",
@@ -95,6 +95,9 @@ class ModelConfig(BaseModel):
         return f"ModelConfig(provider={self.provider_key!r}, model_name={self.model_name!r}, api_key={key!r})"
 
 
+_LIMITS = Limits()
+
+
 class RouterSettings(BaseModel):
     """How requests are spread and retried."""
 
@@ -121,8 +124,22 @@ class RouterSettings(BaseModel):
     """After a committed text stream breaks, ask the next deployment to continue the text
     (assistant prefill) where the provider supports it."""
 
+    # Limits (see ``Limits``): an upstream past one fails over with an error naming the setting.
+    max_response_bytes: int = Field(default=_LIMITS.max_response_bytes, ge=1024)
+    max_error_body_bytes: int = Field(default=_LIMITS.max_error_body_bytes, ge=1024)
+    max_event_bytes: int = Field(default=_LIMITS.max_event_bytes, ge=1024)
+    max_uncommitted_bytes: int = Field(default=_LIMITS.max_uncommitted_bytes, ge=1024)
+    max_connections: int = Field(default=_LIMITS.max_connections, ge=1)
+    max_connections_per_host: int = Field(default=_LIMITS.max_connections_per_host, ge=1)
+    """aiohttp transport only (httpx's pool has no per-host cap; ``pool_timeout`` bounds waits)."""
+    pool_timeout: float = Field(default=_LIMITS.pool_timeout, gt=0)
+    """Seconds a request waits for a free connection before failing over."""
+
     def cooldown_policy(self) -> CooldownPolicy:
         return CooldownPolicy(base=self.cooldown, max=self.cooldown_max, disable_for=self.disable_for)
+
+    def limits(self) -> Limits:
+        return Limits(**{f: getattr(self, f) for f in Limits.__dataclass_fields__})
 
 
 class FactoryConfig(BaseModel):
@@ -134,6 +151,9 @@ class FactoryConfig(BaseModel):
     router: RouterSettings = RouterSettings()
     server: dict[str, Any] = {}
     """Settings of llm-factory-server (validated there)."""
+    state: str | None = None
+    """Where deployment health is kept: ``memory`` (default) or a ``redis://`` URL shared by every
+    process of a fleet (``$LLM_FACTORY_STATE`` when unset; needs ``llm-factory-core[redis]``)."""
 
 
 def format_loc(loc: Iterable[int | str]) -> str:
@@ -181,10 +201,10 @@ def build_deployments(
         except ValueError as exc:
             raise ConfigurationError(f"{source}: providers[{i}]: {exc}") from None
         n = counts[cfg.model_name] = counts.get(cfg.model_name, 0) + 1
+        # provider/model_name#n is unique already. No key hint in it: the label travels where
+        # keys must not (error bodies sent to every client, /metrics, logs); the masked hint is
+        # the status entry's ``api_key`` field only (``Provider.credential_label``).
         label = cfg.name or f"{cls.key}/{cfg.model_name}#{n}"
-        credential = cls.credential_label(settings)
-        if cfg.name is None and credential:
-            label += f"[{credential}]"
         base = Timeouts()
         timeouts = Timeouts(
             connect=cfg.connect_timeout or base.connect,

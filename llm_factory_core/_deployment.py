@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._model_rules import ParamRule, rules_for_model
 from ._provider import Provider, ProviderSettings, Timeouts
 
 __all__ = ["Deployment"]
@@ -13,7 +14,7 @@ __all__ = ["Deployment"]
 @dataclass(eq=False, slots=True)
 class Deployment:
     name: str
-    """Unique label: ``provider/model_name#index`` plus the masked key; safe to log."""
+    """Unique label: ``provider/model_name#index`` (never key material); safe to log."""
     model_name: str
     """The name callers ask for."""
     provider_cls: type[Provider]
@@ -28,6 +29,11 @@ class Deployment:
     """At most this many requests in flight; a full deployment is skipped like a cooling one."""
     index: int = 0
     """Position in the configuration (first_available and tie-breaks use it)."""
+    rules: tuple[ParamRule, ...] = field(init=False)
+    """The provider's model rules that concern this deployment's upstream model (computed once)."""
+
+    def __post_init__(self) -> None:
+        self.rules = rules_for_model(self.provider_cls.model_rules, self.settings.model)
 
     @property
     def provider_key(self) -> str:

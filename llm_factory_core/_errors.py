@@ -40,6 +40,8 @@ __all__ = [
     "InsufficientQuotaError",
     "InvalidRequestError",
     "LLMFactoryError",
+    "MAX_ERROR_FIELD",
+    "MAX_ERROR_MESSAGE",
     "ModelNotFoundError",
     "NoDeploymentAvailableError",
     "PluginError",
@@ -50,7 +52,28 @@ __all__ = [
     "UnknownStrategyError",
     "UpstreamConnectionError",
     "UpstreamTimeoutError",
+    "clean_upstream_text",
 ]
+
+MAX_ERROR_MESSAGE = 2000
+"""A provider error's message is cut to this many characters (after its secrets are masked):
+an upstream that answers 50 MB of error text must not reach clients or logs whole."""
+MAX_ERROR_FIELD = 200
+"""The same for ``code`` and ``param``."""
+
+# Line breaks and other control characters in upstream text would forge log lines (or drive a
+# terminal); they are shown escaped instead. Tabs stay.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F) if c != 0x09}
+_ESCAPES.update({0x0A: "\\n", 0x0D: "\\r", 0x85: "\\x85", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def clean_upstream_text(text: str, limit: int = MAX_ERROR_MESSAGE) -> str:
+    """``text`` on one line (control characters escaped) and at most ``limit`` characters long
+    plus a note of how much was cut. Mask secrets before calling this, never after."""
+    text = text.translate(_ESCAPES)
+    if len(text) > limit:
+        text = f"{text[:limit]}... ({len(text) - limit} more characters)"
+    return text
 
 
 class LLMFactoryError(Exception):
@@ -136,13 +159,13 @@ class ProviderError(LLMFactoryError):
         code: str | None = None,
         param: str | None = None,
     ):
-        super().__init__(message)
+        super().__init__(clean_upstream_text(str(message)))
         self.provider = provider
         self.deployment = deployment
         self.status = status
         self.retry_after = retry_after
-        self.code = code
-        self.param = param
+        self.code = clean_upstream_text(str(code), MAX_ERROR_FIELD) if code is not None else None
+        self.param = clean_upstream_text(str(param), MAX_ERROR_FIELD) if param is not None else None
 
     def __str__(self) -> str:
         where = ", ".join(
@@ -262,12 +285,28 @@ class AllDeploymentsFailedError(LLMFactoryError):
         return min(hints) if hints else None
 
 
+def _until(at: float | None) -> str:
+    if at is None:
+        return ""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+    return f" (until {stamp}, in {max(0.0, at - time.time()):.0f}s)"
+
+
 class NoDeploymentAvailableError(AllDeploymentsFailedError):
     """Every deployment of the model is cooling down or disabled; ``available_at`` says when
     the first one returns (wall-clock seconds), when any will."""
 
-    def __init__(self, model: str, attempts: list[Attempt], available_at: float | None):
+    def __init__(
+        self,
+        model: str,
+        attempts: list[Attempt],
+        available_at: float | None,
+        unavailable: list[tuple[str, str, float | None]] | None = None,
+    ):
         self.available_at = available_at
+        self.unavailable = unavailable or []
+        """``(deployment, why, until)`` per deployment out of service: ``why`` is its disable
+        reason or last error (already masked), ``until`` the wall-clock end, when known."""
         if available_at is None:
             reason = f"No deployment of model {model!r} is available: all are disabled."
         else:
@@ -275,7 +314,9 @@ class NoDeploymentAvailableError(AllDeploymentsFailedError):
             reason = (
                 f"Every deployment of model {model!r} is cooling down; the first is available again in {wait:.1f}s."
             )
-        super().__init__(model, attempts, reason)
+        lines = [reason]
+        lines += [f"  {name}: {why}{_until(until)}" for name, why, until in self.unavailable]
+        super().__init__(model, attempts, "\n".join(lines))
 
     @property
     def http_status(self) -> int:  # type: ignore[override]
@@ -283,6 +324,8 @@ class NoDeploymentAvailableError(AllDeploymentsFailedError):
 
     @property
     def retry_after(self) -> float | None:
-        if self.available_at is None:
-            return None
-        return max(0.0, self.available_at - time.time())
+        at = self.available_at
+        if at is None:  # all disabled: the first to be re-enabled, when that is known
+            untils = [until for _, _, until in self.unavailable if until is not None]
+            at = min(untils) if untils else None
+        return None if at is None else max(0.0, at - time.time())

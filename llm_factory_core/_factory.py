@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
 from types import TracebackType
 from typing import Any
@@ -25,15 +26,19 @@ from pydantic import BaseModel, ValidationError
 from ._config import FactoryConfig, ModelConfig, RouterSettings, build_deployments, format_validation_error
 from ._deployment import Deployment
 from ._errors import ConfigurationError, InvalidRequestError, LLMFactoryError
-from ._health import HealthStore, InMemoryHealth, wall_clock
+from ._health import HealthStore, wall_clock
+from ._shared_state import health_for_state
 from ._plugins import PluginRegistry, default_registry
-from ._provider import Provider
+from ._provider import Limits, Provider
+from ._embeddings import EmbeddingRequest, EmbeddingResponse
 from ._request import ChatMessage, ChatRequest, to_messages
 from ._router import CallInfo, Router, StateListener
 from ._sources import config_from_env, load_env, load_yaml
 from ._streams import AsyncChatStream, ChatStream
 from ._transports import TransportChoice, new_client, transport_name
 from ._types import ChatCompletion
+
+STATE_ENV = "LLM_FACTORY_STATE"
 
 __all__ = ["DeploymentStatus", "LLMFactory"]
 
@@ -66,14 +71,43 @@ class DeploymentStatus(BaseModel):
 class _Runtime:
     """The client and provider instances bound to one event loop."""
 
-    def __init__(self, client: httpx.AsyncClient, owns_client: bool, deployments: Sequence[Deployment]):
+    def __init__(self, client: httpx.AsyncClient, owns_client: bool, deployments: Sequence[Deployment], limits: Limits):
         self.client = client
         self.owns_client = owns_client
         self.providers: dict[str, Provider] = {
-            d.name: d.provider_cls(d.settings, client=client, name=d.name, timeouts=d.timeouts) for d in deployments
+            d.name: d.provider_cls(d.settings, client=client, name=d.name, timeouts=d.timeouts, limits=limits)
+            for d in deployments
         }
+        self.closed = False
+        self._closer: AsyncGenerator[None, None] | None = None
+
+    def close_with_loop(self, forget: Callable[[_Runtime], None]) -> None:
+        """Close this runtime when the running asyncio loop shuts down (``asyncio.run`` closes
+        the async generators still open in its loop before it closes): a factory used across
+        several ``asyncio.run`` calls leaves no unclosed aiohttp session behind."""
+        if sys.get_asyncgen_hooks().firstiter is None:  # not an asyncio loop: nothing would call us
+            return
+        closer = self._until_loop_ends(forget)
+        try:
+            closer.asend(None).send(None)  # run to its first yield: the loop now tracks it
+        except StopIteration:
+            self._closer = closer
+
+    async def _until_loop_ends(self, forget: Callable[[_Runtime], None]) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            self._closer = None
+            forget(self)
+            await self.aclose()
 
     async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        closer, self._closer = self._closer, None
+        if closer is not None:
+            await closer.aclose()
         for provider in self.providers.values():
             await provider.aclose()
         if self.owns_client:
@@ -88,6 +122,8 @@ class LLMFactory:
     ``transport`` / ``http_client`` inject the HTTP layer (tests use ``httpx.MockTransport``);
     ``transport="aiohttp" | "httpx" | "auto"`` picks a built-in one (default ``auto``, or
     ``$LLM_FACTORY_HTTP_TRANSPORT``: aiohttp when installed, several times cheaper per request).
+    ``state="redis://..."`` (or the config's ``state:``, or ``$LLM_FACTORY_STATE``) shares health
+    with every process using the same URL; the default keeps it in this process.
     """
 
     def __init__(
@@ -97,6 +133,7 @@ class LLMFactory:
         transport: httpx.AsyncBaseTransport | str | None = None,
         http_client: httpx.AsyncClient | None = None,
         health: HealthStore | None = None,
+        state: str | None = None,
         registry: PluginRegistry | None = None,
         source: str = "configuration",
         **router_options: Any,
@@ -104,7 +141,9 @@ class LLMFactory:
         self.config = _as_factory_config(config, router_options)
         self.registry = registry or default_registry()
         self.deployments = build_deployments(self.config.providers, self.registry, source)
-        self.health: HealthStore = health or InMemoryHealth(self.config.router.cooldown_policy())
+        self.health: HealthStore = health or health_for_state(
+            state or self.config.state or os.environ.get(STATE_ENV), self.config.router.cooldown_policy()
+        )
         self.router = Router(self.deployments, self.config.router, self.registry, self.health)
         # A name is resolved now: an unknown one fails here, not on the first call.
         self._transport: TransportChoice = (
@@ -201,11 +240,20 @@ class LLMFactory:
         runtime = self._runtimes.get(key)
         if runtime is None:
             if self._http_client is not None:
-                runtime = _Runtime(self._http_client, False, self.deployments)
+                runtime = _Runtime(self._http_client, False, self.deployments, self.config.router.limits())
             else:
-                runtime = _Runtime(new_client(self._transport), True, self.deployments)
+                limits = self.config.router.limits()
+                runtime = _Runtime(new_client(self._transport, limits), True, self.deployments, limits)
             self._runtimes[key] = runtime
+            if isinstance(key, asyncio.AbstractEventLoop):
+                runtime.close_with_loop(self._forget)
         return runtime
+
+    def _forget(self, runtime: _Runtime) -> None:
+        """``runtime``'s loop is ending: drop it (the next loop builds its own)."""
+        key = asyncio.get_running_loop()
+        if self._runtimes.get(key) is runtime:
+            del self._runtimes[key]
 
     def providers(self) -> Mapping[str, Provider]:
         """Provider instances bound to the running event loop, by deployment name: what
@@ -263,6 +311,34 @@ class LLMFactory:
         portal = self._get_portal()
         return ChatStream(portal, portal.call(lambda: _make_stream(self, prompt, kwargs)))
 
+    async def embed_async(
+        self,
+        input: str | list[str] | EmbeddingRequest,
+        *,
+        model: str | None = None,
+        load_balance_strategy: str | None = None,
+        timeout: float | None = None,
+        **params: Any,
+    ) -> EmbeddingResponse:
+        """Embeddings of ``input`` (a text or a list of texts) with the model's deployments, with
+        the same balancing and failover as chat; ``params``: ``dimensions``, ``encoding_format``..."""
+        if isinstance(input, EmbeddingRequest):
+            request = input
+        else:
+            try:
+                request = EmbeddingRequest.model_validate(
+                    {**_params(model, load_balance_strategy, params), "input": input}
+                )
+            except ValidationError as exc:
+                raise InvalidRequestError(format_validation_error(exc, "request"), param=_first_loc(exc)) from None
+        result = await self.router.embed(request, self._runtime().providers, timeout=timeout)
+        return result.packed(request.encoding_format)
+
+    def embed(self, input: str | list[str] | EmbeddingRequest, **kwargs: Any) -> EmbeddingResponse:
+        """Synchronous ``embed_async``."""
+        portal = self._get_portal()
+        return portal.call(lambda: self.embed_async(input, **kwargs))
+
     # -- event loop thread ----------------------------------------------------------------------
 
     def _get_portal(self) -> BlockingPortal:
@@ -291,6 +367,7 @@ class LLMFactory:
         runtime = self._runtimes.pop(key, None)
         if runtime is not None:
             await runtime.aclose()
+        await _stop_health_task(self.health)
 
     async def aclose(self) -> None:
         """Close connections of the current loop's client (and the sync thread's)."""
@@ -313,6 +390,7 @@ class LLMFactory:
         try:
             if runtime is not None:
                 portal.call(runtime.aclose)
+            portal.call(_stop_health_task, self.health)
             portal.call(portal.stop)
         except RuntimeError:  # the loop already stopped
             pass
@@ -418,3 +496,10 @@ def _as_factory_config(config: Any, router_options: dict[str, Any]) -> FactoryCo
             raise ConfigurationError(format_validation_error(exc, "LLMFactory(...)")) from None
         cfg = cfg.model_copy(update={"router": router})
     return cfg
+
+
+async def _stop_health_task(health: HealthStore) -> None:
+    """A shared health store's background task (if any) stops with the factory."""
+    closer = getattr(health, "aclose", None)
+    if closer is not None:
+        await closer()

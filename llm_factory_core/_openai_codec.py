@@ -7,6 +7,7 @@ reasons, ...).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -31,11 +32,14 @@ from ._sse import aiter_sse
 from ._types import ChatCompletion, ChatCompletionChunk
 
 __all__ = [
+    "MAX_TOOL_CALL_ID_LENGTH",
     "OpenAICompatibleProvider",
     "OpenAIStreamState",
     "classify_openai_error",
+    "encode_openai_messages",
     "encode_openai_request",
     "new_completion_id",
+    "short_tool_call_id",
 ]
 
 log = logging.getLogger("llm_factory_core.openai_codec")
@@ -65,9 +69,142 @@ def new_completion_id() -> str:
     return "chatcmpl-" + uuid.uuid4().hex
 
 
-def encode_openai_request(request: ChatRequest, model: str, *, stream: bool) -> dict[str, Any]:
-    """The upstream body: every set OpenAI field, the upstream model id, then ``extra_body``."""
-    body: dict[str, Any] = {"model": model, "messages": request.messages}
+MAX_TOOL_CALL_ID_LENGTH = 40
+"""OpenAI and Azure reject a history tool-call id longer than this: 400 ``Invalid
+'messages[2].tool_calls[0].id': string too long. Expected a string with maximum length 40, but got
+a string with length 1523 instead.`` (code ``string_above_max_length``; camel-ai/camel#2215,
+microsoft/autogen#6377, Portkey-AI/gateway#1062 on Azure)."""
+
+# What OpenAI's Chat Completions API accepts in a message, per role, in a tool call and in a content
+# part (openai-python ``types/chat/chat_completion_*_param.py``). Anything else is another
+# provider's field (Claude's ``thinking_blocks``, Gemini's ``extra_content``, DeepSeek's
+# ``reasoning_content``, Anthropic-style ``cache_control``, a streamed ``index``...), which the API
+# answers with 400 ``Unknown parameter: 'messages[1].thinking_blocks'.`` (code
+# ``unknown_parameter``; pydantic/pydantic-ai on ``messages[1].content[1].file.data``, FastGPT#1253
+# on ``messages[2].tool_calls[0].index``).
+_MESSAGE_KEYS: dict[str, frozenset[str]] = {
+    "system": frozenset({"role", "content", "name"}),
+    "developer": frozenset({"role", "content", "name"}),
+    "user": frozenset({"role", "content", "name"}),
+    "assistant": frozenset({"role", "content", "name", "tool_calls", "refusal", "audio", "function_call"}),
+    "tool": frozenset({"role", "content", "tool_call_id"}),
+    "function": frozenset({"role", "content", "name"}),
+}
+_TOOL_CALL_KEYS = frozenset({"id", "type", "function", "custom"})
+_PART_KEYS: dict[str, frozenset[str]] = {
+    "text": frozenset({"type", "text", "prompt_cache_breakpoint"}),
+    "image_url": frozenset({"type", "image_url", "prompt_cache_breakpoint"}),
+    "input_audio": frozenset({"type", "input_audio", "prompt_cache_breakpoint"}),
+    "file": frozenset({"type", "file", "prompt_cache_breakpoint"}),
+    "refusal": frozenset({"type", "refusal"}),
+}
+_FOREIGN_PART_TYPES = frozenset({"thinking", "redacted_thinking", "reasoning"})
+"""Reasoning parts some clients put in assistant content (Claude's raw blocks): never valid input
+for OpenAI, and the reasoning they carry belongs to another provider."""
+
+
+def short_tool_call_id(tool_call_id: str) -> str:
+    """``tool_call_id`` itself when it is at most 40 characters, else a short id derived from it
+    (``call_`` + 32 hex digits of its SHA-256). A pure function of the id, so an assistant's
+    ``tool_calls[].id`` and the tool message answering it map to the same value in every request."""
+    if len(tool_call_id) <= MAX_TOOL_CALL_ID_LENGTH:
+        return tool_call_id
+    return "call_" + hashlib.sha256(tool_call_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def encode_openai_messages(messages: list[Any], *, strip_foreign_fields: bool = False) -> list[Any]:
+    """``messages`` as an OpenAI upstream takes them: tool-call ids over 40 characters shortened
+    (``short_tool_call_id``), and with ``strip_foreign_fields`` every field the OpenAI API does not
+    define dropped (``_MESSAGE_KEYS``). Returns ``messages`` itself when nothing changes (the common
+    case); changed messages are copies, never the caller's dicts (failover shares them). Linear in
+    the size of the conversation."""
+    out: list[Any] | None = None
+    for i, message in enumerate(messages):
+        fixed = _encode_message(message, strip_foreign_fields) if isinstance(message, dict) else message
+        if fixed is not message and out is None:
+            out = list(messages[:i])
+        if out is not None:
+            out.append(fixed)
+    return messages if out is None else out
+
+
+def _encode_message(message: dict[str, Any], strip: bool) -> dict[str, Any]:
+    result = message
+    role = message.get("role")
+    if strip:
+        allowed = _MESSAGE_KEYS.get(role) if isinstance(role, str) else None
+        if allowed is not None and not allowed.issuperset(message):
+            result = {k: v for k, v in message.items() if k in allowed}
+        content = message.get("content")
+        if isinstance(content, list):
+            parts = _encode_parts(content)
+            if parts is not content:
+                result = result if result is not message else dict(message)
+                # Only foreign reasoning parts: an empty list is rejected, no content is not.
+                result["content"] = parts or (None if role == "assistant" else "")
+    calls = result.get("tool_calls")  # from ``result``: never restore a field just dropped
+    if isinstance(calls, list) and calls:
+        fixed_calls = _encode_tool_calls(calls, strip)
+        if fixed_calls is not calls:
+            result = result if result is not message else dict(message)
+            result["tool_calls"] = fixed_calls
+    call_id = result.get("tool_call_id")
+    if isinstance(call_id, str) and len(call_id) > MAX_TOOL_CALL_ID_LENGTH:
+        result = result if result is not message else dict(message)
+        result["tool_call_id"] = short_tool_call_id(call_id)
+    return result
+
+
+def _encode_tool_calls(calls: list[Any], strip: bool) -> list[Any]:
+    out: list[Any] | None = None
+    for i, call in enumerate(calls):
+        fixed = call
+        if isinstance(call, dict):
+            if strip and not _TOOL_CALL_KEYS.issuperset(call):
+                fixed = {k: v for k, v in call.items() if k in _TOOL_CALL_KEYS}
+            call_id = call.get("id")
+            if isinstance(call_id, str) and len(call_id) > MAX_TOOL_CALL_ID_LENGTH:
+                fixed = fixed if fixed is not call else dict(call)
+                fixed["id"] = short_tool_call_id(call_id)
+        if fixed is not call and out is None:
+            out = list(calls[:i])
+        if out is not None:
+            out.append(fixed)
+    return calls if out is None else out
+
+
+def _encode_parts(parts: list[Any]) -> list[Any]:
+    out: list[Any] | None = None
+    for i, part in enumerate(parts):
+        fixed: Any = part
+        if isinstance(part, dict):
+            kind = part.get("type")
+            if kind in _FOREIGN_PART_TYPES:
+                fixed = None
+            else:
+                allowed = _PART_KEYS.get(kind) if isinstance(kind, str) else None
+                if allowed is not None and not allowed.issuperset(part):
+                    fixed = {k: v for k, v in part.items() if k in allowed}
+        if fixed is not part and out is None:
+            out = list(parts[:i])
+        if out is not None and fixed is not None:
+            out.append(fixed)
+    return parts if out is None else out
+
+
+def encode_openai_request(
+    request: ChatRequest, model: str, *, stream: bool, strip_foreign_fields: bool = False
+) -> dict[str, Any]:
+    """The upstream body: every set OpenAI field, the upstream model id, then ``extra_body``.
+
+    Messages go through ``encode_openai_messages``: long tool-call ids are always shortened;
+    ``strip_foreign_fields`` (the openai plugin's default, off for DeepSeek and Qwen, whose
+    upstreams read ``reasoning_content`` and which handle their own fields) drops every message
+    field OpenAI's API does not define."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": encode_openai_messages(request.messages, strip_foreign_fields=strip_foreign_fields),
+    }
     body.update(request.openai_params())
     if stream:
         body["stream"] = True
@@ -92,7 +229,8 @@ def classify_openai_error(
     error = data.get("error", data) if isinstance(data, dict) else {}
     if not isinstance(error, dict):
         error = {"message": str(error)}
-    message = str(error.get("message") or body.decode("utf-8", "replace")[:300] or f"HTTP {status}")
+    # Never cut here: Provider.error masks the deployment's secrets first, then caps the length.
+    message = str(error.get("message") or body.decode("utf-8", "replace") or f"HTTP {status}")
     code = error.get("code")
     code = str(code) if code is not None else None
     err_type = str(error.get("type") or "")
@@ -184,9 +322,12 @@ class OpenAICompatibleProvider(Provider):
         data["object"] = "chat.completion"
         return ChatCompletion.model_validate(data)
 
-    def adapt_chunk(self, data: dict[str, Any], state: OpenAIStreamState) -> dict[str, Any] | None:
-        """Normalise one decoded stream event; None drops it. Handles Azure's prompt-filter and
-        annotation chunks (empty id, ``object: ""``, choices without a delta)."""
+    def adapt_chunk(
+        self, data: dict[str, Any], state: OpenAIStreamState
+    ) -> dict[str, Any] | list[dict[str, Any]] | None:
+        """Normalise one decoded stream event; None drops it, a list splits it into several
+        chunks (an upstream that puts the usage on its finish chunk). Handles Azure's
+        prompt-filter and annotation chunks (empty id, ``object: ""``, choices without a delta)."""
         choices = data.get("choices") or []
         kept = []
         for choice in choices:
@@ -238,10 +379,11 @@ class OpenAICompatibleProvider(Provider):
             adapted = self.adapt_chunk(data, state)
             if adapted is None:
                 continue
-            try:
-                yield ChatCompletionChunk.model_validate(adapted)
-            except ValueError:
-                log.warning("%s: skipped a stream event of unexpected shape", self.name)
+            for item in adapted if isinstance(adapted, list) else (adapted,):
+                try:
+                    yield ChatCompletionChunk.model_validate(item)
+                except ValueError:
+                    log.warning("%s: skipped a stream event of unexpected shape", self.name)
         if not state.finished:
             raise self.error(UpstreamConnectionError, "upstream closed the stream before it finished")
 

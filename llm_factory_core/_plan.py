@@ -111,6 +111,8 @@ class Plan:
                 if round_:
                     if self._shortest_wait(group) is None:
                         break  # every deployment is disabled or excluded: waiting helps nobody
+                    if not self._candidates(group, time.monotonic()) and self._outage(group, model):
+                        break  # an outage: a healthy fallback now beats backing off on a cooling group
                     backoff = min(settings.retry_backoff_max, settings.retry_backoff * 2 ** (round_ - 1))
                     if not await self._wait(backoff * (0.5 + random.random() / 2)):
                         break
@@ -120,8 +122,8 @@ class Plan:
                     # A short cooldown (or a full max_concurrency) is waited out; a long one is
                     # not: the fallbacks may answer now. Timers can wake a hair early, so loop.
                     wait = self._shortest_wait(group)
-                    if wait is None:
-                        break
+                    if wait is None or self._outage(group, model):
+                        break  # an outage: prefer a healthy fallback over waiting it out
                     wait = max(wait, 0.005)
                     waited += wait
                     if waited > settings.max_cooldown_wait or not await self._wait(wait):
@@ -135,6 +137,26 @@ class Plan:
                         break
                 if self._skip_model:
                     break
+
+    def _outage(self, group: Sequence[Deployment], model: str) -> bool:
+        """Whether to leave a cooling group for a healthy fallback rather than wait: a blip (the
+        first failure in a row, a short Retry-After) is waited out on the same model; once every
+        cooling deployment of the group failed again in a row, it is an outage, and a fallback
+        that can answer now wins."""
+        health = self.router.health
+        now = time.monotonic()
+        cooling = [
+            health.stats(d.name).consecutive_failures
+            for d in group
+            if d.name not in self.excluded and health.stats(d.name).cooldown_until > now
+        ]
+        return bool(cooling) and min(cooling) >= 2 and self._fallback_ready(model)
+
+    def _fallback_ready(self, model: str) -> bool:
+        """Whether a model after ``model`` in this plan has a deployment to try right now."""
+        later = self.models[self.models.index(model) + 1 :]
+        now = time.monotonic()
+        return any(self._candidates(self.router.groups[m], now) for m in later)
 
     def _shortest_wait(self, group: Sequence[Deployment]) -> float | None:
         now = time.monotonic()
@@ -151,7 +173,7 @@ class Plan:
                 model, self.attempts, f"Model {model!r} did not answer within the call's deadline."
             )
         if not self.attempts:
-            return NoDeploymentAvailableError(model, [], self._available_at())
+            return NoDeploymentAvailableError(model, [], self._available_at(), self._unavailable())
         return AllDeploymentsFailedError(model, self.attempts)
 
     def final_error(self, model: str) -> Exception:
@@ -161,6 +183,22 @@ class Plan:
         if isinstance(last, ContextLengthError):
             return last
         return self.failure(model)
+
+    def _unavailable(self) -> list[tuple[str, str, float | None]]:
+        """Why each deployment of the plan's models is out, and until when (for the error)."""
+        health = self.router.health
+        now = time.monotonic()
+        out: list[tuple[str, str, float | None]] = []
+        for m in self.models:
+            for d in self.router.groups[m]:
+                stats = health.stats(d.name)
+                if stats.cooldown_until <= now and stats.disabled_reason is None:
+                    continue
+                state = "disabled" if stats.disabled_reason is not None else "cooling down"
+                cause = stats.disabled_reason or stats.last_error or "no error recorded"
+                until = wall_clock(stats.cooldown_until) if stats.cooldown_until > now else None
+                out.append((d.name, f"{state}: {cause}", until))
+        return out
 
     def _available_at(self) -> float | None:
         health = self.router.health

@@ -6,6 +6,7 @@ provider (or an unknown strategy name) needs it, which keeps start-up fast.
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import threading
 from types import ModuleType
@@ -25,8 +26,35 @@ __all__ = ["PluginRegistry", "default_registry"]
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 
 
+FIRST_PARTY = ("openai", "qwen", "deepseek", "claude", "gemini")
+"""Providers published from this repository (their distribution is ``llm-factory-<key>``)."""
+
+
 def install_hint(key: str) -> str:
     return f"pip install llm-factory-{key.replace('_', '-')}"
+
+
+def missing_provider_message(key: str, installed: list[str]) -> str:
+    """Why ``key`` is unknown and the likely fix: a typo of an installed provider, a first-party
+    plugin not installed, or a third-party one. Never ``pip install llm-factory-<typo>``: that
+    name may belong to anyone on PyPI."""
+    listed = ", ".join(installed) or "none"
+    close = difflib.get_close_matches(key, installed, n=1, cutoff=0.6)
+    if close:
+        return f"Provider {key!r} is not installed; did you mean {close[0]!r}? (installed providers: {listed})."
+    if key in FIRST_PARTY:
+        return f"Provider {key!r} is not installed: {install_hint(key)} (installed providers: {listed})."
+    known = difflib.get_close_matches(key, FIRST_PARTY, n=1, cutoff=0.6)
+    if known:
+        return (
+            f"Provider {key!r} is not installed; did you mean {known[0]!r}? That one needs "
+            f"{install_hint(known[0])} (installed providers: {listed})."
+        )
+    return (
+        f"Provider {key!r} is not installed and no installed plugin provides it (installed providers: "
+        f"{listed}). If a plugin for it exists, install it: third-party provider plugins are usually "
+        f"named llm-factory-<vendor> on PyPI."
+    )
 
 
 class PluginRegistry:
@@ -113,7 +141,18 @@ class PluginRegistry:
                     self._failed[name] = error
                     raise error from exc
                 if not self.pm.is_registered(plugin):
+                    before = set(self._providers)
                     self.register(plugin, origin=_dist_name(ep))
+                    added = sorted(set(self._providers) - before)
+                    if added and name not in added:  # users configure the key; we import by entry point
+                        error = PluginError(
+                            f"The plugin {_dist_name(ep)} has an entry point named {name!r} but registers "
+                            f"provider key(s) {', '.join(map(repr, added))}: the entry point must be named "
+                            f"after the provider key (in its pyproject.toml: [project.entry-points.llm_factory] "
+                            f"{added[0]} = ...)."
+                        )
+                        self._failed[name] = error
+                        raise error
             self._loaded.add(name)
 
     def provider(self, key: str) -> type[Provider]:
@@ -123,10 +162,7 @@ class PluginRegistry:
         try:
             return self._providers[key]
         except KeyError:
-            raise PluginError(
-                f"Provider {key!r} is not installed: {install_hint(key)} "
-                f"(installed providers: {', '.join(self.installed_provider_keys()) or 'none'})."
-            ) from None
+            raise PluginError(missing_provider_message(key, self.installed_provider_keys())) from None
 
     def strategy(self, name: str) -> type[Strategy] | None:
         if name not in self._strategies:

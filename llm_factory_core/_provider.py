@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.utils
 import time
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
+from ._bounded import LimitExceeded, UndecodableBody, body_of, bound_response, read_capped
 from ._errors import (
     AuthenticationError,
     BadRequestError,
@@ -29,9 +30,12 @@ from ._errors import (
     UpstreamConnectionError,
     UpstreamTimeoutError,
 )
+from ._embeddings import EmbeddingRequest, EmbeddingResponse
 from ._json import dumps as _dumps
 from ._json import loads as _loads
+from ._model_rules import ParamRule, UnsupportedParamsPolicy
 from ._request import ChatRequest
+from ._secrets import SecretSet, display_url, mask_secret, safe_repr_value, settings_secrets
 from ._types import ChatCompletion, ChatCompletionChunk
 
 if TYPE_CHECKING:
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Capabilities",
+    "Limits",
     "Provider",
     "ProviderSettings",
     "Timeouts",
@@ -52,14 +57,6 @@ FAST_CLIENTS: weakref.WeakKeyDictionary[httpx.AsyncClient, AiohttpTransport] = w
 """Clients the factory built around its aiohttp transport (nothing else configured on them):
 ``post_json`` and ``open_stream`` send through the transport directly, skipping httpx's client
 layer (see ``_aiohttp``). A client passed in by the user is never here."""
-
-
-def mask_secret(secret: SecretStr | str | None) -> str:
-    """``sk-abc...wxyz`` -> ``****wxyz``: enough to tell keys apart, never enough to use one."""
-    if secret is None:
-        return "<none>"
-    value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-    return "****" + value[-4:] if len(value) > 8 else "****"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +77,32 @@ class Timeouts:
         return httpx.Timeout(self.chunk, connect=self.connect)
 
 
+_MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Caps on what one upstream can make the gateway hold (factory-wide; set them as router
+    settings: ``LLMFactory(..., max_response_bytes=...)`` or ``router:`` in YAML). Past a byte
+    cap the attempt fails with a retryable ``ServerError`` naming the setting (failover).
+
+    Connections: ``max_connections`` in all, ``max_connections_per_host`` to one origin (aiohttp
+    transport only: httpx's pool has no per-host cap, the ``pool_timeout`` is what bounds a wait
+    there), ``pool_timeout`` seconds waiting for a free connection."""
+
+    max_response_bytes: int = 64 * _MiB
+    """A non-streamed reply, decoded; also all of a compressed stream once inflated."""
+    max_error_body_bytes: int = 1 * _MiB
+    """Read of an error reply; the rest is not read."""
+    max_event_bytes: int = 16 * _MiB
+    """One line, or one server-sent event, of a stream."""
+    max_uncommitted_bytes: int = 16 * _MiB
+    """Chunks a stream may send before its first content (held until the stream commits)."""
+    max_connections: int = 1000
+    max_connections_per_host: int = 256
+    pool_timeout: float = 30.0
+
+
 @dataclass(frozen=True, slots=True)
 class Capabilities:
     streaming: bool = True
@@ -87,6 +110,8 @@ class Capabilities:
     vision: bool = False
     prefill: bool = False
     """Can continue an assistant message given as the last message (used by stream continuation)."""
+    embeddings: bool = False
+    """Implements ``Provider.embed`` (``factory.embed`` / ``POST /v1/embeddings``)."""
 
 
 class ProviderSettings(BaseModel):
@@ -95,7 +120,7 @@ class ProviderSettings(BaseModel):
     ``extra="forbid"``: a misspelt option is an error naming it, not a silent default.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)  # keys, tokens
 
     model: str
     """The upstream model id (defaults to the configured ``model_name``)."""
@@ -103,6 +128,13 @@ class ProviderSettings(BaseModel):
     api_base: str | None = None
     headers: dict[str, str] = {}
     """Extra headers sent upstream, from configuration only (clients cannot set them)."""
+    unsupported_params: UnsupportedParamsPolicy = "adapt"
+    """What to do with a request parameter this deployment's model rejects (the provider's
+    ``model_rules``): ``adapt`` rewrites or drops it (logged once), ``fail`` answers 400."""
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            yield name, safe_repr_value(name, value)
 
     @field_validator("api_base")
     @classmethod
@@ -111,7 +143,15 @@ class ProviderSettings(BaseModel):
             return None
         value = value.strip()
         if not value.startswith(("http://", "https://")) or len(value) < 10:
-            raise ValueError(f"api_base must be an http:// or https:// URL, got {value[:60]!r}")
+            shown = (display_url(value) or "")[:60]  # never echo credentials a URL may hold
+            raise ValueError(f"api_base must be an http:// or https:// URL, got {shown!r}")
+        if "@" in value.split("//", 1)[1].split("/", 1)[0]:
+            # Each HTTP transport treats URL credentials differently (httpx replaces the key's
+            # Authorization header with them, aiohttp refuses the request) and URLs get logged.
+            raise ValueError(
+                "api_base must not contain credentials (user:password@): send them as a header "
+                "instead, for example headers: {authorization: 'Basic <base64 of user:password>'}"
+            )
         return value.rstrip("/")
 
 
@@ -144,7 +184,7 @@ _STATUS_CLASSES: dict[int, type[ProviderError]] = {
 
 
 def error_for_status(status: int) -> type[ProviderError]:
-    """The default error class for an HTTP status (DESIGN.md's failover table)."""
+    """The default error class for an HTTP status (the README's failover table)."""
     if status in _STATUS_CLASSES:
         return _STATUS_CLASSES[status]
     return ServerError if status >= 500 else BadRequestError
@@ -161,6 +201,9 @@ class Provider:
     default_api_base: ClassVar[str | None] = None
     owned_by: ClassVar[str | None] = None
     """Shown as ``owned_by`` in ``/v1/models``; defaults to ``key``."""
+    model_rules: ClassVar[tuple[ParamRule, ...]] = ()
+    """What models of this provider reject and how to adapt a request to them (``_model_rules``);
+    the router applies the ones matching a deployment's upstream model on the way out."""
 
     def __init__(
         self,
@@ -169,12 +212,14 @@ class Provider:
         client: httpx.AsyncClient,
         name: str,
         timeouts: Timeouts = Timeouts(),
+        limits: Limits = Limits(),
     ) -> None:
         self.settings = settings
         self.client = client
         self.name = name
         """Deployment label for errors and logs (the key appears masked only)."""
         self.timeouts = timeouts
+        self.limits = limits
         self.prepare()
 
     def prepare(self) -> None:
@@ -191,8 +236,9 @@ class Provider:
 
     @classmethod
     def display_api_base(cls, settings: ProviderSettings) -> str | None:
-        """The base URL this deployment really calls, for status pages."""
-        return settings.api_base or cls.default_api_base
+        """The base URL this deployment really calls, for status pages (userinfo masked, query
+        dropped: both may hold credentials)."""
+        return display_url(settings.api_base or cls.default_api_base)
 
     @classmethod
     def validate_settings(cls, settings: ProviderSettings) -> None:
@@ -204,24 +250,55 @@ class Provider:
     def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         raise NotImplementedError
 
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Embeddings for ``request.input`` with ``self.settings.model`` (floats; the caller's
+        ``encoding_format`` is applied at the edge). Set ``Capabilities(embeddings=True)``."""
+        raise NotImplementedError
+
     async def aclose(self) -> None:
         """Release anything the provider owns beyond the shared client (rarely needed)."""
 
     # -- errors ---------------------------------------------------------------------------------
 
+    # -- secrets --------------------------------------------------------------------------------
+
+    @property
+    def _secret_set(self) -> SecretSet:
+        # Built on first use (not in __init__), so a subclass that overrides __init__ keeps it.
+        found: SecretSet | None = self.__dict__.get("_secrets_cache")
+        if found is None:
+            found = self.__dict__["_secrets_cache"] = SecretSet(settings_secrets(self.settings))
+        return found
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret this deployment holds or derives (longest first): the ``SecretStr``
+        fields of its settings, its configured header values, ``api_base`` userinfo, and what
+        ``add_secret`` registered. Never log or show this; it is what ``mask`` hides."""
+        return tuple(self._secret_set)
+
+    def add_secret(self, secret: str | SecretStr | None) -> None:
+        """Register a secret found at runtime (an environment fallback, a refreshed token,
+        resolved cloud credentials) so every later error masks it too."""
+        self._secret_set.add(secret)
+
+    def mask(self, text: str) -> str:
+        """``text`` with every secret of this deployment masked (``****wxyz``)."""
+        return self._secret_set.mask(text)
+
     def error(self, cls: type[ProviderError], message: str, **kwargs: Any) -> ProviderError:
-        """Build a typed error that names this provider and deployment. An upstream message
-        that echoes the key gets it masked."""
-        key = self.settings.api_key
-        if key is not None:
-            secret = key.get_secret_value()
-            if secret and secret in message:
-                message = message.replace(secret, mask_secret(secret))
+        """Build a typed error that names this provider and deployment. Every secret of the
+        deployment is masked in its message, code and param, before anything truncates them
+        (``ProviderError`` caps their length and escapes control characters)."""
+        message = self.mask(message)
+        for field in ("code", "param"):
+            value = kwargs.get(field)
+            if value is not None:
+                kwargs[field] = self.mask(value if isinstance(value, str) else str(value))
         return cls(message, provider=self.key, deployment=self.name, **kwargs)
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
         """Turn an upstream error response into a typed error. Override for the provider's body."""
-        text = body.decode("utf-8", "replace")[:500] or f"HTTP {status}"
+        text = body.decode("utf-8", "replace") or f"HTTP {status}"  # error() masks, then caps
         return self.error(error_for_status(status), text, status=status, retry_after=parse_retry_after(headers))
 
     # -- transport ------------------------------------------------------------------------------
@@ -233,7 +310,11 @@ class Provider:
             raise self.error(BadRequestError, f"the request cannot be encoded as JSON: {exc}") from None
 
     def _transport_error(self, exc: httpx.TransportError, *, received: bool) -> ProviderError:
+        if isinstance(exc, (LimitExceeded, UndecodableBody)):  # our own words: no upstream text
+            return self.error(ServerError, str(exc))
         kind = type(exc).__name__
+        if isinstance(exc, httpx.PoolTimeout):
+            return self._pool_timeout()
         if isinstance(exc, httpx.TimeoutException):
             err = self.error(UpstreamTimeoutError, f"upstream timed out ({kind})")
             assert isinstance(err, UpstreamTimeoutError)
@@ -241,42 +322,68 @@ class Provider:
             return err
         return self.error(UpstreamConnectionError, f"upstream connection failed ({kind})")
 
+    def _pool_timeout(self) -> ProviderError:
+        err = self.error(
+            UpstreamTimeoutError,
+            f"no free connection to the upstream within pool_timeout={self.limits.pool_timeout}s "
+            f"(PoolTimeout: max_connections={self.limits.max_connections} are all busy; "
+            "raise max_connections or pool_timeout in the router settings if the load is legitimate)",
+        )
+        assert isinstance(err, UpstreamTimeoutError)
+        err.silent = True
+        return err
+
+    def _http_timeout(self, *, stream: bool) -> httpx.Timeout:
+        t = self.timeouts
+        return httpx.Timeout(t.chunk if stream else t.total, connect=t.connect, pool=self.limits.pool_timeout)
+
     async def post_json(
         self, url: str, body: Any, headers: Mapping[str, str] | None = None, *, auth: Any = None
     ) -> Any:
-        """POST a JSON body; return the decoded JSON reply or raise a typed error."""
+        """POST a JSON body; return the decoded JSON reply or raise a typed error. The reply is
+        read up to ``limits.max_response_bytes``, an error reply's first ``max_error_body_bytes``."""
         fast = FAST_CLIENTS.get(self.client) if auth is None else None
-        if fast is not None:
-            try:
-                status, reply, content = await fast.post(
-                    url, self._encode(body), _json_headers(self.settings.headers, headers), self.timeouts.for_call()
-                )
-            except httpx.TransportError as exc:
-                raise self._transport_error(exc, received=False) from None
-            if status >= 400:
-                raise self.parse_error(status, httpx.Headers(reply.raw_headers), content)
-            try:
-                return _loads(content)
-            except ValueError:
-                raise self.error(ServerError, "upstream sent a reply that is not JSON", status=status) from None
+        limits = self.limits
         try:
-            response = await self.client.post(
-                url,
-                content=self._encode(body),
-                headers=_json_headers(self.settings.headers, headers),
-                timeout=self.timeouts.for_call(),
-                **({"auth": auth} if auth is not None else {}),
-            )
+            if fast is not None:
+                status, reply, content = await fast.post(
+                    url,
+                    self._encode(body),
+                    _json_headers(self.settings.headers, headers),
+                    self._http_timeout(stream=False),
+                    max_body=limits.max_response_bytes,
+                    max_error_body=limits.max_error_body_bytes,
+                )
+                if status >= 400:
+                    raise self.parse_error(status, httpx.Headers(reply.raw_headers), content)
+            else:
+                request = self.client.build_request(
+                    "POST",
+                    url,
+                    content=self._encode(body),
+                    headers=_json_headers(self.settings.headers, headers),
+                    timeout=self._http_timeout(stream=False),
+                )
+                response = await self.client.send(request, stream=True, **({"auth": auth} if auth is not None else {}))
+                try:
+                    status = response.status_code
+                    failed = status >= 400
+                    content = await read_capped(
+                        *body_of(response),
+                        limits.max_error_body_bytes if failed else limits.max_response_bytes,
+                        "max_error_body_bytes" if failed else "max_response_bytes",
+                        truncate=failed,
+                    )
+                finally:
+                    await response.aclose()
+                if failed:
+                    raise self.parse_error(status, response.headers, content)
         except httpx.TransportError as exc:
             raise self._transport_error(exc, received=False) from None
-        if response.status_code >= 400:
-            raise self.parse_error(response.status_code, response.headers, response.content)
         try:
-            return _loads(response.content)
+            return _loads(content)
         except ValueError:
-            raise self.error(
-                ServerError, "upstream sent a reply that is not JSON", status=response.status_code
-            ) from None
+            raise self.error(ServerError, "upstream sent a reply that is not JSON", status=status) from None
 
     @asynccontextmanager
     async def open_stream(
@@ -288,8 +395,10 @@ class Provider:
         auth: Any = None,
         method: str = "POST",
     ) -> AsyncIterator[httpx.Response]:
-        """Open a streaming response; raise a typed error for an error status. The connection is
-        released when the block exits, however it exits."""
+        """Open a streaming response; raise a typed error for an error status. An async context
+        manager (``async with self.open_stream(url, body) as response:``, then iterate
+        ``response.aiter_raw()`` or ``aiter_sse(response)``): the connection is released when the
+        block exits, however it exits."""
         fast = FAST_CLIENTS.get(self.client) if auth is None else None
         try:
             if fast is not None:
@@ -298,7 +407,7 @@ class Provider:
                     url,
                     self._encode(body),
                     _json_headers(self.settings.headers, headers),
-                    self.timeouts.for_stream(),
+                    self._http_timeout(stream=True),
                 )
             else:
                 request = self.client.build_request(
@@ -306,18 +415,16 @@ class Provider:
                     url,
                     content=self._encode(body),
                     headers=_json_headers(self.settings.headers, headers),
-                    timeout=self.timeouts.for_stream(),
+                    timeout=self._http_timeout(stream=True),
                 )
                 response = await self.client.send(request, stream=True, **({"auth": auth} if auth is not None else {}))
         except httpx.TransportError as exc:
             raise self._transport_error(exc, received=False) from None
+        limits = self.limits
+        bound_response(response, max_line=limits.max_event_bytes, max_total=limits.max_response_bytes)
         try:
             if response.status_code >= 400:
-                try:
-                    content = await response.aread()
-                except httpx.TransportError:
-                    content = b""
-                raise self.parse_error(response.status_code, response.headers, content)
+                raise self.parse_error(response.status_code, response.headers, await self._error_body(response))
             try:
                 yield response
             except httpx.TransportError as exc:
@@ -325,9 +432,22 @@ class Provider:
         finally:
             await response.aclose()
 
+    async def _error_body(self, response: httpx.Response) -> bytes:
+        """The first ``max_error_body_bytes`` of an error reply (already decoded by
+        ``bound_response``), best effort: the status is the error."""
+        try:
+            chunks, _ = body_of(response)  # decoded by ``bound_response`` already
+            return await read_capped(
+                chunks, None, self.limits.max_error_body_bytes, "max_error_body_bytes", truncate=True
+            )
+        except httpx.TransportError:
+            return b""
+
 
 def _json_headers(configured: Mapping[str, str], extra: Mapping[str, str] | None) -> dict[str, str]:
-    headers = {"content-type": "application/json", **configured}
+    # identity: no compressed replies (nothing to inflate, no bomb); ``_bounded`` still inflates,
+    # within the limits, an upstream that compresses anyway.
+    headers = {"content-type": "application/json", "accept-encoding": "identity", **configured}
     if extra:
         headers.update(extra)
     return headers

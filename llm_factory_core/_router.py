@@ -12,18 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
 from ._balancing import Strategy
+from ._bounded import uncommitted_overflow
 from ._config import RouterSettings
 from ._deadline import fail_after, running_loop
 from ._deployment import Deployment
+from ._embeddings import EmbeddingRequest, EmbeddingResponse
 from ._errors import (
     Attempt,
+    BadRequestError,
     ConfigurationError,
     ContextLengthError,
     ModelNotFoundError,
@@ -33,6 +36,7 @@ from ._errors import (
     UpstreamTimeoutError,
 )
 from ._health import HealthStore, wall_clock
+from ._model_rules import apply_model_rules
 from ._plan import DeadlineExceeded, Plan, Progress
 from ._plugins import PluginRegistry
 from ._provider import Provider
@@ -42,6 +46,8 @@ from ._types import ChatCompletion, ChatCompletionChunk
 __all__ = ["CallInfo", "Router", "StateListener"]
 
 log = logging.getLogger("llm_factory_core.router")
+
+_T = TypeVar("_T")
 
 
 class CallInfo:
@@ -119,10 +125,24 @@ class Router:
         return model, strategy
 
     def _prepare(self, request: ChatRequest, deployment: Deployment) -> ChatRequest:
-        if not deployment.defaults:
-            return request
-        update = {k: v for k, v in deployment.defaults.items() if getattr(request, k, None) is None}
-        return request.model_copy(update=update) if update else request
+        """The request as this deployment sends it: its defaults for what the caller left unset,
+        then its model's rules (never changing the caller's request, which failover shares)."""
+        if deployment.defaults:
+            update = {k: v for k, v in deployment.defaults.items() if not _is_set(request, k)}
+            default_extra = deployment.defaults.get("extra_body")
+            if isinstance(default_extra, dict) and request.extra_body:  # the call's keys win, the rest stay
+                update["extra_body"] = {**default_extra, **request.extra_body}
+            if update:
+                request = request.model_copy(update=update)
+        if deployment.rules:
+            request = apply_model_rules(
+                request,
+                deployment.rules,
+                deployment.settings.unsupported_params,
+                provider=deployment.provider_key,
+                deployment=deployment.name,
+            )
+        return request
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
@@ -170,6 +190,46 @@ class Router:
         timeout: float | None = None,
         info: CallInfo | None = None,
     ) -> ChatCompletion:
+        async def invoke(provider: Provider, deployment: Deployment) -> ChatCompletion:
+            return await provider.chat(self._prepare(request, deployment))
+
+        result, name = await self._call(request, providers, invoke, timeout, info)
+        result._deployment = name
+        return result
+
+    async def embed(
+        self,
+        request: EmbeddingRequest,
+        providers: Mapping[str, Provider],
+        *,
+        timeout: float | None = None,
+        info: CallInfo | None = None,
+    ) -> EmbeddingResponse:
+        """Embeddings with the same plan, failover and health as chat."""
+
+        async def invoke(provider: Provider, deployment: Deployment) -> EmbeddingResponse:
+            if not provider.capabilities.embeddings:
+                raise BadRequestError(
+                    f"provider {deployment.provider_key!r} does not serve embeddings: configure an embedding "
+                    f"model (OpenAI / Azure, Qwen or Gemini) under this model name",
+                    provider=deployment.provider_key,
+                    deployment=deployment.name,
+                    code="unsupported_operation",
+                )
+            return await provider.embed(request)
+
+        result, _ = await self._call(request, providers, invoke, timeout, info)
+        return result
+
+    async def _call(
+        self,
+        request: Any,
+        providers: Mapping[str, Provider],
+        invoke: Callable[[Provider, Deployment], Awaitable[_T]],
+        timeout: float | None,
+        info: CallInfo | None,
+    ) -> tuple[_T, str]:
+        """One whole-reply operation over the plan: attempts, failover, one deadline."""
         model, strategy = self.resolve(request)
         plan = Plan(self, model, strategy, time.monotonic() + (timeout or self.settings.timeout))
         if info is not None:
@@ -187,7 +247,7 @@ class Router:
                     started = time.monotonic()
                     try:
                         async with fail_after(budget, loop):
-                            result = await providers[name].chat(self._prepare(request, deployment))
+                            result = await invoke(providers[name], deployment)
                     except TimeoutError:
                         self._failed(plan, deployment, self._timeout_error(plan, deployment, "reply", True))
                         if plan.remaining() <= 0:
@@ -201,10 +261,9 @@ class Router:
                     finally:
                         health.end(name)
                     self._succeeded(deployment, time.monotonic() - started)
-                    result._deployment = name
                     if info is not None:
                         info.deployment, info.model = deployment, model
-                    return result
+                    return result, name
         except DeadlineExceeded:
             raise plan.failure(model, deadline_hit=True) from None
         raise plan.final_error(model)
@@ -267,15 +326,25 @@ class Router:
         budget = min(plan.remaining(), deployment.timeouts.total)
         if budget <= 0:
             raise DeadlineExceeded
-        upstream = providers[name].stream(self._prepare(request, deployment))
+        try:
+            prepared = self._prepare(request, deployment)
+        except ProviderError as error:  # a model rule under the "fail" policy: the request's fault
+            self._failed(plan, deployment, error)
+            raise
+        upstream = providers[name].stream(prepared)
         self.health.begin(name)
         buffered: list[ChatCompletionChunk] = []
+        held, cap = 0, self.settings.max_uncommitted_bytes  # content-less chunks held, bounded
         try:
             async with fail_after(min(budget, deployment.timeouts.first_token), loop):
                 async for chunk in upstream:
                     buffered.append(chunk)
                     if chunk.has_content():
                         break
+                    if len(buffered) > 1:  # the usual lone role chunk is not measured (one event)
+                        held += len(chunk.model_dump_json())
+                        if held > cap:
+                            raise uncommitted_overflow(deployment.provider_key, deployment.name, cap)
         except TimeoutError:
             await _close(upstream)
             self.health.end(name)
@@ -348,6 +417,14 @@ class Router:
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
         """Ask the next deployment that supports assistant prefill to continue the text already
         sent. Any failure or refusal there reports the original break, never the refusal."""
+        capable = [
+            d
+            for m in plan.models
+            for d in self.groups[m]
+            if d.provider_cls.capabilities.prefill and d.name not in plan.excluded and d is not info.deployment
+        ]
+        if not capable:  # nobody can continue: say so now, not after walking the plan with backoffs
+            raise broken
         prefill = {"role": "assistant", "content": progress.text()}
         continued = request.model_copy(update={"messages": [*request.messages, prefill]})
         async for deployment in deployments:
@@ -381,6 +458,19 @@ class Router:
             status=cause.status,
             code=cause.code,
         )
+
+
+_SAME_SETTING: dict[str, tuple[str, ...]] = {
+    "max_tokens": ("max_tokens", "max_completion_tokens"),
+    "max_completion_tokens": ("max_tokens", "max_completion_tokens"),
+}
+"""A default for one of these is not applied when the caller set either: both cap the output, and
+sending both is rejected by reasoning models (a default ``max_tokens`` must not ride along with the
+caller's ``max_completion_tokens``)."""
+
+
+def _is_set(request: ChatRequest, name: str) -> bool:
+    return any(getattr(request, n, None) is not None for n in _SAME_SETTING.get(name, (name,)))
 
 
 async def _close(iterator: AsyncIterator[Any]) -> None:

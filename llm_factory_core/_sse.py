@@ -2,7 +2,11 @@
 
 Blank line dispatches; ``:`` starts a comment (DashScope's ``:HTTP_STATUS/200``, DeepSeek's
 ``: keep-alive``); one space after the field colon is stripped; ``\\n``, ``\\r\\n`` and ``\\r``
-line endings all work (httpx's line iterator splits on each).
+line endings all work.
+
+Bounded and linear: splitting scans each byte once (no re-scan of a held partial line), and a
+line, or an event's data and comments together, longer than ``max_event_bytes`` (16 MiB unless
+the stream says otherwise, see ``_bounded.BoundedStream``) fails the stream with ``LimitExceeded``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,11 @@ from dataclasses import dataclass, field
 
 import httpx
 
-__all__ = ["ServerSentEvent", "aiter_sse", "decode_sse_lines"]
+from ._bounded import too_large
+
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "ServerSentEvent", "aiter_sse", "decode_sse_lines"]
+
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -26,9 +34,10 @@ class ServerSentEvent:
 
 
 class _Decoder:
-    __slots__ = ("_comments", "_data", "_event", "_id", "_retry")
+    __slots__ = ("_comments", "_data", "_event", "_id", "_max", "_retry", "_size")
 
-    def __init__(self) -> None:
+    def __init__(self, max_event: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._max = max_event
         self._reset()
 
     def _reset(self) -> None:
@@ -37,11 +46,14 @@ class _Decoder:
         self._id: str | None = None
         self._retry: int | None = None
         self._comments: list[str] = []
+        self._size = 0
+        """Characters of data and comments held for the event being read."""
 
     def feed(self, line: str) -> ServerSentEvent | None:
         if not line:
             if not self._data and self._event is None and self._id is None:
                 self._comments = []
+                self._size = 0
                 return None
             sse = ServerSentEvent(
                 data="\n".join(self._data),
@@ -53,12 +65,14 @@ class _Decoder:
             self._reset()
             return sse
         if line[0] == ":":
+            self._hold(len(line))
             self._comments.append(line[1:].strip())
             return None
         name, _, value = line.partition(":")
         if value[:1] == " ":
             value = value[1:]
         if name == "data":
+            self._hold(len(value))
             self._data.append(value)
         elif name == "event":
             self._event = value
@@ -68,6 +82,11 @@ class _Decoder:
         elif name == "retry" and value.isdigit():
             self._retry = int(value)
         return None
+
+    def _hold(self, n: int) -> None:
+        self._size += n
+        if self._size > self._max:
+            raise too_large("an event of the upstream stream", "max_event_bytes", self._max)
 
     def flush(self) -> ServerSentEvent | None:
         """An event still open when the stream ended (no trailing blank line) is dispatched."""
@@ -82,41 +101,59 @@ def decode_sse_lines(lines: list[str]) -> list[ServerSentEvent]:
     return events + ([last] if last else [])
 
 
-async def _split_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
-    """Lines of a byte stream ending in ``\n``, ``\r\n`` or ``\r`` (as httpx's ``aiter_lines``),
-    each yielded as soon as its end arrives. Splitting bytes before decoding keeps a character
-    cut between two chunks whole."""
-    tail = b""
+async def _split_lines(chunks: AsyncIterator[bytes], max_line: int = DEFAULT_MAX_EVENT_BYTES) -> AsyncIterator[str]:
+    """Lines of a byte stream ending in ``\n``, ``\r\n`` or ``\r``, each yielded as soon as its
+    end arrives. Splitting bytes before decoding keeps a character cut between two chunks whole.
+
+    Linear: each chunk is scanned once; a partial line is appended to (never re-joined with the
+    next chunk and re-scanned, which made a long line quadratic), and capped at ``max_line``."""
+    pending = bytearray()
+    skip_lf = False  # the last chunk ended in \r: a \n opening the next one completes a \r\n
     async for chunk in chunks:
-        data = tail + chunk if tail else chunk
-        held = data[-1:] == b"\r"  # may be the first half of a \r\n cut between chunks
-        if held:
-            data = data[:-1]
-        if b"\r" in data:
-            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        *lines, tail = data.split(b"\n")
-        if held:
-            tail += b"\r"
-        for line in lines:
-            yield line.decode("utf-8", "replace")
-    if tail:
-        yield tail.rstrip(b"\r").decode("utf-8", "replace")
+        if skip_lf and chunk:
+            skip_lf = False
+            if chunk[0] == 0x0A:
+                chunk = chunk[1:]
+        if b"\r" in chunk:
+            skip_lf = chunk[-1] == 0x0D
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = chunk.split(b"\n")
+        last = lines.pop()
+        if lines:
+            if pending:
+                pending += lines[0]
+                lines[0] = bytes(pending)
+                pending = bytearray()
+            for line in lines:
+                if len(line) > max_line:
+                    raise too_large("a line of the upstream stream", "max_event_bytes", max_line)
+                yield line.decode("utf-8", "replace")
+        if last:
+            pending += last
+            if len(pending) > max_line:
+                raise too_large("a line of the upstream stream", "max_event_bytes", max_line)
+    if pending:
+        yield pending.decode("utf-8", "replace")
 
 
-def _lines(response: httpx.Response) -> AsyncIterator[str]:
-    # The aiohttp transport's streams hand over raw chunks: one layer instead of httpx's three
-    # (raw -> bytes -> text -> lines). An encoded body still goes through httpx to be decoded.
-    raw_chunks = getattr(response.stream, "raw_chunks", None)
+def _lines(response: httpx.Response) -> tuple[AsyncIterator[str], int]:
+    # A stream from the provider helpers is a ``BoundedStream``: its ``raw_chunks`` are the
+    # decoded body (one layer instead of httpx's three: raw -> bytes -> text -> lines) and it
+    # carries the configured cap. Any other response goes through httpx's decoding.
+    stream = response.stream
+    max_line = getattr(stream, "max_line", DEFAULT_MAX_EVENT_BYTES)
+    raw_chunks = getattr(stream, "raw_chunks", None)
     if raw_chunks is not None and "content-encoding" not in response.headers:
-        return _split_lines(raw_chunks())
-    return response.aiter_lines()
+        return _split_lines(raw_chunks(), max_line), max_line
+    return _split_lines(response.aiter_bytes(), max_line), max_line
 
 
 async def aiter_sse(response: httpx.Response) -> AsyncIterator[ServerSentEvent]:
     """Yield the events of a streaming httpx response as they arrive."""
-    decoder = _Decoder()
-    async for line in _lines(response):
-        event = decoder.feed(line.rstrip("\r\n"))
+    lines, max_event = _lines(response)
+    decoder = _Decoder(max_event)
+    async for line in lines:  # already without line endings
+        event = decoder.feed(line)
         if event is not None:
             yield event
     last = decoder.flush()

@@ -1,4 +1,9 @@
-"""The HTTP client a factory builds: aiohttp under httpx's API when installed, else httpx's own."""
+"""The HTTP client a factory builds: aiohttp under httpx's API when installed, else httpx's own.
+
+One pool serves every deployment, so it is capped per origin where the transport can (aiohttp's
+``limit_per_host``; httpx's pool has none, and there the pool-wait timeout each request carries,
+``Limits.pool_timeout``, is what keeps a hanging upstream from stalling every other one forever).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,15 @@ import os
 import httpx
 
 from ._errors import ConfigurationError
+from ._provider import Limits
 
 __all__ = ["TRANSPORTS", "TRANSPORT_ENV", "TransportChoice", "default_limits", "new_client", "transport_name"]
 
 
-def default_limits() -> httpx.Limits:
+def default_limits(limits: Limits | None = None) -> httpx.Limits:
     # Generous pool: a gateway holds many concurrent upstream streams; keep-alive saves TLS setups.
-    return httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
+    total = (limits or Limits()).max_connections
+    return httpx.Limits(max_connections=total, max_keepalive_connections=min(200, total), keepalive_expiry=30)
 
 
 TRANSPORT_ENV = "LLM_FACTORY_HTTP_TRANSPORT"
@@ -40,12 +47,14 @@ def transport_name(choice: TransportChoice) -> str:
     return name
 
 
-def new_client(choice: TransportChoice) -> httpx.AsyncClient:
-    """The factory's own client (closing it closes its transport)."""
+def new_client(choice: TransportChoice, limits: Limits | None = None) -> httpx.AsyncClient:
+    """The factory's own client (closing it closes its transport), its pool sized by ``limits``."""
+    limits = limits or Limits()
+    pool = default_limits(limits)
     if isinstance(choice, httpx.AsyncBaseTransport):
-        return httpx.AsyncClient(transport=choice, limits=default_limits(), follow_redirects=False)
+        return httpx.AsyncClient(transport=choice, limits=pool, follow_redirects=False)
     if transport_name(choice) == "httpx":
-        return httpx.AsyncClient(limits=default_limits(), follow_redirects=False)
+        return httpx.AsyncClient(limits=pool, follow_redirects=False)
     try:
         from ._aiohttp import AiohttpTransport
     except ImportError:
@@ -54,7 +63,7 @@ def new_client(choice: TransportChoice) -> httpx.AsyncClient:
         ) from None
     from ._provider import FAST_CLIENTS
 
-    transport = AiohttpTransport(default_limits())
-    client = httpx.AsyncClient(transport=transport, limits=default_limits(), follow_redirects=False)
+    transport = AiohttpTransport(pool, max_connections_per_host=limits.max_connections_per_host)
+    client = httpx.AsyncClient(transport=transport, limits=pool, follow_redirects=False)
     FAST_CLIENTS[client] = transport
     return client

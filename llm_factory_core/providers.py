@@ -1,10 +1,26 @@
-"""The API for provider plugin authors: base classes, the OpenAI wire codec, SSE, helpers."""
+"""The API for provider plugin authors: base classes, the OpenAI wire codec, SSE, the errors a
+provider raises, model rules and helpers. The guide: docs/writing-a-provider.md."""
 
 from ._balancing import Strategy
 from ._deployment import Deployment
+from ._embeddings import decode_openai_embeddings, encode_openai_embeddings, pack_base64
+from ._errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContentFilterError,
+    ContextLengthError,
+    InsufficientQuotaError,
+    ProviderError,
+    RateLimitError,
+    ServerError,
+    StreamInterruptedError,
+    UpstreamConnectionError,
+    UpstreamTimeoutError,
+)
 from ._health import DeploymentStats, HealthStore, InMemoryHealth
 from ._json import dumps as json_dumps
 from ._json import loads as json_loads
+from ._model_rules import ParamRule, UnsupportedParamsPolicy, apply_model_rules
 from ._openai_codec import (
     FINISH_REASONS,
     OpenAICompatibleProvider,
@@ -23,9 +39,23 @@ from ._provider import (
     mask_secret,
     parse_retry_after,
 )
+from ._reasoning_memory import ReasoningMemory, reasoning_memory
+from ._request import ChatRequest
 from ._sse import ServerSentEvent, aiter_sse, decode_sse_lines
 
 __all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "ChatRequest",
+    "ContentFilterError",
+    "ContextLengthError",
+    "InsufficientQuotaError",
+    "ProviderError",
+    "RateLimitError",
+    "ServerError",
+    "StreamInterruptedError",
+    "UpstreamConnectionError",
+    "UpstreamTimeoutError",
     "FINISH_REASONS",
     "Capabilities",
     "Deployment",
@@ -34,13 +64,20 @@ __all__ = [
     "InMemoryHealth",
     "OpenAICompatibleProvider",
     "OpenAIStreamState",
+    "ParamRule",
     "PluginRegistry",
     "Provider",
     "ProviderSettings",
+    "ReasoningMemory",
     "ServerSentEvent",
     "Strategy",
     "Timeouts",
+    "UnsupportedParamsPolicy",
     "aiter_sse",
+    "decode_openai_embeddings",
+    "encode_openai_embeddings",
+    "pack_base64",
+    "apply_model_rules",
     "classify_openai_error",
     "decode_sse_lines",
     "default_registry",
@@ -51,4 +88,5 @@ __all__ = [
     "mask_secret",
     "new_completion_id",
     "parse_retry_after",
+    "reasoning_memory",
 ]

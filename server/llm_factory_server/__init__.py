@@ -11,11 +11,16 @@ Mount the API into your own FastAPI app::
     from llm_factory_server import router as llm_router
     app.include_router(llm_router, prefix="/v1")
     app.state.llm_factory = factory        # optional; otherwise found by the discovery rules
+
+Running uvicorn yourself, give it the gateway's connection limits::
+
+    uvicorn.run(app, **uvicorn_options(gateway_for(app).settings))
 """
 
 from ._app import create_app
 from ._cli import main
 from ._gateway import Gateway, gateway_for
+from ._protocol import uvicorn_options
 from ._routes import create_router, router
 from ._serve import serve
 from ._settings import ServerSettings
@@ -32,4 +37,5 @@ __all__ = [
     "main",
     "router",
     "serve",
+    "uvicorn_options",
 ]

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from llm_factory_core import LLMFactory
 
+from ._access import check_access, send_reply
 from ._chat import ChatCompletions
 from ._errors import error_body, simple
 from ._gateway import STATE_ATTR, Gateway
@@ -51,6 +52,7 @@ def create_app(
 
 
 CHAT_PATH = "/v1/chat/completions"
+_PROBES = ("/health", "/ready")
 
 
 class _GatewayApp(FastAPI):
@@ -62,16 +64,29 @@ class _GatewayApp(FastAPI):
     _chat = ChatCompletions()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"] == CHAT_PATH
-            and scope["method"] == "POST"
-            and not scope.get("root_path")
-            and not self.user_middleware
-        ):
-            scope["app"] = self
-            await self._chat(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            path = scope["path"]
+            if (
+                path == CHAT_PATH
+                and scope["method"] == "POST"
+                and not scope.get("root_path")
+                and not self.user_middleware
+            ):
+                scope["app"] = self
+                await self._chat(scope, receive, send)  # it checks access itself, as in a host app
+                return
+            # Every other route but the probes: the Host allow-list and content-type rule of an
+            # open gateway, and the client key for the docs, the schema and the metrics when keys
+            # are configured (deployment names in metrics and the API's shape are not for
+            # anonymous eyes). Probes come from orchestrators with any Host (a pod's IP) and say
+            # nothing worth a rebinding attack.
+            gateway: Gateway | None = getattr(self.state, STATE_ATTR, None)
+            if gateway is not None and path not in _PROBES:
+                keyed = path in (self.openapi_url, self.docs_url, self.redoc_url, "/docs/oauth2-redirect", "/metrics")
+                denied = check_access(gateway, scope["headers"], post=scope["method"] == "POST", key=keyed)
+                if denied is not None:
+                    await send_reply(send, denied)
+                    return
         await super().__call__(scope, receive, send)
 
 
@@ -119,7 +134,7 @@ def _build(gateway: Gateway) -> FastAPI:
         if exc.status_code == 404:
             message = (
                 f"Unknown route {request.method} {request.url.path}. This gateway serves "
-                "/v1/chat/completions, /v1/models and /v1/providers/status."
+                "/v1/chat/completions, /v1/responses, /v1/embeddings, /v1/models and /v1/providers/status."
             )
         else:
             message = str(exc.detail)

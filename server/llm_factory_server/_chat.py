@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from llm_factory_core import CallInfo, ChatCompletionChunk, ChatRequest, LLMFactoryError
 from llm_factory_core.providers import json_dumps as dumps
 
+from ._access import check_access
 from ._errors import ErrorReply, error_body, from_exception, from_validation_error, simple
 from ._gateway import Gateway, access_log, gateway_for
 
@@ -147,19 +148,15 @@ class ChatCompletions:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         gateway = gateway_for(scope["app"])
         started = time.monotonic()
-        authorization = api_key = rid = length = None
+        rid = length = None
         for key, value in scope["headers"]:
-            if key == b"authorization":
-                authorization = value
-            elif key == b"api-key":
-                api_key = value
-            elif key == b"x-request-id":
+            if key == b"x-request-id":
                 rid = value
             elif key == b"content-length":
                 length = value
         record = _Record(_request_id(rid), started)
         try:
-            reply = await self._handle(gateway, scope, receive, send, record, authorization, api_key, length)
+            reply = await self._handle(gateway, scope, receive, send, record, length)
         except _Disconnected:
             record.status = _CLIENT_CLOSED
             reply = None
@@ -179,17 +176,11 @@ class ChatCompletions:
         receive: Any,
         send: Any,
         record: _Record,
-        authorization: bytes | None,
-        api_key: bytes | None,
         length: bytes | None,
     ) -> ErrorReply | None:
         """Returns an error reply to send, or None when the reply was already sent."""
-        if not gateway.open:
-            presented = api_key
-            if authorization is not None and authorization[:7].lower() == b"bearer ":
-                presented = authorization[7:].strip()
-            if not gateway.authorized(presented):
-                return _unauthorized(presented)
+        if (denied := check_access(gateway, scope["headers"], post=True)) is not None:
+            return denied
         limit = gateway.settings.max_body_bytes
         if length is not None and length.isdigit() and int(length) > limit:
             return _too_large(limit)
@@ -328,15 +319,6 @@ def _frame(chunk: ChatCompletionChunk, record: _Record, reply: list[str] | None)
     if reply is not None:
         reply.extend(c.delta.content or "" for c in chunk.choices)
     return b"data: " + chunk.__pydantic_serializer__.to_json(chunk, exclude_none=True) + b"\n\n"
-
-
-def _unauthorized(presented: bytes | None) -> ErrorReply:
-    if presented is None:
-        message = "Missing API key: send it as 'Authorization: Bearer <key>' (or an 'api-key' header)."
-    else:
-        message = "Incorrect API key provided."
-    status, body, _ = simple(401, message, "invalid_request_error", "invalid_api_key")
-    return status, body, [(b"www-authenticate", b"Bearer")]
 
 
 def _too_large(limit: int) -> ErrorReply:

@@ -1,4 +1,5 @@
-"""``llm-factory serve [--config config.yaml] [--env-file .env] [--host] [--port] [--workers]``."""
+"""``llm-factory serve [--config config.yaml] [--env-file .env] [--host] [--port] [--workers]``, and
+``llm-factory models | plugins | chat | status`` (``_commands``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from llm_factory_core import ConfigurationError
+
+from ._commands import add_client_commands, run_command
 
 __all__ = ["main"]
 
@@ -21,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
         "else ./config.yaml, else the environment and .env.",
     )
     add_serve_arguments(serve)
+    add_client_commands(sub)
     return parser
 
 
@@ -57,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return run_serve(args)
-    return 2  # pragma: no cover - argparse rejects unknown commands
+    return run_command(args)
 
 
 def serve_main(argv: Sequence[str] | None = None) -> int:

@@ -71,6 +71,20 @@ def _loc(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _param(error: Any) -> str | None:
+    # The request model's own checks of one key (``extra_body.stream``, a reserved field) put the
+    # key in ``ctx``: name it, as OpenAI names the parameter.
+    key = (error.get("ctx") or {}).get("key")
+    loc = tuple(error["loc"])
+    return _loc((*loc, key) if isinstance(key, str) else loc) or None
+
+
+def _part(error: Any) -> str:
+    if isinstance((error.get("ctx") or {}).get("key"), str):
+        return str(error["msg"])  # it names the field itself
+    return f"{_loc(error['loc']) or 'body'}: {error['msg']}"
+
+
 def from_validation_error(exc: ValidationError) -> ErrorReply:
     """400 (not FastAPI's 422) naming each invalid field, as OpenAI does."""
     errors = exc.errors(include_url=False, include_input=False)
@@ -78,7 +92,7 @@ def from_validation_error(exc: ValidationError) -> ErrorReply:
         return simple(400, f"The request body is not valid JSON: {errors[0]['msg']}", "invalid_request_error")
     if errors and errors[0]["type"] == "model_type" and not errors[0]["loc"]:
         return simple(400, "The request body must be a JSON object.", "invalid_request_error")
-    parts = [f"{_loc(e['loc']) or 'body'}: {e['msg']}" for e in errors[:5]]
-    param = _loc(errors[0]["loc"]) if errors else None
+    parts = [_part(e) for e in errors[:5]]
+    param = _param(errors[0]) if errors else None
     code = "missing_required_parameter" if errors and errors[0]["type"] == "missing" else "invalid_value"
     return simple(400, "Invalid request: " + "; ".join(parts), "invalid_request_error", code, param)

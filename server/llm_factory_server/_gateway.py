@@ -16,6 +16,7 @@ from typing import Any
 
 from llm_factory_core import LLMFactory
 
+from ._access import allowed_hosts
 from ._discovery import HOW_TO_CONFIGURE, discover
 from ._metrics import Metrics
 from ._settings import ServerSettings, load_settings
@@ -45,6 +46,8 @@ class Gateway:
         self.started = int(time.time())
         # Encoded once; compared in constant time against every key on each request.
         self._keys = [k.get_secret_value().encode() for k in self.settings.api_keys]
+        self.allowed_hosts = allowed_hosts(self.settings, not self._keys)
+        """``Host`` values answered (None: any); see ``_access``."""
         self.metrics = Metrics(factory)
         self.known_models = frozenset(factory.model_names)
         self._closed = False

@@ -13,9 +13,11 @@ from fastapi.responses import Response
 from llm_factory_core import ModelNotFoundError
 from llm_factory_core.providers import json_dumps as dumps
 
-from ._chat import ChatCompletions, _unauthorized
+from ._access import check_access
+from ._chat import ChatCompletions
 from ._errors import ErrorReply, from_exception
 from ._gateway import Gateway, gateway_for
+from .doors import create_embeddings_router, create_responses_router
 
 __all__ = ["create_router", "router"]
 
@@ -32,14 +34,8 @@ def error_response(reply: ErrorReply) -> Response:
 
 
 def _denied(gateway: Gateway, request: Request) -> Response | None:
-    if gateway.open:
-        return None
-    presented = request.headers.get("api-key")
-    authorization = request.headers.get("authorization")
-    if authorization is not None and authorization[:7].lower() == "bearer ":
-        presented = authorization[7:].strip()
-    key = presented.encode() if presented is not None else None
-    return None if gateway.authorized(key) else error_response(_unauthorized(key))
+    denied = check_access(gateway, request.scope["headers"], post=request.method == "POST")
+    return None if denied is None else error_response(denied)
 
 
 def _model(gateway: Gateway, entry: dict[str, object]) -> dict[str, object]:
@@ -52,6 +48,8 @@ def create_router() -> APIRouter:
     # A plain ASGI route: the hot path skips FastAPI's parameter solving and response validation.
     # (Starlette runs a non-function endpoint as an ASGI app; the annotation only knows functions.)
     api.add_route("/chat/completions", ChatCompletions(), methods=["POST"], name="chat_completions")  # type: ignore[arg-type]
+    api.include_router(create_responses_router())
+    api.include_router(create_embeddings_router())
 
     @api.get("/models", summary="List the configured model names (OpenAI's list shape)")
     async def list_models(request: Request) -> Response:

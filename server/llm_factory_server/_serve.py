@@ -1,4 +1,4 @@
-"""Running the gateway with uvicorn (uvloop and httptools when installed, which ``auto`` picks)."""
+"""Running the gateway with uvicorn: uvloop when installed, httptools with the connection limits of `_protocol`."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from uvicorn.config import LOGGING_CONFIG
 from ._app import _build
 from ._discovery import CONFIG_ENV, ENV_FILE_ENV
 from ._gateway import Gateway, loopback
+from ._protocol import uvicorn_options
 from ._settings import ServerSettings
 
 __all__ = ["serve", "worker_app"]
@@ -58,7 +59,8 @@ def open_gateway_warning(settings: ServerSettings) -> str | None:
         return None
     return (
         f"No client keys are configured and the gateway listens on {settings.host}: anyone who can "
-        "reach it can spend your provider keys. Set LLM_FACTORY_API_KEYS (or server.api_keys in config.yaml)."
+        "reach it can spend your provider keys. Set LLM_FACTORY_API_KEYS (or server.api_keys in config.yaml). "
+        "Until then it answers only the Host names in server.allowed_hosts (default: localhost, 127.0.0.1, ::1)."
     )
 
 
@@ -83,10 +85,10 @@ def serve(
         "host": settings.host,
         "port": settings.port,
         "loop": "auto",
-        "http": "auto",
         "access_log": False,
         "log_config": log_config(log_level),
         "timeout_graceful_shutdown": settings.shutdown_timeout,
+        **uvicorn_options(settings),
     }
     if settings.workers == 1:
         app = _build(gateway)

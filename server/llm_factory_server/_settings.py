@@ -13,7 +13,7 @@ from llm_factory_core import ConfigurationError
 __all__ = ["ServerSettings", "load_settings", "ENV_PREFIX"]
 
 ENV_PREFIX = "LLM_FACTORY_"
-_LIST_FIELDS = ("api_keys",)
+_LIST_FIELDS = ("api_keys", "allowed_hosts")
 
 
 class ServerSettings(BaseModel):
@@ -22,7 +22,13 @@ class ServerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     api_keys: list[SecretStr] = []
-    """Client keys accepted as ``Authorization: Bearer <key>`` or ``api-key: <key>``; empty: open."""
+    """Client keys accepted as ``Authorization: Bearer <key>`` or ``api-key: <key>``; empty: open.
+    Printable ASCII without spaces; a blank one (``${GATEWAY_KEY}`` set to nothing) is an error,
+    never a silently open gateway."""
+    allowed_hosts: list[str] | None = None
+    """``Host`` names (with or without port) the gateway answers; ``*`` allows any. Unset: with
+    client keys, any; without (the open default), only ``localhost``, ``127.0.0.1``, ``::1`` and
+    ``host``, so a web page cannot reach the open gateway through DNS rebinding."""
     host: str = "127.0.0.1"
     """Loopback by default: exposing the gateway is a deliberate choice (``--host 0.0.0.0``)."""
     port: int = Field(default=8000, ge=0, le=65535)
@@ -35,19 +41,64 @@ class ServerSettings(BaseModel):
     """Also log request messages and reply text (off: prompts often hold personal data)."""
     shutdown_timeout: float = Field(default=30.0, ge=0)
     """Seconds in-flight requests may take to finish after SIGTERM before they are cut."""
+    limit_concurrency: int | None = Field(default=1000, ge=1)
+    """Connections and requests in flight per worker: beyond it requests get 503 and further
+    connections are closed at once (None: no limit)."""
+    timeout_keep_alive: float = Field(default=5.0, gt=0)
+    """Seconds an idle keep-alive connection stays open between requests."""
+    header_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a client has to send a request's line and headers (from the connection, or from
+    the request's first byte); slower clients get 408 and are disconnected (slowloris)."""
+    body_timeout: float = Field(default=60.0, gt=0)
+    """Seconds a client has to send a request's body once its headers are in (408 after)."""
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    """Largest request line plus headers accepted; bigger heads get 431 before any route runs."""
 
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
-            value = [part.strip() for part in value.split(",")]
+            if not value.strip():
+                raise ValueError(_BLANK_KEY)
+            # "k1, k2," reads naturally: empty parts of a list written as one string are skipped
+            value = [part for part in (p.strip() for p in value.split(",")) if part]
         if isinstance(value, list):
-            value = [v for v in value if not (isinstance(v, str) and not v.strip())]
+            for i, key in enumerate(value):
+                if isinstance(key, SecretStr):
+                    key = key.get_secret_value()
+                if isinstance(key, str):
+                    key = value[i] = key.strip()
+                    if not key:
+                        raise ValueError(f"key {i + 1}: {_BLANK_KEY}")
+                    if not all(33 <= ord(c) < 127 for c in key):
+                        raise ValueError(f"key {i + 1} is not printable ASCII without spaces (HTTP headers carry it)")
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts_not_blank(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            if not value or any(not h.strip() for h in value):
+                raise ValueError("list the host names clients use, or '*' for any")
+            value = [h.strip().lower() for h in value]
         return value
 
     def __repr__(self) -> str:
         shown = self.model_dump(exclude={"api_keys"})
         return f"ServerSettings(api_keys=<{len(self.api_keys)} key(s)>, {shown})"
+
+
+_BLANK_KEY = (
+    "a client key is empty or blank (a variable that expands to nothing?); the gateway would be "
+    "open to anyone. Set the key, or remove the setting to run without client keys"
+)
 
 
 def _env_values(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
@@ -59,6 +110,10 @@ def _env_values(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     # the singular form reads naturally for one key
     if "api_keys" not in out and env.get(ENV_PREFIX + "API_KEY"):
         out["api_keys"] = (ENV_PREFIX + "API_KEY", env[ENV_PREFIX + "API_KEY"])
+    # Set but empty (``-e LLM_FACTORY_API_KEYS=$KEY`` with $KEY unset): fail closed, not open.
+    for var in (ENV_PREFIX + "API_KEYS", ENV_PREFIX + "API_KEY"):
+        if "api_keys" not in out and var in env:
+            out["api_keys"] = (var, env[var])
     return out
 
 

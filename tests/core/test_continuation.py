@@ -137,3 +137,28 @@ async def test_tool_call_streams_are_not_continued() -> None:
             async for _ in f.stream_async("hi"):
                 pass
     assert len(upstream.requests) == 1
+
+
+async def test_with_nobody_able_to_continue_the_original_failure_comes_at_once() -> None:
+    def cut(request: httpx.Request) -> httpx.Response:
+        chunks = openai_chunks(["Hello", " there"], finish_reason=None)
+        return sse_response(chunks, done=False)
+
+    upstream = MockUpstream(cut)
+    plain = [
+        ModelConfig(provider="openai", model_name="m", api_key="k-primary-0000", api_base="https://a.test/v1"),
+        ModelConfig(provider="openai", model_name="m", api_key="k-second-0000", api_base="https://b.test/v1"),
+    ]
+    factory = LLMFactory(
+        plain,
+        transport=upstream.transport,
+        registry=registry(),
+        strategy="first_available",
+        stream_continuation=True,
+        retry_backoff=5.0,  # walking the plan would sleep: the test would notice
+    )
+    async with factory:
+        with pytest.raises(StreamInterruptedError):
+            async for _ in factory.stream_async("hi"):
+                pass
+    assert [host_of(r) for r in upstream.requests] == ["a"]  # no deployment could continue: none was asked

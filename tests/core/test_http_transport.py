@@ -6,6 +6,9 @@ httpx's.)"""
 
 from __future__ import annotations
 
+import pathlib
+import subprocess
+import sys
 from typing import Any
 
 import anyio
@@ -23,8 +26,10 @@ from llm_factory_core import (
     UpstreamTimeoutError,
 )
 from llm_factory_core._provider import FAST_CLIENTS
-from llm_factory_core._transports import TRANSPORT_ENV, transport_name
+from llm_factory_core._transports import TRANSPORT_ENV, new_client, transport_name
+from llm_factory_core.providers import Provider, ProviderSettings
 from llm_factory_core.testing import Fault, FaultyUpstream
+from tests.core.raw_upstream import JSON, RawUpstream, completion, whole
 
 pytestmark = pytest.mark.anyio
 pytest.importorskip("aiohttp")
@@ -182,3 +187,78 @@ def test_the_aiohttp_transport_reads_the_proxy_environment_once(monkeypatch: pyt
     monkeypatch.delenv("HTTPS_PROXY")
     assert transport.proxy("https://api.openai.com/v1") == "http://proxy.internal:3128"  # read once, cached
     assert AiohttpTransport(trust_env=False).proxy("https://api.openai.com/v1") is None
+
+
+# -- the URL on the wire ----------------------------------------------------------------------
+
+WIRE_TARGETS = [
+    "/model/us.anthropic.claude-3-5-sonnet-20241022-v2%3A0/invoke",
+    "/model/anthropic.claude-3-5-sonnet-20241022-v2:0/invoke",
+    "/model/global.anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke-with-response-stream",
+    "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2F"
+    "us.anthropic.claude-3-7-sonnet-20250219-v1%3A0/converse",
+    "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse&key=a%2Fb%3Ac",
+]
+
+
+class _SignsThePath(httpx.Auth):
+    """What SigV4 does in essence: sign the path as the client built it; the server compares."""
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        request.headers["x-signed-target"] = request.url.raw_path.decode("ascii")
+        yield request
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("target", WIRE_TARGETS)
+async def test_the_path_goes_on_the_wire_exactly_as_built(transport: str, target: str) -> None:
+    # aiohttp re-normalised URLs it was handed as strings: `%3A` went out as `:`, so a SigV4
+    # signature over `/model/...v2%3A0/invoke` no longer matched (403 InvalidSignatureException).
+    with RawUpstream(whole(completion(), headers=JSON)) as up:
+        client = new_client(transport)
+        provider = Provider(ProviderSettings(model="m"), client=client, name="wire")
+        try:
+            await provider.post_json(up.url + target, {})  # the fast path on aiohttp
+            async with provider.open_stream(up.url + target, {}):  # the fast path's streams
+                pass
+            await provider.post_json(up.url + target, {}, auth=_SignsThePath())  # httpx's client path
+        finally:
+            await client.aclose()
+    assert [r.target for r in up.requests] == [target.encode()] * 3
+    assert up.requests[2].headers["x-signed-target"] == target
+
+
+# -- closing ----------------------------------------------------------------------------------
+
+_TWO_RUNS = """
+import asyncio, gc, sys
+from llm_factory_core import LLMFactory, ModelConfig
+from llm_factory_core.testing import Fault, FaultyUpstream
+
+with FaultyUpstream({"m": Fault.ok("hello")}) as up:
+    config = ModelConfig(provider="openai", model_name="m", api_base=up.base_url, api_key="sk-close-test-0001")
+    factory = LLMFactory(config, transport=sys.argv[1])
+    for _ in range(2):
+        print(asyncio.run(factory.chat_async("hi")).choices[0].message.content)
+        gc.collect()
+    factory.close()
+    gc.collect()
+print("done")
+"""
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_factory_used_across_asyncio_runs_closes_its_sessions(transport: str) -> None:
+    # Each asyncio.run ends its loop; the factory's session on that loop must close with it, or
+    # aiohttp reports "Unclosed client session" / "Unclosed connector" (at exit or at the next run).
+    done = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", "-c", _TWO_RUNS, transport],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=str(pathlib.Path(__file__).parents[2]),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["hello", "hello", "done"]
+    for sign in ("Unclosed", "ResourceWarning", "Exception ignored", "Traceback"):
+        assert sign not in done.stderr, done.stderr

@@ -81,3 +81,29 @@ def test_missing_plugin_for_a_known_provider_names_the_distribution() -> None:
     registry = PluginRegistry(entry_points=False)
     with pytest.raises(PluginError, match="pip install llm-factory-qwen"):
         LLMFactory(ModelConfig(provider="qwen", model_name="qwen-turbo", api_key="k"), registry=registry)
+
+
+def test_a_misspelt_installed_provider_suggests_the_installed_one() -> None:
+    registry = PluginRegistry(entry_points=False)
+    registry.register(plugin_module("acme_plugin", AcmeProvider), origin="llm-factory-acme")
+    with pytest.raises(PluginError, match="did you mean 'acme'") as caught:
+        LLMFactory(ModelConfig(provider="acmee", model_name="m", api_key="k"), registry=registry)
+    assert "pip install" not in caught.value.message
+
+
+def test_a_misspelt_first_party_provider_names_the_right_distribution() -> None:
+    registry = PluginRegistry(entry_points=False)
+    with pytest.raises(PluginError, match="did you mean 'gemini'.*pip install llm-factory-gemini") as caught:
+        LLMFactory(ModelConfig(provider="gemnii", model_name="m", api_key="k"), registry=registry)
+    assert "llm-factory-gemnii" not in caught.value.message
+
+
+def test_an_entry_point_named_unlike_its_key_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    class CohereV2(Provider):
+        key = "cohere-v2"
+
+    monkeypatch.setitem(sys.modules, "llm_factory_cohere", plugin_module("llm_factory_cohere", CohereV2))
+    fake_entry_points(monkeypatch, [importlib.metadata.EntryPoint("cohere", "llm_factory_cohere", "llm_factory")])
+    with pytest.raises(PluginError, match="entry point named 'cohere' but registers provider key.*'cohere-v2'") as e:
+        LLMFactory(ModelConfig(provider="cohere", model_name="m"), registry=PluginRegistry())
+    assert "is not installed" not in e.value.message

@@ -174,7 +174,33 @@ async def test_fallback_model_answers_when_the_primary_group_is_exhausted() -> N
     async with hosts.factory(configs, fallbacks={"gpt-4o": ["qwen-plus"]}, num_retries=1) as f:
         result = await f.chat_async("hi")
     assert result.choices[0].message.content == "fallback"
-    assert hosts.hosts == ["a", "a", "b"]
+    assert hosts.hosts == ["a", "a", "b"]  # one blip is retried on the same model first
+
+
+async def test_a_cooling_primary_without_a_healthy_fallback_is_still_retried() -> None:
+    hosts = Hosts(a=[error(503), text_reply("recovered")], b=error(503))
+    configs = [cfg("a"), cfg("b", model_name="qwen-plus")]
+    async with hosts.factory(configs, fallbacks={"gpt-4o": ["qwen-plus"]}, num_retries=1) as f:
+        b = f.deployments[1].name
+        f.health.stats(b).cooldown_until = time.monotonic() + 60  # the fallback is out too
+        result = await f.chat_async("hi")
+    assert result.choices[0].message.content == "recovered"
+    assert hosts.hosts == ["a", "a"]
+
+
+async def test_an_outage_goes_to_the_healthy_fallback_without_waiting() -> None:
+    hosts = Hosts(a=error(503), b=text_reply("fallback"))
+    configs = [cfg("a"), cfg("b", model_name="qwen-plus")]
+    async with hosts.factory(configs, fallbacks={"gpt-4o": ["qwen-plus"]}, cooldown=5, max_cooldown_wait=10) as f:
+        a = f.deployments[0].name
+        f.health.stats(a).consecutive_failures = 1  # a failed before: the next failure is an outage
+        await f.chat_async("first")  # a fails again and cools down for 5 s; b answers at once
+        started = time.monotonic()
+        result = await f.chat_async("second")
+        elapsed = time.monotonic() - started
+    assert result.choices[0].message.content == "fallback"
+    assert hosts.hosts == ["a", "b", "b"]  # the cooling primary is neither hammered nor waited for
+    assert elapsed < 2.5, "the plan waited out the primary's cooldown instead of using the fallback"
 
 
 async def test_cooldown_expires_and_the_deployment_returns() -> None:

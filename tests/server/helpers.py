@@ -30,6 +30,7 @@ from starlette.routing import Route
 
 from llm_factory_core import LLMFactory, ModelConfig
 from llm_factory_core.testing import json_response, openai_chunks, openai_completion, sse_body
+from llm_factory_server._protocol import uvicorn_options
 
 UPSTREAM_KEY = "sk-upstream-secret-key-0001"
 CLIENT_KEY = "client-key-secret-0042"
@@ -114,6 +115,10 @@ class ServerThread:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config.setdefault("timeout_graceful_shutdown", 5)
+        gateway = getattr(getattr(app, "state", None), "llm_factory_gateway", None)
+        if gateway is not None:  # the gateway's own connection limits, as ``llm-factory serve`` runs it
+            for key, value in uvicorn_options(gateway.settings).items():
+                config.setdefault(key, value)
         self.server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, **config))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 

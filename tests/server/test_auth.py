@@ -56,9 +56,16 @@ def test_sdk_error_type_for_401(locked: ServerThread) -> None:
     assert info.value.status_code == 401
 
 
-def test_probes_stay_open(locked: ServerThread) -> None:
+def test_probes_stay_open_and_details_need_the_key(locked: ServerThread) -> None:
     assert httpx.get(f"{locked.url}/health").status_code == 200
-    assert httpx.get(f"{locked.url}/metrics").status_code == 200
+    assert httpx.get(f"{locked.url}/ready").status_code == 200
+    for path in ("/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"):
+        response = httpx.get(locked.url + path)
+        assert response.status_code == 401, path
+        assert response.json()["error"]["code"] == "invalid_api_key"
+        keyed = httpx.get(locked.url + path, headers={"authorization": f"Bearer {CLIENT_KEY}"})
+        assert keyed.status_code == 200, path
+    assert "llm_factory_requests" in httpx.get(f"{locked.url}/metrics", headers={"api-key": CLIENT_KEY}).text
 
 
 def test_open_without_keys(gateway: ServerThread) -> None:

@@ -80,7 +80,12 @@ def test_disconnect_cancels_upstream(upstream: Upstream, serve: Serve, when: str
     assert status.in_flight == 0
     assert status.failures == 0 and status.state == "healthy"
     # the gateway still serves
-    assert httpx.post(f"{server.url}/v1/chat/completions", content=BODY % b"false").status_code == 200
+    assert (
+        httpx.post(
+            f"{server.url}/v1/chat/completions", content=BODY % b"false", headers={"content-type": "application/json"}
+        ).status_code
+        == 200
+    )
 
 
 @pytest.mark.anyio
@@ -118,7 +123,8 @@ async def test_a_client_leaving_as_the_reply_is_ready_leaves_no_cancellation_beh
     async def send(message: dict[str, object]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": [], "app": app}
+    headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")]
+    scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": headers, "app": app}
     await ChatCompletions()(scope, receive, send)
     assert sent == []  # the client is gone: nothing is written
     task = asyncio.current_task()

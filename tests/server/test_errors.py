@@ -43,7 +43,9 @@ def post(server: ServerThread, body: object, **kwargs: object) -> httpx.Response
     ],
 )
 def test_invalid_body_is_400_not_422(gateway: ServerThread, content: bytes, param: str | None, fragment: str) -> None:
-    response = httpx.post(f"{gateway.url}/v1/chat/completions", content=content)
+    response = httpx.post(
+        f"{gateway.url}/v1/chat/completions", content=content, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     error = _envelope(response)
     assert error["type"] == "invalid_request_error" and error["param"] == param
@@ -86,7 +88,7 @@ def test_unknown_model_lists_what_exists(upstream: Upstream, serve: Serve) -> No
 
 
 def test_unknown_route_and_method(gateway: ServerThread) -> None:
-    response = httpx.get(f"{gateway.url}/v1/embeddings")
+    response = httpx.get(f"{gateway.url}/v1/images/generations")  # not served (embeddings now are)
     assert response.status_code == 404 and "Unknown route" in str(_envelope(response)["message"])
     response = httpx.get(f"{gateway.url}/v1/chat/completions")
     assert response.status_code == 405
@@ -107,7 +109,9 @@ def test_oversized_body_is_413(upstream: Upstream, serve: Serve) -> None:
         for i in range(0, len(data), 1000):
             yield data[i : i + 1000]
 
-    response = httpx.post(f"{server.url}/v1/chat/completions", content=chunked())
+    response = httpx.post(
+        f"{server.url}/v1/chat/completions", content=chunked(), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert upstream.requests == []
     assert post(server, {"model": "gpt-4o", "messages": MESSAGES}).status_code == 200

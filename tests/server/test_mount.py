@@ -43,7 +43,9 @@ def test_readme_custom_integration(upstream: Upstream) -> None:
         # errors keep OpenAI's envelope without any handler of ours in the host app
         response = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "nope", "messages": MESSAGES})
         assert response.status_code == 404 and response.json()["error"]["code"] == "model_not_found"
-        response = httpx.post(f"{server.url}/v1/chat/completions", content=b"{")
+        response = httpx.post(
+            f"{server.url}/v1/chat/completions", content=b"{", headers={"content-type": "application/json"}
+        )
         assert response.status_code == 400 and "error" in response.json()
     assert gateway_for(app).factory is factory
     factory.close()
@@ -97,6 +99,7 @@ def test_public_api() -> None:
         "main",
         "router",
         "serve",
+        "uvicorn_options",
     ]
     for name in llm_factory_server.__all__:
         assert getattr(llm_factory_server, name) is not None

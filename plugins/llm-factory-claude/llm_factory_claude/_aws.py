@@ -8,6 +8,8 @@ credential_process, container and instance metadata) and it keeps up with AWS's 
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import AsyncIterator, Callable, Generator
 from typing import Any
 
@@ -28,8 +30,24 @@ __all__ = [
     "SigV4Auth",
     "aiter_event_stream",
     "header_text",
+    "scrub_sigv4",
     "sign_request",
 ]
+
+_HIDDEN = "<hidden by llm-factory: it holds credentials>"
+
+
+def _hide_signing_material(record: logging.LogRecord) -> bool:
+    # botocore.auth logs the canonical request (the session token is a signed header), the
+    # string to sign and the signature at DEBUG: keep the lines, drop what they carry.
+    if isinstance(record.msg, str) and record.msg.startswith(("CanonicalRequest", "StringToSign", "Signature")):
+        record.args = tuple(_HIDDEN for _ in record.args) if isinstance(record.args, tuple) else ()
+        if not record.args and "%" not in record.msg:
+            record.msg = record.msg.split(":", 1)[0] + ": " + _HIDDEN
+    return True
+
+
+logging.getLogger("botocore.auth").addFilter(_hide_signing_material)
 
 SIGNING_NAME = "bedrock"
 """Bedrock Runtime signs as ``bedrock`` (service-2.json ``signingName``), not ``bedrock-runtime``."""
@@ -177,6 +195,8 @@ class SigV4Auth(httpx.Auth):
         self.credentials = credentials
         self.region = region
         self._on_error = on_error
+        self.last: ReadOnlyCredentials | None = None
+        """The credentials of the latest signature (the provider masks them in errors)."""
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         raise RuntimeError("SigV4Auth resolves credentials asynchronously; use an httpx.AsyncClient")
@@ -186,6 +206,7 @@ class SigV4Auth(httpx.Auth):
             frozen = await self.credentials.frozen()
         except CredentialsUnavailable as exc:
             raise self._on_error(str(exc)) from None
+        self.last = frozen
         sign_request(request, frozen, self.region)
         yield request
 
@@ -202,3 +223,24 @@ async def aiter_event_stream(response: httpx.Response) -> AsyncIterator[EventStr
 def header_text(message: EventStreamMessage, name: str) -> str:
     value: Any = message.headers.get(name)
     return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+_SIGNATURE_CODES = frozenset(
+    {"SignatureDoesNotMatch", "InvalidSignatureException", "IncompleteSignature", "IncompleteSignatureException"}
+)
+# Linear patterns (no nested quantifiers): SigV4 material an upstream may echo.
+_SIGV4 = re.compile(r"(Signature=|Credential=)[^\s,;'\"]+")
+_ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|AIDA|AROA)[A-Z0-9]{12,124}\b")
+
+
+def scrub_sigv4(message: str, code: str | None) -> str:
+    """An AWS error message without signing material: a signature error's canonical request
+    and string to sign are dropped (they list signed headers, the session token among them),
+    ``Credential=``/``Signature=`` values and anything shaped like an access key id masked."""
+    if code in _SIGNATURE_CODES:
+        message = message.replace("\r\n", "\n")
+        for marker in ("\n\n", "The Canonical String", "The String-to-Sign"):
+            message = message.split(marker, 1)[0]
+        message = message.strip() or str(code)
+    message = _SIGV4.sub(r"\1****", message)
+    return _ACCESS_KEY_ID.sub("****", message)

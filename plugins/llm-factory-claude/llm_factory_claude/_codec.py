@@ -1,8 +1,9 @@
-"""OpenAI chat shapes <-> Anthropic Messages, shared by Bedrock (InvokeModel) and Anthropic's API.
+"""OpenAI chat requests -> Anthropic Messages bodies, shared by Bedrock (InvokeModel) and Anthropic's API.
 
-Pure functions and one small stream state machine: no HTTP here. Both hosts take the same Messages
-body (Bedrock adds ``anthropic_version`` to it and takes the model from the URL) and send the same
-response and stream events (Bedrock wraps each event in an event-stream ``chunk`` frame).
+Pure functions: no HTTP here. Both hosts take the same Messages body (Bedrock adds
+``anthropic_version`` and takes the model from the URL). Linear in the size of the conversation:
+consecutive same-role messages are merged by appending, and each turn is ordered once at the end
+(a gateway must not let one long request freeze its event loop).
 """
 
 from __future__ import annotations
@@ -12,38 +13,35 @@ import binascii
 import json
 import logging
 import re
-import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
 
-from llm_factory_core import ChatCompletion, ChatCompletionChunk, ChatRequest
-from llm_factory_core.providers import new_completion_id
+from llm_factory_core import ChatRequest
 
-from ._json_mode import JSON_TOOL, JsonMode, JsonModeError, json_mode
+from ._json_mode import JSON_TOOL, JsonModeError, json_mode, native_format
+from ._models import ModelInfo, model_info
+from ._models import default_max_tokens as family_max_tokens
+from ._thinking import (
+    THINKING_TYPES,
+    client_blocks,
+    fit_max_tokens,
+    recall_blocks,
+    thinking_for_effort,
+)
 
 __all__ = [
-    "MessagesStreamState",
+    "OPENAI_ONLY_FIELDS",
     "RequestError",
-    "decode_message",
+    "StructuredOutput",
     "encode_messages_request",
-    "map_stop_reason",
-    "usage_from_anthropic",
+    "json_answer_mode",
+    "use_native_json",
 ]
+
+StructuredOutput = Literal["auto", "native", "tool"]
 
 log = logging.getLogger("llm_factory_claude")
 
-_STOP_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "model_context_window_exceeded": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-    # Converse's names, for the same guardrail outcomes reported by InvokeModel's body.
-    "guardrail_intervened": "content_filter",
-    "content_filtered": "content_filter",
-}
 _TOOL_ID_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 _DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^,;]*)*?),(?P<data>.*)$", re.DOTALL)
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
@@ -52,15 +50,6 @@ _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 class RequestError(ValueError):
     """The OpenAI request cannot be expressed for Claude (the provider turns it into a
     BadRequestError naming its deployment)."""
-
-
-def map_stop_reason(reason: str | None) -> str | None:
-    if reason is None:
-        return None
-    if reason in _STOP_REASONS:
-        return _STOP_REASONS[reason]
-    log.warning("unknown Claude stop_reason %r mapped to 'stop'", reason)
-    return "stop"
 
 
 def _tool_id(value: Any) -> str:
@@ -106,6 +95,15 @@ def _image_block(part: dict[str, Any], *, allow_urls: bool) -> dict[str, Any]:
     raise RequestError("images must be data: URLs (base64) on this host; http(s) image URLs are not fetched")
 
 
+def _cache_control(source: Mapping[str, Any], target: dict[str, Any]) -> dict[str, Any]:
+    """Prompt caching: an OpenAI part's (or message's, or tool's) ``cache_control`` reaches Claude
+    unchanged (the same field on Anthropic and Bedrock InvokeModel)."""
+    marker = source.get("cache_control")
+    if marker is not None:
+        target["cache_control"] = marker
+    return target
+
+
 def _content_blocks(content: Any, *, allow_urls: bool) -> list[dict[str, Any]]:
     """OpenAI content (string or parts) -> Claude blocks. Empty text is dropped: Claude rejects it."""
     if content is None:
@@ -119,9 +117,9 @@ def _content_blocks(content: Any, *, allow_urls: bool) -> list[dict[str, Any]]:
         kind = part.get("type")
         if kind == "text":
             if part.get("text"):
-                blocks.append({"type": "text", "text": str(part["text"])})
+                blocks.append(_cache_control(part, {"type": "text", "text": str(part["text"])}))
         elif kind == "image_url":
-            blocks.append(_image_block(part, allow_urls=allow_urls))
+            blocks.append(_cache_control(part, _image_block(part, allow_urls=allow_urls)))
         elif kind in ("image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"):
             blocks.append(part)  # already Claude-shaped: pass through
         else:
@@ -163,36 +161,73 @@ def _tool_result_block(message: dict[str, Any], *, allow_urls: bool) -> dict[str
     return block
 
 
-def _messages(messages: list[dict[str, Any]], *, allow_urls: bool) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """System blocks and the alternating user/assistant turns (consecutive same-role merged)."""
+def _system_blocks(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A system message as text blocks: one per message, or one per part (each keeping its
+    ``cache_control``) when any part is a cache breakpoint."""
+    content = message.get("content")
+    parts = [p for p in content if isinstance(p, dict)] if isinstance(content, list) else []
+    if any(p.get("cache_control") for p in parts):
+        blocks = [
+            _cache_control(p, {"type": "text", "text": str(p["text"])})
+            for p in parts
+            if p.get("type") == "text" and p.get("text")
+        ]
+    else:
+        text = _text_of(content)
+        blocks = [{"type": "text", "text": text}] if text else []
+    if blocks and message.get("cache_control") is not None:
+        blocks[-1] = _cache_control(message, dict(blocks[-1]))
+    return blocks
+
+
+def _ordered(role: str, blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Claude wants tool results first in a user turn and thinking first in an assistant turn:
+    one stable partition per turn (never a sort per merged message, which was quadratic)."""
+    first = "tool_result" if role == "user" else None
+    if first is None and blocks and blocks[0].get("type") in THINKING_TYPES:
+        return blocks  # already led by thinking (Claude's own order, interleaved blocks kept as sent)
+    head = [b for b in blocks if (b.get("type") == first if first else b.get("type") in THINKING_TYPES)]
+    if not head or len(head) == len(blocks):
+        return blocks
+    return head + [b for b in blocks if (b.get("type") != first if first else b.get("type") not in THINKING_TYPES)]
+
+
+def _messages(
+    messages: list[dict[str, Any]], *, allow_urls: bool, thinking: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """System blocks and the alternating user/assistant turns (consecutive same-role merged).
+    With ``thinking``, an assistant message's signed thinking blocks are rebuilt at its head, from
+    ``thinking_blocks`` or from the reasoning memory (by tool-call id)."""
     system: list[dict[str, Any]] = []
-    turns: list[dict[str, Any]] = []
+    merged: list[tuple[str, list[dict[str, Any]]]] = []
     for message in messages:
         role = message.get("role")
         if role in ("system", "developer"):
-            text = _text_of(message.get("content"))
-            if text:
-                system.append({"type": "text", "text": text})
+            system += _system_blocks(message)
             continue
         if role == "user":
             claude_role, blocks = "user", _content_blocks(message.get("content"), allow_urls=allow_urls)
         elif role == "assistant":
-            blocks = _content_blocks(message.get("content"), allow_urls=allow_urls)
-            blocks += _tool_use_blocks(message.get("tool_calls") or [])
+            calls = message.get("tool_calls") or []
+            blocks = _content_blocks(message.get("content"), allow_urls=allow_urls) + _tool_use_blocks(calls)
             claude_role = "assistant"
+            if thinking and blocks:
+                head = client_blocks(message) or (recall_blocks(calls) if calls else None)
+                if head:
+                    blocks = head + blocks
         elif role == "tool":
             claude_role, blocks = "user", [_tool_result_block(message, allow_urls=allow_urls)]
         else:
             raise RequestError(f"message role {role!r} is not supported by Claude (use tools / tool messages)")
         if not blocks:
             continue
-        if turns and turns[-1]["role"] == claude_role:
-            merged = turns[-1]["content"] + blocks
-            # Claude wants tool results first in a user turn (before any text).
-            merged.sort(key=lambda b: 0 if b.get("type") == "tool_result" else 1)
-            turns[-1]["content"] = merged
+        if message.get("cache_control") is not None and role != "tool":
+            blocks[-1] = _cache_control(message, dict(blocks[-1]))
+        if merged and merged[-1][0] == claude_role:
+            merged[-1][1].extend(blocks)  # amortised O(1) per block
         else:
-            turns.append({"role": claude_role, "content": blocks})
+            merged.append((claude_role, blocks))
+    turns: list[dict[str, Any]] = [{"role": r, "content": _ordered(r, blocks)} for r, blocks in merged]
     if turns and turns[-1]["role"] == "assistant":
         # A final assistant turn is a prefill that Claude continues; Claude rejects one ending in
         # whitespace, so the trailing whitespace of its last text block is trimmed.
@@ -208,6 +243,21 @@ def _messages(messages: list[dict[str, Any]], *, allow_urls: bool) -> tuple[list
     return system, turns
 
 
+def _tool_loop_lacks_thinking(turns: list[dict[str, Any]]) -> bool:
+    """Whether the assistant turn of the current tool loop (its last ``tool_use`` turn after the last
+    user turn that is not only tool results) does not start with a thinking block: with thinking
+    on, Anthropic rejects that turn ("Expected `thinking` or `redacted_thinking`...")."""
+    for turn in reversed(turns):
+        blocks = turn["content"]
+        if turn["role"] == "user":
+            if any(b.get("type") != "tool_result" for b in blocks):
+                return False
+            continue
+        if any(b.get("type") == "tool_use" for b in blocks):
+            return blocks[0].get("type") not in THINKING_TYPES
+    return False
+
+
 def _tools(request: ChatRequest) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
     tools = []
     for tool in request.tools or []:
@@ -221,6 +271,8 @@ def _tools(request: ChatRequest) -> tuple[list[dict[str, Any]] | None, dict[str,
         }
         if function.get("description"):
             spec["description"] = function["description"]
+        _cache_control(function, spec)
+        _cache_control(tool, spec)
         tools.append(spec)
     choice: dict[str, Any] | None = None
     tc = request.tool_choice
@@ -244,14 +296,107 @@ def _tools(request: ChatRequest) -> tuple[list[dict[str, Any]] | None, dict[str,
     return (tools or None), (choice if tools else None)
 
 
-def encode_messages_request(request: ChatRequest, *, default_max_tokens: int, allow_image_urls: bool) -> dict[str, Any]:
-    """The Messages body without ``model``, ``stream`` and versions (the transports add those)."""
+OPENAI_ONLY_FIELDS = frozenset(
+    {
+        "store",
+        "verbosity",
+        "prediction",
+        "modalities",
+        "audio",
+        "web_search_options",
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "safety_identifier",
+        "functions",
+        "function_call",
+    }
+)
+"""OpenAI request fields Claude has no counterpart for: dropped rather than sent (Claude rejects
+unknown fields). Every other top-level unknown field is a Claude field a gateway client sent with
+the OpenAI SDK's ``extra_body`` (``thinking``, ``top_k``, ``output_config``, ``cache_control``...)."""
+
+
+def _extras(request: ChatRequest) -> dict[str, Any]:
+    """Top-level unknown fields, then ``extra_body`` (library callers) over them."""
+    extras: dict[str, Any] = {}
+    for key, value in (request.model_extra or {}).items():
+        if value is None or key in OPENAI_ONLY_FIELDS:
+            continue
+        # Same names, other shapes: OpenAI's metadata (any keys) and service tiers.
+        if key == "metadata" and not (isinstance(value, dict) and set(value) <= {"user_id"}):
+            continue
+        if key == "service_tier" and value not in ("auto", "standard_only"):
+            continue
+        extras[key] = value
+    if request.extra_body:
+        extras.update(request.extra_body)
+    return extras
+
+
+def use_native_json(request: ChatRequest, info: ModelInfo, policy: StructuredOutput) -> bool:
+    """``output_config.format`` for a json_schema ``response_format`` on models that have it
+    (works with tools and thinking); otherwise the forced-tool emulation (``_json_mode``)."""
+    return policy != "tool" and (policy == "native" or info.native_json) and native_format(request) is not None
+
+
+def json_answer_mode(request: ChatRequest, *, model: str, structured_output: StructuredOutput = "auto") -> Any:
+    """The forced-tool JsonMode the reply decoder needs, or None (plain text or native JSON)."""
+    if use_native_json(request, model_info(model), structured_output):
+        return None
+    return json_mode(request)
+
+
+def _thinking_config(
+    request: ChatRequest, extras: dict[str, Any], info: ModelInfo
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The caller's own ``thinking`` wins; else ``reasoning_effort`` becomes Claude's control."""
+    effort = request.reasoning_effort
+    try:
+        mapped, level = thinking_for_effort(effort, info) if effort else (None, None)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    given = extras.pop("thinking", None)
+    if isinstance(given, dict):
+        return given, level
+    return mapped, level
+
+
+def encode_messages_request(
+    request: ChatRequest,
+    *,
+    default_max_tokens: int | None = None,
+    allow_image_urls: bool,
+    model: str = "",
+    structured_output: StructuredOutput = "auto",
+) -> dict[str, Any]:
+    """The Messages body without ``model``, ``stream`` and versions (the transports add those).
+    ``model`` (the upstream id) selects the family's controls (``_models``)."""
     if request.n not in (None, 1):
         raise RequestError("Claude returns one choice per call; n must be 1")
-    system, turns = _messages([dict(m) for m in request.messages], allow_urls=allow_image_urls)
+    info = model_info(model)
+    extras = _extras(request)
+    thinking, effort = _thinking_config(request, extras, info)
+    thinking_on = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+    native = use_native_json(request, info, structured_output)
+    try:
+        mode = None if native else json_mode(request)
+    except JsonModeError as exc:
+        raise RequestError(str(exc)) from None
+    if thinking_on and mode is not None:
+        log.warning("thinking turned off for this request: JSON mode on %s is a forced tool call", model or "Claude")
+        thinking_on, thinking = False, None
+    messages = [dict(m) for m in request.messages]
+    system, turns = _messages(messages, allow_urls=allow_image_urls, thinking=thinking_on)
+    if thinking_on and _tool_loop_lacks_thinking(turns):
+        # A tool loop begun elsewhere (another provider, or a client that dropped the blocks and a
+        # process that forgot them): Anthropic allows it only with thinking off.
+        log.warning("thinking turned off for this request: its tool-use turn has no Claude thinking blocks")
+        thinking_on, thinking = False, None
+        system, turns = _messages(messages, allow_urls=allow_image_urls, thinking=False)
     if not turns:
         raise RequestError("the request has no user or assistant message with content")
-    body: dict[str, Any] = {"max_tokens": request.max_output_tokens or default_max_tokens, "messages": turns}
+    max_tokens = request.max_output_tokens or default_max_tokens or family_max_tokens(info)
+    body: dict[str, Any] = {"max_tokens": max_tokens, "messages": turns}
     if system:
         body["system"] = system
     if request.temperature is not None:
@@ -262,221 +407,24 @@ def encode_messages_request(request: ChatRequest, *, default_max_tokens: int, al
     if request.stop:
         body["stop_sequences"] = [request.stop] if isinstance(request.stop, str) else list(request.stop)
     tools, choice = _tools(request)
-    try:
-        mode = json_mode(request)
-    except JsonModeError as exc:
-        raise RequestError(str(exc)) from None
     if mode is not None:
         tools, choice = [mode.tool], {"type": "tool", "name": JSON_TOOL}
     if tools:
         body["tools"] = tools
     if choice:
         body["tool_choice"] = choice
-    if request.extra_body:
-        body.update(request.extra_body)
+    if thinking is not None:
+        body["thinking"] = thinking
+    output_config: dict[str, Any] = {}
+    if effort:
+        output_config["effort"] = effort
+    if native:
+        output_config["format"] = native_format(request)
+    given = extras.pop("output_config", None)
+    if isinstance(given, dict):
+        output_config.update(given)
+    body.update(extras)
+    if output_config:
+        body["output_config"] = output_config
+    fit_max_tokens(body, info)
     return body
-
-
-def usage_from_anthropic(usage: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Claude's input_tokens excludes cache reads and writes; OpenAI's prompt_tokens includes them."""
-    if not usage:
-        return None
-    cached = int(usage.get("cache_read_input_tokens") or 0)
-    prompt = int(usage.get("input_tokens") or 0) + cached + int(usage.get("cache_creation_input_tokens") or 0)
-    completion = int(usage.get("output_tokens") or 0)
-    out: dict[str, Any] = {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-    if cached:
-        out["prompt_tokens_details"] = {"cached_tokens": cached}
-    return out
-
-
-def _guardrail_intervened(data: dict[str, Any]) -> bool:
-    return data.get("amazon-bedrock-guardrailAction") == "INTERVENED"
-
-
-def decode_message(data: Any, *, model: str, json_answer: JsonMode | None = None) -> ChatCompletion:
-    """An Anthropic ``Message`` -> ChatCompletion. Raises ValueError for a body of another shape.
-    With ``json_answer`` (a ``response_format`` request), the forced tool's input is the text."""
-    if not isinstance(data, dict) or not isinstance(data.get("content"), list):
-        raise ValueError("the reply is not a Claude message")
-    texts: list[str] = []
-    reasoning: list[str] = []
-    tool_calls = []
-    for block in data["content"]:
-        kind = block.get("type")
-        if kind == "text":
-            texts.append(block.get("text") or "")
-        elif kind == "thinking":
-            reasoning.append(block.get("thinking") or "")
-        elif kind == "tool_use" and json_answer is not None and block.get("name") == JSON_TOOL:
-            texts.append(json_answer.text(block.get("input")))
-        elif kind == "tool_use":
-            tool_calls.append(
-                {
-                    "id": block.get("id") or "",
-                    "type": "function",
-                    "function": {
-                        "name": block.get("name") or "",
-                        "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False),
-                    },
-                }
-            )
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts else None}
-    if tool_calls:
-        message["tool_calls"] = tool_calls
-    if reasoning:
-        message["reasoning_content"] = "".join(reasoning)
-    finish = "content_filter" if _guardrail_intervened(data) else map_stop_reason(data.get("stop_reason"))
-    if finish == "tool_calls" and not tool_calls:
-        finish = "stop"  # the forced JSON tool: an answer, not a call to make
-    return ChatCompletion.model_validate(
-        {
-            "id": data.get("id") or new_completion_id(),
-            "created": int(time.time()),
-            "model": data.get("model") or model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish or "stop"}],
-            "usage": usage_from_anthropic(data.get("usage")),
-        }
-    )
-
-
-class MessagesStreamState:
-    """Claude stream events -> OpenAI chunks.
-
-    The finish chunk (and the usage chunk, when asked for) is sent at ``message_stop`` because the
-    final usage only arrives with ``message_delta`` / Bedrock's invocation metrics; a stream cut
-    after ``message_delta`` still finishes (``close``). Tool calls get OpenAI indices: the ordinal
-    of the tool call, not Claude's content block index.
-    """
-
-    def __init__(self, model: str, *, include_usage: bool, json_answer: JsonMode | None = None) -> None:
-        self.json_answer = json_answer
-        self._json_block: int | None = None
-        self._json_parts: list[str] = []
-        self.id = new_completion_id()
-        self.created = int(time.time())
-        self.model = model
-        self.include_usage = include_usage
-        self.usage: dict[str, Any] = {}
-        self.stop_reason: str | None = None
-        self.guardrail = False
-        self.finished = False
-        self._tool_index: dict[int, int] = {}
-
-    def _chunk(
-        self, delta: dict[str, Any] | None, finish: str | None = None, *, usage: dict[str, Any] | None = None
-    ) -> ChatCompletionChunk:
-        data: dict[str, Any] = {
-            "id": self.id,
-            "created": self.created,
-            "model": self.model,
-            "choices": [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }
-        if usage is not None:
-            data["usage"] = usage
-        return ChatCompletionChunk.model_validate(data)
-
-    def feed(self, event: dict[str, Any]) -> list[ChatCompletionChunk]:
-        """Chunks for one decoded event (``error`` events are the caller's to raise)."""
-        kind = event.get("type")
-        if kind == "message_start":
-            message = event.get("message") or {}
-            self.id = message.get("id") or self.id
-            self.model = message.get("model") or self.model
-            self.usage.update({k: v for k, v in (message.get("usage") or {}).items() if v is not None})
-            return [self._chunk({"role": "assistant", "content": ""})]
-        if kind == "content_block_start":
-            block = event.get("content_block") or {}
-            if block.get("type") == "tool_use" and self.json_answer is not None and block.get("name") == JSON_TOOL:
-                self._json_block = int(event.get("index", 0))
-                return []
-            if block.get("type") == "tool_use":
-                index = self._tool_index.setdefault(int(event.get("index", 0)), len(self._tool_index))
-                call = {
-                    "index": index,
-                    "id": block.get("id"),
-                    "type": "function",
-                    "function": {"name": block.get("name"), "arguments": ""},
-                }
-                return [self._chunk({"tool_calls": [call]})]
-            if block.get("type") == "text" and block.get("text"):
-                return [self._chunk({"content": block["text"]})]
-            return []
-        if kind == "content_block_delta":
-            delta = event.get("delta") or {}
-            dtype = delta.get("type")
-            if dtype == "text_delta" and delta.get("text"):
-                return [self._chunk({"content": delta["text"]})]
-            if dtype == "input_json_delta" and delta.get("partial_json"):
-                block_index = int(event.get("index", 0))
-                if block_index == self._json_block:
-                    return self._json_delta(delta["partial_json"])
-                index = self._tool_index.setdefault(block_index, len(self._tool_index))
-                call = {"index": index, "function": {"arguments": delta["partial_json"]}}
-                return [self._chunk({"tool_calls": [call]})]
-            if dtype == "thinking_delta" and delta.get("thinking"):
-                return [self._chunk({"reasoning_content": delta["thinking"]})]
-            return []
-        if kind == "message_delta":
-            self.stop_reason = (event.get("delta") or {}).get("stop_reason") or self.stop_reason
-            self.usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
-            if _guardrail_intervened(event):
-                self.guardrail = True
-            return []
-        if kind == "message_stop":
-            metrics = event.get("amazon-bedrock-invocationMetrics") or {}
-            if metrics.get("outputTokenCount") is not None:
-                self.usage["output_tokens"] = metrics["outputTokenCount"]
-            if metrics.get("inputTokenCount") is not None and "input_tokens" not in self.usage:
-                self.usage["input_tokens"] = metrics["inputTokenCount"]
-            if _guardrail_intervened(event):
-                self.guardrail = True
-            return self._finish()
-        if kind == "content_block_stop" and self._json_parts and int(event.get("index", 0)) == self._json_block:
-            return self._json_end()
-        return []  # ping, other content_block_stop, unknown future events
-
-    def _json_delta(self, partial: str) -> list[ChatCompletionChunk]:
-        """The JSON answer streams as text; a wrapped one (``{"value": ...}``) is held until its
-        block ends, then unwrapped."""
-        if self.json_answer is not None and self.json_answer.wrapped:
-            self._json_parts.append(partial)
-            return []
-        return [self._chunk({"content": partial})]
-
-    def _json_end(self) -> list[ChatCompletionChunk]:
-        assert self.json_answer is not None
-        raw = "".join(self._json_parts)
-        self._json_parts = []
-        try:
-            text = self.json_answer.text(json.loads(raw))
-        except ValueError:  # cut short (max_tokens): the text as it came, as OpenAI sends it
-            text = raw
-        return [self._chunk({"content": text})]
-
-    def _finish(self) -> list[ChatCompletionChunk]:
-        if self.finished:
-            return []
-        self.finished = True
-        finish = "content_filter" if self.guardrail else (map_stop_reason(self.stop_reason) or "stop")
-        if finish == "tool_calls" and not self._tool_index:
-            finish = "stop"  # the forced JSON tool: an answer, not a call to make
-        out = [self._chunk({}, finish)]
-        if self.include_usage:
-            # OpenAI's shape: a last chunk with empty choices that carries the usage.
-            usage = usage_from_anthropic(self.usage) or usage_from_anthropic({"output_tokens": 0})
-            out.append(self._chunk(None, usage=usage))
-        return out
-
-    def close(self) -> list[ChatCompletionChunk] | None:
-        """At the end of the bytes: the remaining chunks if a stop reason arrived, else None
-        (the stream was cut before it finished)."""
-        if self.finished:
-            return []
-        if self.stop_reason is None:
-            return None
-        return self._finish()

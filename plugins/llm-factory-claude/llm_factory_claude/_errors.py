@@ -35,11 +35,16 @@ __all__ = [
 
 Classified = tuple[type[ProviderError], str, dict[str, Any]]
 
+# Context-length wording of both hosts ("Input is too long for requested model.", "prompt is too
+# long: 210000 tokens > 200000 maximum", "input length and `max_tokens` exceed context limit"). No
+# nested or unbounded-then-alternation quantifiers: the old ``exceeds? .*(?:maximum|...)`` took 21 s
+# on a 100 KB hostile message (each "exceed " rescanned the rest of it).
 _CONTEXT_RE = re.compile(
-    r"too long|context (?:length|window|limit)|prompt is too long|exceeds? .*(?:maximum|context|limit)"
-    r"|too many (?:input )?tokens in (?:the )?(?:prompt|input)",
+    r"too long|context (?:length|window|limit)|too many (?:input )?tokens in (?:the )?(?:prompt|input)",
     re.IGNORECASE,
 )
+_EXCEED_RE = re.compile(r"exceeds? ", re.IGNORECASE)
+_EXCEED_WORDS = ("maximum", "context", "limit")
 _AWS_AUTH_CODES = frozenset(
     {
         "AccessDeniedException",
@@ -83,7 +88,12 @@ def normalise_aws_code(raw: str | None) -> str:
 
 
 def _is_context(message: str) -> bool:
-    return bool(_CONTEXT_RE.search(message))
+    if _CONTEXT_RE.search(message):
+        return True
+    # "exceed(s) ... maximum/context/limit": one pass for the word, one for what follows it.
+    found = _EXCEED_RE.search(message)
+    rest = message[found.end() :].lower() if found else ""
+    return any(word in rest for word in _EXCEED_WORDS)
 
 
 def classify_bedrock_code(code: str, message: str, status: int | None) -> type[ProviderError]:

@@ -76,6 +76,11 @@ class Host:
     def rejected_credentials(self) -> None:
         """Called after the upstream refused this deployment's credentials."""
 
+    @property
+    def secrets(self) -> list[str]:
+        """Credentials found outside the settings (environment, credential chain), to mask."""
+        return []
+
 
 class BedrockHost(Host):
     """``POST /model/{modelId}/invoke`` and ``/invoke-with-response-stream`` on bedrock-runtime."""
@@ -106,7 +111,11 @@ class BedrockHost(Host):
 
     @property
     def secrets(self) -> list[str]:
-        return [self._bearer] if self._bearer else []
+        found = [self._bearer] if self._bearer else []
+        last = self._auth.last if self._auth is not None else None
+        if last is not None:
+            found += [v for v in (last.access_key, last.secret_key, last.token) if v]
+        return found
 
     async def region(self) -> str:
         region = self._region
@@ -217,10 +226,15 @@ class AnthropicHost(Host):
             "accept": "application/json",
             "anthropic-version": settings.anthropic_version or ANTHROPIC_VERSION,
         }
+        self._key = key
         if key:
             self._headers["x-api-key"] = key
         if settings.anthropic_beta:
             self._headers["anthropic-beta"] = ",".join(settings.anthropic_beta)
+
+    @property
+    def secrets(self) -> list[str]:
+        return [self._key] if self._key else []
 
     async def url(self, *, stream: bool) -> str:
         return self._url

@@ -1,7 +1,11 @@
-"""OpenAI's ``response_format`` on Claude: a forced tool whose input is the JSON answer.
+"""OpenAI's ``response_format`` on Claude: native structured output, or a forced tool whose input
+is the JSON answer.
 
-Claude's Messages API on Bedrock has no JSON mode. Anthropic documents forcing a tool call as the
-way to get JSON that follows a schema ("tool use for JSON mode"): the tool's ``input_schema`` is
+Models with structured outputs (``_models.ModelInfo.native_json``) take a json_schema as
+``output_config.format`` (``native_format``): it works together with tools and thinking. Older
+models, ``json_object`` (no schema to give) and non-object schemas use the emulation: Anthropic
+documents forcing a tool call as the way to get JSON that follows a schema ("tool use for JSON
+mode"): the tool's ``input_schema`` is
 the requested schema and ``tool_choice`` names it. The tool call's input comes back as the reply
 text, streamed as it arrives, with finish reason ``stop``, which is what OpenAI returns.
 Claude's tool schemas must describe an object, so any other schema (an array, a string) is
@@ -16,7 +20,7 @@ from typing import Any
 
 from llm_factory_core import ChatRequest
 
-__all__ = ["JSON_TOOL", "JsonMode", "json_mode"]
+__all__ = ["JSON_TOOL", "JsonMode", "JsonModeError", "json_mode", "native_format"]
 
 JSON_TOOL = "json_response"
 """The forced tool's name; a reply's tool call of that name is the JSON answer."""
@@ -60,10 +64,24 @@ def json_mode(request: ChatRequest) -> JsonMode | None:
         raise JsonModeError(f"response_format type {kind!r} is not supported: use text, json_object or json_schema")
     if request.tools:
         raise JsonModeError(
-            "response_format together with tools is not supported on Claude (JSON mode is itself a "
-            "forced tool call): send one or the other"
+            "response_format together with tools needs Claude's structured outputs (a json_schema "
+            "with an object schema, on Sonnet 4.5+, Haiku 4.5 or Opus 4.5+); on this model JSON mode "
+            "is itself a forced tool call: send one or the other"
         )
     wrapped = schema.get("type") != "object"
     if wrapped:
         schema = {"type": "object", "properties": {"value": schema}, "required": ["value"]}
     return JsonMode({"name": JSON_TOOL, "description": description, "input_schema": schema}, wrapped)
+
+
+def native_format(request: ChatRequest) -> dict[str, Any] | None:
+    """``output_config.format`` for a json_schema ``response_format`` whose schema is an object
+    (anthropic-sdk-python ``types/json_output_format_param.py``); None otherwise."""
+    response_format = request.response_format
+    if not response_format or response_format.get("type") != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        return None
+    return {"type": "json_schema", "schema": schema}

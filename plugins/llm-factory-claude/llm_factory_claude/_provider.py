@@ -25,9 +25,11 @@ from llm_factory_core.providers import (
     mask_secret,
 )
 
-from ._codec import MessagesStreamState, RequestError, decode_message, encode_messages_request
+from ._aws import scrub_sigv4
+from ._codec import RequestError, encode_messages_request, json_answer_mode
+from ._decode import MessagesStreamState, decode_message
 from ._hosts import AnthropicHost, BedrockHost, Host
-from ._json_mode import json_mode
+from ._rules import CLAUDE_RULES
 from ._settings import ClaudeSettings, auth_kind, resolve_mode
 
 __all__ = ["ClaudeProvider"]
@@ -40,6 +42,7 @@ class ClaudeProvider(Provider):
     Settings = ClaudeSettings
     capabilities = Capabilities(streaming=True, tools=True, vision=True, prefill=True)
     owned_by = "anthropic"
+    model_rules = CLAUDE_RULES
 
     settings: ClaudeSettings
 
@@ -50,6 +53,9 @@ class ClaudeProvider(Provider):
             if self.mode == "anthropic"
             else BedrockHost(self.settings, self._make_error)
         )
+        self.add_secret(self.settings.aws_access_key_id)  # a plain str field, not a SecretStr
+        for secret in self.host.secrets:  # ANTHROPIC_API_KEY / AWS_BEARER_TOKEN_BEDROCK fallbacks
+            self.add_secret(secret)
 
     @classmethod
     def credential_label(cls, settings: ProviderSettings) -> str | None:
@@ -76,23 +82,20 @@ class ClaudeProvider(Provider):
             raise ValueError(
                 "give either api_key (a Bedrock API key) or AWS credentials (keys or aws_profile), not both"
             )
-        if s.default_max_tokens < 1:
+        if s.default_max_tokens is not None and s.default_max_tokens < 1:
             raise ValueError("default_max_tokens must be at least 1")
 
     # -- errors ---------------------------------------------------------------------------------
 
     def _make_error(self, cls: type[ProviderError], message: str, kwargs: dict[str, Any]) -> ProviderError:
-        for secret in self._secrets():
-            if secret and secret in message:
-                message = message.replace(secret, mask_secret(secret))
+        for secret in self.host.secrets:  # credentials the AWS chain resolved (or refreshed)
+            self.add_secret(secret)
+        code = kwargs.get("code")
+        message = scrub_sigv4(self.mask(message), code if isinstance(code, str) else None)
         error = self.error(cls, message, **kwargs)
         if isinstance(error, AuthenticationError):
             self.host.rejected_credentials()
         return error
-
-    def _secrets(self) -> list[str]:
-        s = self.settings
-        return [v.get_secret_value() for v in (s.aws_secret_access_key, s.aws_session_token) if v is not None]
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
         cls, message, kwargs = self.host.classify(status, headers, body)
@@ -111,11 +114,16 @@ class ClaudeProvider(Provider):
                 request,
                 default_max_tokens=self.settings.default_max_tokens,
                 allow_image_urls=self.host.allow_image_urls,
+                model=self.settings.model,
+                structured_output=self.settings.structured_output,
             )
         except RequestError as exc:
             raise self.error(BadRequestError, str(exc)) from None
         body = self.host.finish_body(body, request, stream=stream)
         return await self.host.url(stream=stream), body, self.host.headers(stream=stream)
+
+    def _json_answer(self, request: ChatRequest) -> Any:
+        return json_answer_mode(request, model=self.settings.model, structured_output=self.settings.structured_output)
 
     async def chat(self, request: ChatRequest) -> ChatCompletion:
         url, body, headers = await self._prepare(request, stream=False)
@@ -123,14 +131,14 @@ class ClaudeProvider(Provider):
         if isinstance(data, dict) and data.get("type") == "error":
             raise self.parse_error(500, httpx.Headers(), json_dumps(data))
         try:
-            return decode_message(data, model=self.settings.model, json_answer=json_mode(request))
+            return decode_message(data, model=self.settings.model, json_answer=self._json_answer(request))
         except ValueError:
             raise self.error(ServerError, "upstream sent a reply that is not a Claude message") from None
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         url, body, headers = await self._prepare(request, stream=True)
         state = MessagesStreamState(
-            self.settings.model, include_usage=request.include_usage, json_answer=json_mode(request)
+            self.settings.model, include_usage=request.include_usage, json_answer=self._json_answer(request)
         )
         async with self.open_stream(url, body, headers, auth=await self.host.auth()) as response:
             async for event in self.host.events(response):

@@ -63,8 +63,13 @@ class ClaudeSettings(ProviderSettings):
     """Overrides ``anthropic-version`` (Anthropic) or the ``anthropic_version`` body field (Bedrock)."""
     anthropic_beta: list[str] | None = None
     """Beta feature flags (``anthropic-beta`` header on Anthropic, ``anthropic_beta`` body on Bedrock)."""
-    default_max_tokens: int = 4096
-    """Claude requires max_tokens; used when neither the call nor the deployment sets it."""
+    default_max_tokens: int | None = None
+    """Claude requires max_tokens; used when neither the call nor the deployment sets it. By
+    default the model family's output limit, at most 32,000 (``_models.default_max_tokens``)."""
+    structured_output: Literal["auto", "native", "tool"] = "auto"
+    """``response_format`` json_schema as Claude's ``output_config.format`` (``native``), as a
+    forced tool call (``tool``), or by model family (``auto``: native on Sonnet/Haiku 4.5, Opus
+    4.5 and later)."""
     guardrail_identifier: str | None = None
     """A Bedrock guardrail applied to every call (``X-Amzn-Bedrock-GuardrailIdentifier``)."""
     guardrail_version: str | None = None

@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from llm_factory_core import ChatCompletion, ChatCompletionChunk
 from llm_factory_core.providers import json_dumps, new_completion_id
 
-from ._signatures import new_call_id, pack_call_id
+from ._signatures import extra_content, new_call_id, remember
 
-__all__ = ["Blocked", "StreamState", "decode_response", "finish_reason", "usage"]
+__all__ = ["Blocked", "StreamState", "TOOL_FAILURES", "TurnFailed", "decode_response", "finish_reason", "usage"]
+
+log = logging.getLogger("llm_factory_gemini")
 
 _FILTERED = frozenset(
     {
@@ -24,8 +27,30 @@ _FILTERED = frozenset(
         "IMAGE_SAFETY",
         "IMAGE_PROHIBITED_CONTENT",
         "IMAGE_RECITATION",
+        "MODEL_ARMOR",
     }
 )
+TOOL_FAILURES = frozenset(
+    {
+        "MALFORMED_FUNCTION_CALL",
+        "UNEXPECTED_TOOL_CALL",
+        "TOO_MANY_TOOL_CALLS",
+        "MISSING_THOUGHT_SIGNATURE",
+        "MALFORMED_RESPONSE",
+    }
+)
+"""Finish reasons of a turn the model botched (google-genai ``FinishReason``): the same request
+often succeeds when sent again, so an empty turn ending so is an error that fails over, not an
+empty ``stop``."""
+
+
+class TurnFailed(Exception):
+    """Every candidate ended with a ``TOOL_FAILURES`` reason and produced nothing."""
+
+    def __init__(self, reason: str, message: str | None) -> None:
+        detail = f": {message}" if message else ""
+        super().__init__(f"Gemini ended the turn with {reason} and no content{detail}; sending it again may succeed")
+        self.reason = reason
 
 
 class Blocked(Exception):
@@ -46,6 +71,24 @@ def finish_reason(reason: str | None, called_functions: bool) -> str | None:
     if reason in _FILTERED:
         return "content_filter"
     return "tool_calls" if called_functions else "stop"
+
+
+def _check_turn(candidates: list[dict[str, Any]], produced: dict[int, bool]) -> None:
+    """Raise ``TurnFailed`` when every finished candidate is an empty ``TOOL_FAILURES`` end; log a
+    warning when such a candidate did produce something (it is returned, with ``stop``)."""
+    failed: list[dict[str, Any]] = []
+    for position, candidate in enumerate(candidates):
+        reason = candidate.get("finishReason")
+        if reason not in TOOL_FAILURES:
+            continue
+        index = int(candidate.get("index", position))
+        if produced.get(index):
+            log.warning("Gemini candidate %d ended with %s after some output; returned as stop", index, reason)
+        else:
+            failed.append(candidate)
+    if failed and len(failed) == len(candidates):
+        log.warning("Gemini ended the turn with %s and no content", failed[0]["finishReason"])
+        raise TurnFailed(str(failed[0]["finishReason"]), failed[0].get("finishMessage"))
 
 
 def usage(metadata: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -73,37 +116,42 @@ def _check_blocked(data: dict[str, Any]) -> None:
         raise Blocked(str(feedback["blockReason"]), feedback.get("blockReasonMessage"))
 
 
-def _tool_call(part: dict[str, Any], *, in_id: bool) -> dict[str, Any]:
+def _tool_call(part: dict[str, Any]) -> dict[str, Any]:
     call = part["functionCall"]
+    call_id = str(call.get("id") or new_call_id())
     signature = part.get("thoughtSignature")
     out: dict[str, Any] = {
-        "id": pack_call_id(str(call.get("id") or new_call_id()), signature if in_id else None),
+        "id": call_id,
         "type": "function",
         "function": {"name": call.get("name", ""), "arguments": json_dumps(call.get("args") or {}).decode()},
     }
-    if signature:
-        out["extra_content"] = {"google": {"thought_signature": signature}}
+    if isinstance(signature, str) and signature:
+        out["extra_content"] = extra_content(signature)
+        remember(call_id, signature)  # for clients that drop extra_content
     return out
 
 
-def _split_parts(parts: list[dict[str, Any]], *, in_id: bool) -> tuple[str, str, list[dict[str, Any]]]:
+def _split_parts(parts: list[dict[str, Any]]) -> tuple[str, str, list[dict[str, Any]]]:
     text: list[str] = []
     reasoning: list[str] = []
     calls: list[dict[str, Any]] = []
     for part in parts:
         if "functionCall" in part:
-            calls.append(_tool_call(part, in_id=in_id))
+            calls.append(_tool_call(part))
         elif isinstance(part.get("text"), str):
             (reasoning if part.get("thought") else text).append(part["text"])
     return "".join(text), "".join(reasoning), calls
 
 
-def decode_response(data: dict[str, Any], model: str, *, signature_in_id: bool = True) -> ChatCompletion:
+def decode_response(data: dict[str, Any], model: str) -> ChatCompletion:
     _check_blocked(data)
+    candidates = data.get("candidates") or []
     choices = []
-    for position, candidate in enumerate(data.get("candidates") or []):
+    produced: dict[int, bool] = {}
+    for position, candidate in enumerate(candidates):
         parts = (candidate.get("content") or {}).get("parts") or []
-        text, reasoning, calls = _split_parts(parts, in_id=signature_in_id)
+        text, reasoning, calls = _split_parts(parts)
+        produced[int(candidate.get("index", position))] = bool(text or calls)
         message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
         if calls:
             message["tool_calls"] = calls
@@ -113,6 +161,7 @@ def decode_response(data: dict[str, Any], model: str, *, signature_in_id: bool =
         if reason == "content_filter" and not text:
             message["content"] = None
         choices.append({"index": candidate.get("index", position), "message": message, "finish_reason": reason})
+    _check_turn(candidates, produced)
     completion: dict[str, Any] = {
         "id": _completion_id(data),
         "created": int(time.time()),
@@ -135,15 +184,15 @@ class StreamState:
     and keeps the last, cumulative, ``usageMetadata`` for the final usage chunk.
     """
 
-    def __init__(self, model: str, *, signature_in_id: bool = True) -> None:
+    def __init__(self, model: str) -> None:
         self.model = model
         self.id = ""
         self.created = int(time.time())
-        self.signature_in_id = signature_in_id
         self.finished = False
         self.usage: dict[str, Any] | None = None
         self._started: set[int] = set()
         self._calls: dict[int, int] = {}
+        self._produced: dict[int, bool] = {}
 
     def chunk(self, data: dict[str, Any]) -> ChatCompletionChunk | None:
         _check_blocked(data)
@@ -154,10 +203,13 @@ class StreamState:
         if data.get("usageMetadata"):
             self.usage = usage(data["usageMetadata"])
         choices = []
-        for position, candidate in enumerate(data.get("candidates") or []):
+        candidates = data.get("candidates") or []
+        for position, candidate in enumerate(candidates):
             index = int(candidate.get("index", position))
             parts = (candidate.get("content") or {}).get("parts") or []
-            text, reasoning, calls = _split_parts(parts, in_id=self.signature_in_id)
+            text, reasoning, calls = _split_parts(parts)
+            if text or calls:
+                self._produced[index] = True
             delta: dict[str, Any] = {}
             if index not in self._started:
                 self._started.add(index)
@@ -176,6 +228,8 @@ class StreamState:
                 self.finished = True
             if delta or reason is not None:
                 choices.append({"index": index, "delta": delta, "finish_reason": reason})
+        if any(c.get("finishReason") in TOOL_FAILURES for c in candidates):
+            _check_turn(candidates, self._produced)
         if not choices:
             return None
         return self._make(choices, None)

@@ -1,32 +1,47 @@
 """OpenAI chat request -> Gemini ``generateContent`` body (a pure function).
 
 Gemini has two roles (``user`` and ``model``), a separate ``systemInstruction``, function calls
-matched by *name* rather than id, and camelCase field names everywhere.
+matched by *name* rather than id, and camelCase field names everywhere. Fields of other
+providers in the history (``thinking_blocks``, ``reasoning_content``, ``cache_control``, Claude
+``thinking`` parts) have no Gemini meaning and are left out rather than forwarded.
 """
 
 from __future__ import annotations
 
-import mimetypes
 from typing import Any
 
 from llm_factory_core import ChatRequest
 from llm_factory_core.providers import json_loads
 
-from ._settings import GeminiSettings, thinking_config
+from ._errors import EncodeError
+from ._media import media_part, tool_result
+from ._models import family_of
+from ._settings import GeminiSettings
 from ._signatures import is_generated_id, signature_of, unpack_call_id
+from ._thinking import thinking_config
 
-__all__ = ["EncodeError", "encode_request"]
+__all__ = ["EncodeError", "encode_request", "merge_extras"]
 
-_REASONING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
-"""``reasoning_effort`` -> ``thinkingBudget``, as Google's own OpenAI-compatible endpoint maps it."""
-
-
-class EncodeError(ValueError):
-    """The request cannot be expressed for Gemini (the provider reports it as a bad request)."""
+_FOREIGN_PARTS = frozenset({"thinking", "redacted_thinking", "reasoning"})
+"""Assistant content parts of other providers (Claude's signed thinking): dropped."""
+_OPENAI_ONLY = frozenset(
+    {"metadata", "store", "service_tier", "modalities", "audio", "prediction", "web_search_options",
+     "verbosity", "prompt_cache_key", "safety_identifier", "functions", "function_call"}
+)  # fmt: skip
+"""OpenAI request fields that may reach us as unknown top-level fields and mean nothing to
+Gemini (it rejects unknown names): not merged into the body."""
+_OTHER_PROVIDERS = frozenset(
+    {"thinking", "enable_thinking", "thinking_budget", "output_config", "anthropic_beta", "cache_control",
+     "chat_template_kwargs", "enable_search"}
+)  # fmt: skip
+"""Other providers' extras a client may send to a model group that mixes providers (Claude's
+``thinking``, Qwen's ``enable_thinking``...): meaningless to Gemini and refused by it, so a
+fallback to Gemini must not fail on them. ``top_k`` is understood (``generationConfig.topK``)."""
 
 
 def encode_request(request: ChatRequest, settings: GeminiSettings) -> dict[str, Any]:
-    system, contents = _contents(request.messages, settings)
+    family = family_of(settings.model)
+    system, contents = _contents(request.messages, settings, multimodal_tool_results=family.multimodal_tool_results)
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": system}
@@ -38,23 +53,35 @@ def encode_request(request: ChatRequest, settings: GeminiSettings) -> dict[str, 
         body["toolConfig"] = {"functionCallingConfig": _tool_choice(request.tool_choice)}
     if settings.safety_settings:
         body["safetySettings"] = [dict(s) for s in settings.safety_settings]
+    extras = request.__pydantic_extra__
+    if extras:
+        extras = {
+            k: v for k, v in extras.items() if v is not None and k not in _OPENAI_ONLY and k not in _OTHER_PROVIDERS
+        }
+        if "top_k" in extras:
+            extras["generationConfig"] = {"topK": extras.pop("top_k"), **(extras.get("generationConfig") or {})}
+        merge_extras(body, extras)
     if request.extra_body:
-        _deep_merge(body, request.extra_body)
+        merge_extras(body, request.extra_body)
     return body
 
 
 # -- messages -------------------------------------------------------------------------------------
 
 
-def _contents(messages: list[Any], settings: GeminiSettings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _contents(
+    messages: list[Any], settings: GeminiSettings, *, multimodal_tool_results: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     system: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}  # tool call id -> function name (Gemini answers by name)
+    pending: list[dict[str, Any]] = []  # media from tool results, sent after the function responses
 
     def add(role: str, parts: list[dict[str, Any]]) -> None:
         if not parts:
             return
         # Gemini wants turns to alternate; parallel function responses belong in one content.
+        # The parts list is extended in place: linear in the number of messages.
         if contents and contents[-1]["role"] == role:
             contents[-1]["parts"].extend(parts)
         else:
@@ -63,14 +90,17 @@ def _contents(messages: list[Any], settings: GeminiSettings) -> tuple[list[dict[
     for i, message in enumerate(messages):
         role = message.get("role")
         content = message.get("content")
+        if pending and role not in ("tool", "function"):
+            add("user", pending)
+            pending = []
         if role in ("system", "developer"):
             system.extend({"text": text} for text in _texts(content, i))
         elif role == "user":
             add("user", _user_parts(content, i))
         elif role == "assistant":
             parts = [{"text": text} for text in _texts(content, i) if text]
-            for call in message.get("tool_calls") or []:
-                parts.append(_function_call_part(call, names, settings, i))
+            for n, call in enumerate(message.get("tool_calls") or []):
+                parts.append(_function_call_part(call, names, settings, i, first=n == 0))
             add("model", parts)
         elif role in ("tool", "function"):
             call_id = str(message.get("tool_call_id") or "")
@@ -80,18 +110,24 @@ def _contents(messages: list[Any], settings: GeminiSettings) -> tuple[list[dict[
                     f"messages[{i}]: tool result for unknown tool_call_id {call_id[:40]!r}; Gemini needs "
                     "the function name (send the assistant message with its tool_calls first)"
                 )
-            response: dict[str, Any] = {"name": name, "response": _tool_result(content)}
+            result, inner, after = tool_result(content, i, multimodal=multimodal_tool_results)
+            response: dict[str, Any] = {"name": name, "response": result}
             native_id = unpack_call_id(call_id)[0]
             if native_id and not is_generated_id(native_id):
                 response["id"] = native_id
+            if inner:
+                response["parts"] = inner
             add("user", [{"functionResponse": response}])
+            pending.extend(after)
         else:
             raise EncodeError(f"messages[{i}]: unsupported role {role!r}")
+    if pending:
+        add("user", pending)
     return system, contents
 
 
 def _function_call_part(
-    call: dict[str, Any], names: dict[str, str], settings: GeminiSettings, i: int
+    call: dict[str, Any], names: dict[str, str], settings: GeminiSettings, i: int, *, first: bool
 ) -> dict[str, Any]:
     function = call.get("function") or {}
     name = function.get("name")
@@ -113,23 +149,15 @@ def _function_call_part(
     if native_id and not is_generated_id(native_id):
         function_call["id"] = native_id
     part: dict[str, Any] = {"functionCall": function_call}
-    signature = signature_of(call) or settings.missing_thought_signature
+    signature = signature_of(call)
+    if signature is None and first:
+        # Gemini 3 validates the first function call of each step of the current turn (only the
+        # first call of a parallel batch carries a signature). Google documents this value for
+        # calls whose signature is unknown; Gemini 2.5 ignores it.
+        signature = settings.missing_thought_signature
     if signature:
         part["thoughtSignature"] = signature
     return part
-
-
-def _tool_result(content: Any) -> dict[str, Any]:
-    """Gemini wants an object; a JSON object result is passed as is, anything else is wrapped."""
-    if isinstance(content, list):
-        content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    if isinstance(content, str):
-        try:
-            value = json_loads(content)
-        except ValueError:
-            return {"result": content}
-        return value if isinstance(value, dict) else {"result": value}
-    return {"result": content}
 
 
 def _texts(content: Any, i: int) -> list[str]:
@@ -139,12 +167,15 @@ def _texts(content: Any, i: int) -> list[str]:
         return [content]
     out = []
     for part in content:
-        if part.get("type") in ("text", "input_text", "output_text") or "text" in part:
+        kind = part.get("type")
+        if kind in _FOREIGN_PARTS:
+            continue
+        if kind in ("text", "input_text", "output_text") or "text" in part:
             out.append(str(part.get("text", "")))
-        elif part.get("type") == "refusal":
+        elif kind == "refusal":
             out.append(str(part.get("refusal", "")))
         else:
-            raise EncodeError(f"messages[{i}]: a {part.get('type')!r} part is only allowed in user messages")
+            raise EncodeError(f"messages[{i}]: a {kind!r} part is only allowed in user messages")
     return out
 
 
@@ -160,8 +191,10 @@ def _user_parts(content: Any, i: int) -> list[dict[str, Any]]:
             parts.append({"text": str(part.get("text", ""))})
         elif kind == "image_url":
             image = part.get("image_url")
-            url = image.get("url") if isinstance(image, dict) else image
-            parts.append(_media(str(url or ""), i))
+            if isinstance(image, dict):
+                parts.append(media_part(str(image.get("url") or ""), i, image.get("format") or image.get("mime_type")))
+            else:
+                parts.append(media_part(str(image or ""), i))
         elif kind == "input_audio":
             audio = part.get("input_audio") or {}
             fmt = str(audio.get("format") or "wav")
@@ -170,23 +203,10 @@ def _user_parts(content: Any, i: int) -> list[dict[str, Any]]:
             file = part.get("file") or {}
             if not file.get("file_data"):
                 raise EncodeError(f"messages[{i}]: file parts need file_data (a data: URL)")
-            parts.append(_media(str(file["file_data"]), i))
+            parts.append(media_part(str(file["file_data"]), i))
         else:
             raise EncodeError(f"messages[{i}]: unsupported content part type {kind!r}")
     return parts
-
-
-def _media(url: str, i: int) -> dict[str, Any]:
-    if url.startswith("data:"):
-        header, comma, data = url[5:].partition(",")
-        if not comma or not header.endswith(";base64"):
-            raise EncodeError(f"messages[{i}]: a data: URL must be base64 (data:<mime>;base64,...)")
-        return {"inlineData": {"mimeType": header[: -len(";base64")] or "application/octet-stream", "data": data}}
-    if url.startswith(("https://", "http://", "gs://")):
-        # Gemini reads files it knows (File API, gs:// on Vertex, YouTube); it needs a MIME type.
-        mime = mimetypes.guess_type(url.split("?", 1)[0])[0] or "image/jpeg"
-        return {"fileData": {"mimeType": mime, "fileUri": url}}
-    raise EncodeError(f"messages[{i}]: unsupported image URL (use a data: URL or an https:// file URI)")
 
 
 # -- settings, tools ------------------------------------------------------------------------------
@@ -211,13 +231,7 @@ def _generation_config(request: ChatRequest, settings: GeminiSettings) -> dict[s
     if request.frequency_penalty is not None:
         config["frequencyPenalty"] = request.frequency_penalty
     config.update(_response_format(request.response_format))
-    thinking = thinking_config(settings)
-    if request.reasoning_effort is not None and "thinkingBudget" not in thinking:
-        effort = request.reasoning_effort.lower()
-        if effort not in _REASONING_BUDGETS:
-            raise EncodeError(f"reasoning_effort must be one of {', '.join(_REASONING_BUDGETS)}")
-        thinking["thinkingBudget"] = _REASONING_BUDGETS[effort]
-    if thinking:
+    if thinking := thinking_config(request, settings):
         config["thinkingConfig"] = thinking
     return config
 
@@ -270,10 +284,43 @@ def _tool_choice(choice: str | dict[str, Any]) -> dict[str, Any]:
     return {"mode": modes[choice]}
 
 
-def _deep_merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
-    """``extra_body`` holds Gemini fields (camelCase); nested objects merge, other values replace."""
+def merge_extras(body: dict[str, Any], extra: dict[str, Any]) -> None:
+    """Merge provider extras (``extra_body``, or top-level unknown request fields: what the OpenAI
+    SDK's ``extra_body`` becomes through the gateway) into the Gemini body.
+
+    Gemini's own names, camelCase or snake_case (Google reads both; they are stored camelCase so a
+    key is never sent twice). Objects merge key by key at any depth (``generationConfig``,
+    ``thinkingConfig``); any other value, lists included (``safetySettings``, ``tools``), replaces
+    ours. A ``thinkingLevel`` or ``thinkingBudget`` given here replaces the other one computed
+    from the request (Gemini refuses both together)."""
+    config = extra.get("generationConfig") or extra.get("generation_config")
+    thinking = (config.get("thinkingConfig") or config.get("thinking_config")) if isinstance(config, dict) else None
+    _deep_merge(body, extra)
+    if isinstance(thinking, dict):
+        given = {_camel(k) for k in thinking}
+        merged = body.get("generationConfig", {}).get("thinkingConfig", {})
+        if "thinkingLevel" in given and "thinkingBudget" not in given:
+            merged.pop("thinkingBudget", None)
+        elif "thinkingBudget" in given and "thinkingLevel" not in given:
+            merged.pop("thinkingLevel", None)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+_MESSAGES = frozenset({"generationConfig", "thinkingConfig", "toolConfig", "functionCallingConfig"})
+"""Objects whose keys are Gemini field names (camelised when merged); others are free-form."""
+
+
+def _deep_merge(target: dict[str, Any], extra: dict[str, Any], *, names: bool = True) -> None:
     for key, value in extra.items():
+        key = _camel(key) if names else key
         if isinstance(value, dict) and isinstance(target.get(key), dict):
-            _deep_merge(target[key], value)
+            _deep_merge(target[key], value, names=key in _MESSAGES)
+        elif isinstance(value, dict):
+            target[key] = {}
+            _deep_merge(target[key], value, names=key in _MESSAGES)
         else:
             target[key] = value

@@ -22,7 +22,12 @@ from llm_factory_core import (
 )
 from llm_factory_core.providers import error_for_status, json_loads, parse_retry_after
 
-__all__ = ["classify_error", "parse_duration"]
+__all__ = ["EncodeError", "classify_error", "parse_duration"]
+
+
+class EncodeError(ValueError):
+    """The request cannot be expressed for Gemini (the provider reports it as a bad request)."""
+
 
 _KEY_REASONS = frozenset(
     {"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED", "API_KEY_HTTP_REFERRER_BLOCKED"}
@@ -76,7 +81,7 @@ def classify_error(
         status = int(code) if isinstance(code, int) or (isinstance(code, str) and code.isdigit()) else 500
     canonical = str(error.get("status") or _STATUS_OF_CODE.get(status, ""))
     raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else ""
-    message = str(error.get("message") or raw[:300] or f"HTTP {status}")
+    message = str(error.get("message") or raw or f"HTTP {status}")  # error() masks, then caps
     details = [d for d in error.get("details") or [] if isinstance(d, dict)]
     reasons = {str(d["reason"]) for d in details if d.get("reason")}
     retry_after = parse_retry_after(headers)

@@ -9,20 +9,24 @@ from typing import Any, ClassVar
 import httpx
 
 from llm_factory_core import (
+    AuthenticationError,
     BadRequestError,
     ChatCompletion,
     ChatCompletionChunk,
     ChatRequest,
     ContentFilterError,
     ProviderError,
+    ServerError,
     UpstreamConnectionError,
 )
 from llm_factory_core.providers import Capabilities, Provider, ProviderSettings, json_loads
 
-from ._decode import Blocked, StreamState, decode_response
+from ._auth import TokenError, TokenSource, load_credentials
+from ._decode import Blocked, StreamState, TurnFailed, decode_response
 from ._encode import EncodeError, encode_request
 from ._errors import classify_error
-from ._settings import DEFAULT_API_BASE, GeminiSettings, auth_headers, endpoint, validate
+from ._rules import MODEL_RULES
+from ._settings import DEFAULT_API_BASE, GeminiSettings, auth_headers, endpoint, uses_google_auth, validate
 from ._stream import aiter_payloads
 
 __all__ = ["GeminiProvider"]
@@ -36,8 +40,33 @@ class GeminiProvider(Provider):
     capabilities = Capabilities(streaming=True, tools=True, vision=True, prefill=False)
     default_api_base: ClassVar[str | None] = DEFAULT_API_BASE
     owned_by = "google"
+    model_rules = MODEL_RULES
 
     settings: GeminiSettings
+    tokens: TokenSource | None
+    """Refreshed Vertex tokens (``use_adc`` / ``credentials_file``); None for keys and fixed tokens."""
+
+    def prepare(self) -> None:
+        s = self.settings
+        self._urls = (endpoint(s, stream=False), endpoint(s, stream=True))
+        self._static_headers = auth_headers(s)
+        self.tokens = None
+        if uses_google_auth(s):
+            use_adc, credentials_file = s.use_adc, s.credentials_file
+            self.tokens = TokenSource(
+                lambda: load_credentials(use_adc=use_adc, credentials_file=credentials_file),
+                margin=s.token_refresh_margin,
+            )
+
+    async def _headers(self) -> dict[str, str]:
+        if self.tokens is None:
+            return self._static_headers
+        try:
+            token = await self.tokens.token()
+        except TokenError as exc:
+            cls = UpstreamConnectionError if exc.transient else AuthenticationError
+            raise self.error(cls, str(exc), code="vertex_credentials") from None
+        return {**self._static_headers, "authorization": f"Bearer {token}"}
 
     @classmethod
     def validate_settings(cls, settings: ProviderSettings) -> None:
@@ -64,24 +93,31 @@ class GeminiProvider(Provider):
     def _blocked(self, blocked: Blocked) -> ProviderError:
         return self.error(ContentFilterError, str(blocked), status=400)
 
+    def _turn_failed(self, failed: TurnFailed) -> ProviderError:
+        # Retryable: before a stream commits, the router tries the next deployment.
+        return self.error(ServerError, str(failed), code=failed.reason.lower())
+
     # -- the provider contract ------------------------------------------------------------------
 
     async def chat(self, request: ChatRequest) -> ChatCompletion:
         s = self.settings
-        data = await self.post_json(endpoint(s, stream=False), self.build_body(request), auth_headers(s))
+        body = self.build_body(request)
+        data = await self.post_json(self._urls[0], body, await self._headers())
         if isinstance(data, list) or (isinstance(data, dict) and "error" in data):
             raise self._payload_error(data)
         if not isinstance(data, dict):
             raise self.error(UpstreamConnectionError, "upstream reply is not a JSON object")
         try:
-            return decode_response(data, s.model, signature_in_id=s.thought_signature_in_id)
+            return decode_response(data, s.model)
         except Blocked as blocked:
             raise self._blocked(blocked) from None
+        except TurnFailed as failed:
+            raise self._turn_failed(failed) from None
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
-        s = self.settings
-        state = StreamState(s.model, signature_in_id=s.thought_signature_in_id)
-        async with self.open_stream(endpoint(s, stream=True), self.build_body(request), auth_headers(s)) as response:
+        state = StreamState(self.settings.model)
+        body = self.build_body(request)
+        async with self.open_stream(self._urls[1], body, await self._headers()) as response:
             async for text in aiter_payloads(response):
                 try:
                     data = json_loads(text)
@@ -97,6 +133,8 @@ class GeminiProvider(Provider):
                     chunk = state.chunk(data)
                 except Blocked as blocked:
                     raise self._blocked(blocked) from None
+                except TurnFailed as failed:
+                    raise self._turn_failed(failed) from None
                 if chunk is not None:
                     yield chunk
         if not state.finished:

@@ -29,7 +29,7 @@ from llm_factory_core.providers import (
     parse_retry_after,
 )
 
-__all__ = ["classify_native_error", "refine_compatible_error", "status_for_code"]
+__all__ = ["classify_native_error", "refine_compatible_error", "status_for_code", "unwrap_sse_error"]
 
 # "Range of input length should be [1, 30720]", "Input length exceeds the maximum ...", and the
 # OpenAI-style phrasings a proxy in front of DashScope may use.
@@ -57,6 +57,35 @@ def status_for_code(code: Any) -> int:
     ):
         return 400
     return 500
+
+
+def unwrap_sse_error(status: int, body: bytes) -> tuple[int, bytes, bool]:
+    """An error reply that is an SSE frame (``id:1`` / ``event:error`` / ``:HTTP_STATUS/400`` /
+    ``data:{...}``, DashScope's answer to a streamed request) -> the status its
+    ``:HTTP_STATUS`` comment names (else the HTTP one), the JSON of its ``data`` lines, and
+    whether that JSON is DashScope's native ``{"code", "message"}`` shape. Any other body is
+    returned as it is."""
+    text = body.decode("utf-8", "replace")
+    if "data:" not in text or text.lstrip().startswith(("{", "[")):
+        return status, body, _native_shaped(body)
+    data: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif line.startswith(":") and line[1:].strip().startswith("HTTP_STATUS/"):
+            value = line[1:].strip().partition("/")[2].strip()
+            if value.isdigit() and int(value) >= 400:
+                status = int(value)
+    payload = "\n".join(data).encode()
+    return status, payload, _native_shaped(payload)
+
+
+def _native_shaped(body: bytes) -> bool:
+    try:
+        data = json_loads(body) if body.strip() else None
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "error" not in data and bool(data.get("code"))
 
 
 def refine_compatible_error(cls: type[ProviderError], message: str) -> type[ProviderError]:
@@ -105,7 +134,8 @@ def classify_native_error(
         raw = body if isinstance(body, bytes) else json_dumps(data)
         return classify_openai_error(status, headers, raw)
     # A body that is not a JSON object (a proxy's HTML page) is the message itself.
-    text = body.decode("utf-8", "replace")[:300] if isinstance(body, bytes) and not isinstance(data, dict) else ""
+    # Not cut here: Provider.error masks the deployment's secrets first, then caps the length.
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) and not isinstance(data, dict) else ""
     if not isinstance(data, dict):
         data = {}
     code = str(data.get("code") or "")

@@ -15,11 +15,14 @@ from typing import Any
 
 from llm_factory_core import ChatRequest
 
+from ._thinking import plan_thinking
+
 __all__ = [
     "MULTIMODAL_PATH",
     "TEXT_PATH",
     "encode_native_request",
     "native_headers",
+    "outbound_messages",
     "wants_multimodal",
 ]
 
@@ -28,8 +31,10 @@ log = logging.getLogger("llm_factory_qwen")
 TEXT_PATH = "/services/aigc/text-generation/generation"
 MULTIMODAL_PATH = "/services/aigc/multimodal-generation/generation"
 
-# qwen-vl-max, qwen2.5-vl-72b-instruct, qwen3-vl-plus, qvq-max, qwen-omni-turbo, qwen2-audio-instruct
-_MULTIMODAL_MODEL = re.compile(r"(?:^|[-_.])(?:vl|omni|audio)(?:$|[-_.])|^qvq", re.IGNORECASE)
+# qwen-vl-max, qwen2.5-vl-72b-instruct, qwen3-vl-plus, qvq-max, qwen-omni-turbo, qwen2-audio-instruct;
+# and the natively multimodal Qwen3.5 generation on: "The DashScope API for the Qwen3.5 series uses
+# a multimodal interface" (text-generation answers "url error"; Model Studio "Deep thinking" page).
+_MULTIMODAL_MODEL = re.compile(r"(?:^|[-_.])(?:vl|omni|audio)(?:$|[-_.])|^qvq|^qwen3\.[5-9](?:$|[-_.])", re.IGNORECASE)
 
 # OpenAI parameters DashScope's native API accepts under the same name in ``parameters``.
 _SAME_NAME = (
@@ -47,7 +52,12 @@ _SAME_NAME = (
     "top_logprobs",
 )
 # OpenAI parameters without a native counterpart: dropped (logged) rather than rejected upstream.
-_UNSUPPORTED = ("frequency_penalty", "logit_bias", "user", "reasoning_effort")
+# (``reasoning_effort`` becomes ``enable_thinking`` / ``thinking_budget``: ``_thinking``.)
+_UNSUPPORTED = ("frequency_penalty", "logit_bias", "user")
+# Other providers' message fields (Claude's signed blocks, Gemini's thought signature): DashScope
+# has no use for them, and the reasoning state they carry is not Qwen's.
+_FOREIGN_MESSAGE_FIELDS = ("thinking_blocks",)
+_FOREIGN_CALL_FIELDS = ("extra_content",)
 _ROLES = {"developer": "system"}
 
 
@@ -100,6 +110,13 @@ def _native_part(part: Any) -> Any:
     return {k: v for k, v in part.items() if k != "type"} or part
 
 
+def _cache_part(part: Any) -> dict[str, Any]:
+    out = {"type": "text", "text": str(part.get("text") or "")}
+    if part.get("cache_control") is not None:
+        out["cache_control"] = part["cache_control"]
+    return out
+
+
 def with_partial(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A final assistant message is a prefix for Qwen to continue (Partial Mode, both APIs):
     it gets ``"partial": true`` unless the caller set ``partial`` already. This is how stream
@@ -110,12 +127,46 @@ def with_partial(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [*messages[:-1], {**last, "partial": True}]
 
 
+def outbound_messages(messages: list[Any]) -> list[Any]:
+    """``messages`` without other providers' fields (``thinking_blocks``; ``extra_content`` on
+    tool calls). Messages without them are passed as they are (no copy: a long history costs
+    one scan). ``reasoning_content`` stays: DashScope accepts it in history and ignores it."""
+    out: list[Any] | None = None
+    for i, message in enumerate(messages):
+        cleaned = _without_foreign(message)
+        if cleaned is not message:
+            if out is None:
+                out = list(messages[:i])
+            out.append(cleaned)
+        elif out is not None:
+            out.append(message)
+    return messages if out is None else out
+
+
+def _without_foreign(message: Any) -> Any:
+    if not isinstance(message, Mapping):
+        return message
+    calls = message.get("tool_calls")
+    foreign_calls = isinstance(calls, list) and any(
+        isinstance(c, Mapping) and any(f in c for f in _FOREIGN_CALL_FIELDS) for c in calls
+    )
+    if not foreign_calls and not any(f in message for f in _FOREIGN_MESSAGE_FIELDS):
+        return message
+    cleaned = {k: v for k, v in message.items() if k not in _FOREIGN_MESSAGE_FIELDS}
+    if foreign_calls and isinstance(calls, list):
+        cleaned["tool_calls"] = [
+            {k: v for k, v in c.items() if k not in _FOREIGN_CALL_FIELDS} if isinstance(c, Mapping) else c
+            for c in calls
+        ]
+    return cleaned
+
+
 def native_messages(messages: Iterable[Mapping[str, Any]], *, multimodal: bool) -> list[dict[str, Any]]:
     """OpenAI messages -> ``input.messages``. Tool calls and tool results keep OpenAI's shape
     (DashScope uses it natively); ``developer`` becomes ``system``."""
     out: list[dict[str, Any]] = []
     for message in messages:
-        msg = dict(message)
+        msg = dict(_without_foreign(message))
         msg["role"] = _ROLES.get(msg["role"], msg["role"])
         content = msg.get("content")
         if content is None:
@@ -129,7 +180,12 @@ def native_messages(messages: Iterable[Mapping[str, Any]], *, multimodal: bool) 
                     "this request has image, audio or video parts but the deployment is set to "
                     "multimodal: false; use a qwen-vl / qwen-omni model"
                 )
-            msg["content"] = _text_of(content)  # the text API takes a string
+            if any(isinstance(p, Mapping) and "cache_control" in p for p in content):
+                # An explicit-cache marker needs its part: the text API takes a list of text
+                # parts for it (Model Studio "Context cache", explicit cache).
+                msg["content"] = [_cache_part(p) for p in content]
+            else:
+                msg["content"] = _text_of(content)  # the text API takes a string
         else:
             msg["content"] = content
         out.append(msg)
@@ -139,7 +195,9 @@ def native_messages(messages: Iterable[Mapping[str, Any]], *, multimodal: bool) 
 def encode_native_request(request: ChatRequest, model: str, *, stream: bool, multimodal: bool) -> dict[str, Any]:
     """The native body. ``extra_body`` keys go into ``parameters`` (``enable_search``,
     ``enable_thinking``, ``thinking_budget``, ``top_k``, ...), except ``input`` / ``parameters``
-    dicts, which merge into those objects. Streams always ask for incremental output."""
+    dicts, which merge into those objects. ``reasoning_effort`` becomes ``enable_thinking`` /
+    ``thinking_budget`` (``_thinking.plan_thinking``; the caller's own values win). Streams
+    always ask for incremental output."""
     params: dict[str, Any] = {"result_format": "message"}
     openai = request.openai_params()
     for name in _SAME_NAME:
@@ -150,8 +208,10 @@ def encode_native_request(request: ChatRequest, model: str, *, stream: bool, mul
     dropped = [name for name in _UNSUPPORTED if name in openai]
     if dropped:
         log.debug("qwen native API: dropped unsupported parameters %s", ", ".join(dropped))
-    # Unknown top-level request fields (``top_k=40`` passed as a keyword) are Qwen parameters.
-    params.update(request.model_extra or {})
+    params.update(plan_thinking(request, model, stream=stream).params)
+    # Unknown top-level request fields (``top_k=40`` passed as a keyword, or the OpenAI SDK's
+    # ``extra_body`` through the gateway) are Qwen parameters.
+    params.update({k: v for k, v in (request.model_extra or {}).items() if v is not None})
     input_: dict[str, Any] = {"messages": with_partial(native_messages(request.messages, multimodal=multimodal))}
     for key, value in (request.extra_body or {}).items():
         if key == "parameters" and isinstance(value, Mapping):

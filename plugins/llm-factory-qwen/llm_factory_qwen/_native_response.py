@@ -15,7 +15,7 @@ from typing import Any
 
 from llm_factory_core.providers import FINISH_REASONS, new_completion_id
 
-__all__ = ["NativeStreamState", "decode_native_completion", "map_finish_reason", "map_usage"]
+__all__ = ["NativeStreamState", "completion_id", "decode_native_completion", "map_finish_reason", "map_usage"]
 
 log = logging.getLogger("llm_factory_qwen")
 
@@ -35,7 +35,9 @@ def map_finish_reason(reason: Any, has_tool_calls: bool) -> str | None:
 
 def map_usage(usage: Any) -> dict[str, Any] | None:
     """``input_tokens`` / ``output_tokens`` -> ``prompt_tokens`` / ``completion_tokens``, with
-    cached and reasoning token details where DashScope reports them."""
+    cached and reasoning token details where DashScope reports them; an explicit cache's
+    ``cache_creation_input_tokens`` (Model Studio "Context cache") becomes OpenAI's
+    ``cache_write_tokens``. DashScope's ``input_tokens`` already counts cached and written ones."""
     if not isinstance(usage, dict) or not usage:
         return None
     prompt = int(usage.get("input_tokens", usage.get("prompt_tokens")) or 0)
@@ -46,8 +48,14 @@ def map_usage(usage: Any) -> dict[str, Any] | None:
         "total_tokens": int(usage.get("total_tokens") or prompt + completion),
     }
     details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
-    if isinstance(details, dict) and details.get("cached_tokens") is not None:
-        out["prompt_tokens_details"] = {"cached_tokens": int(details["cached_tokens"])}
+    if isinstance(details, dict):
+        prompt_details = {}
+        if details.get("cached_tokens") is not None:
+            prompt_details["cached_tokens"] = int(details["cached_tokens"])
+        if details.get("cache_creation_input_tokens") is not None:
+            prompt_details["cache_write_tokens"] = int(details["cache_creation_input_tokens"])
+        if prompt_details:
+            out["prompt_tokens_details"] = prompt_details
     output_details = usage.get("output_tokens_details") or {}
     if isinstance(output_details, dict) and output_details.get("reasoning_tokens") is not None:
         out["completion_tokens_details"] = {"reasoning_tokens": int(output_details["reasoning_tokens"])}
@@ -67,6 +75,13 @@ def _choices(data: dict[str, Any]) -> list[dict[str, Any]]:
     if choices is None and "text" in output:  # result_format "text" (a proxy that forced it)
         return [{"message": {"content": output.get("text")}, "finish_reason": output.get("finish_reason")}]
     return [c for c in choices or [] if isinstance(c, dict)]
+
+
+def completion_id(data: dict[str, Any]) -> str:
+    """``chatcmpl-<request_id>``: OpenAI's id shape, the same one compatible mode answers with,
+    and still the ``request_id`` Alibaba support asks for."""
+    request_id = data.get("request_id")
+    return f"chatcmpl-{request_id}" if request_id else new_completion_id()
 
 
 def _new_call_id() -> str:
@@ -105,7 +120,7 @@ def decode_native_completion(data: dict[str, Any], model: str) -> dict[str, Any]
             out["logprobs"] = choice["logprobs"]
         choices.append(out)
     return {
-        "id": data.get("request_id") or new_completion_id(),
+        "id": completion_id(data),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
@@ -195,7 +210,7 @@ class NativeStreamState:
     def feed(self, data: dict[str, Any]) -> dict[str, Any] | None:
         """One ``event:result`` payload -> a chunk, or None when it carries nothing new."""
         if not self.id:
-            self.id = str(data.get("request_id") or new_completion_id())
+            self.id = completion_id(data)
         if isinstance(data.get("usage"), dict):
             self.usage = data["usage"]  # cumulative: the last one is the total
         out = []

@@ -22,6 +22,7 @@ from llm_factory_core import (
 from llm_factory_core.providers import (
     Capabilities,
     OpenAICompatibleProvider,
+    OpenAIStreamState,
     ProviderSettings,
     ServerSentEvent,
     aiter_sse,
@@ -30,17 +31,21 @@ from llm_factory_core.providers import (
     json_loads,
 )
 
-from ._native_errors import classify_native_error, refine_compatible_error, status_for_code
+from ._aggregate import ChunkAggregator
+from ._native_errors import classify_native_error, refine_compatible_error, status_for_code, unwrap_sse_error
 from ._native_request import (
     MULTIMODAL_PATH,
     TEXT_PATH,
     encode_native_request,
     native_headers,
+    outbound_messages,
     wants_multimodal,
     with_partial,
 )
 from ._native_response import NativeStreamState, decode_native_completion
+from ._rules import QWEN_RULES
 from ._settings import DEFAULT_COMPATIBLE_BASE, DEFAULT_NATIVE_BASE, QwenSettings, api_mode
+from ._thinking import plan_thinking
 
 __all__ = ["QwenProvider"]
 
@@ -56,6 +61,14 @@ def _comment_status(event: ServerSentEvent) -> int | None:
     return None
 
 
+def _cache_writes(usage: Any) -> None:
+    """Compatible mode's explicit-cache writes (``prompt_tokens_details.cache_creation_input_tokens``)
+    also as OpenAI's ``cache_write_tokens``, in place (the decoded reply is ours to change)."""
+    details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+    if isinstance(details, dict) and isinstance(details.get("cache_creation_input_tokens"), int):
+        details.setdefault("cache_write_tokens", details["cache_creation_input_tokens"])
+
+
 class QwenProvider(OpenAICompatibleProvider):
     """Alibaba Cloud DashScope (Model Studio): Qwen models."""
 
@@ -64,6 +77,7 @@ class QwenProvider(OpenAICompatibleProvider):
     capabilities = Capabilities(streaming=True, tools=True, vision=True, prefill=True)
     default_api_base: ClassVar[str | None] = DEFAULT_NATIVE_BASE
     owned_by = "qwen"
+    model_rules = QWEN_RULES
 
     settings: QwenSettings
 
@@ -84,9 +98,14 @@ class QwenProvider(OpenAICompatibleProvider):
         return self.base + self.chat_path
 
     def build_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
-        """Compatible mode: OpenAI's body, with Partial Mode for a final assistant message."""
+        """Compatible mode: OpenAI's body without other providers' message fields, with Partial
+        Mode for a final assistant message, and ``reasoning_effort`` as DashScope's
+        ``enable_thinking`` / ``thinking_budget`` (the caller's own values win)."""
         body = super().build_body(request, stream=stream)
-        body["messages"] = with_partial(body["messages"])
+        body["messages"] = with_partial(outbound_messages(body["messages"]))
+        body.pop("reasoning_effort", None)
+        for key, value in plan_thinking(request, self.settings.model, stream=stream).params.items():
+            body.setdefault(key, value)
         return body
 
     # -- native request -------------------------------------------------------------------------
@@ -105,11 +124,28 @@ class QwenProvider(OpenAICompatibleProvider):
     # -- errors ---------------------------------------------------------------------------------
 
     def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
-        if self.mode == "compatible":
+        # A streamed request's error may come as SSE (``event:error`` / ``:HTTP_STATUS/400`` /
+        # ``data:{...}``): read the event, never show the raw frame.
+        status, body, native_shaped = unwrap_sse_error(status, body)
+        if self.mode == "compatible" and not native_shaped:
             cls, message, kwargs = classify_openai_error(status, headers, body)
             return self.error(refine_compatible_error(cls, message), message, **kwargs)
         cls, message, kwargs = classify_native_error(status, headers, body)
         return self.error(cls, message, **kwargs)
+
+    def adapt_chunk(self, data: dict[str, Any], state: OpenAIStreamState) -> dict[str, Any] | None:
+        """Compatible mode: a native-shaped error event (``{"code", "message"}``, no choices)
+        inside a 200 stream is an error, not an empty chunk to skip."""
+        if "choices" not in data and data.get("code") and data.get("message"):
+            status = status_for_code(data.get("code"))
+            cls, message, kwargs = classify_native_error(status, httpx.Headers(), data)
+            raise self.error(cls, message, **kwargs)
+        _cache_writes(data.get("usage"))
+        return super().adapt_chunk(data, state)
+
+    def adapt_completion(self, data: dict[str, Any]) -> dict[str, Any]:
+        _cache_writes(data.get("usage"))
+        return super().adapt_completion(data)
 
     def error_from_payload(self, data: dict[str, Any]) -> ProviderError:
         # Compatible mode's in-stream ``{"error": {"code": "invalid_api_key"}}`` carries no status;
@@ -127,6 +163,8 @@ class QwenProvider(OpenAICompatibleProvider):
     # -- the provider contract ------------------------------------------------------------------
 
     async def chat(self, request: ChatRequest) -> ChatCompletion:
+        if plan_thinking(request, self.settings.model, stream=False).stream_upstream:
+            return await self._chat_by_stream(request)
         if self.mode == "compatible":
             return await super().chat(request)
         url, body, headers = self._native(request, stream=False)
@@ -137,6 +175,18 @@ class QwenProvider(OpenAICompatibleProvider):
                 raise self.error(cls, message, **kwargs)
             raise self.error(ServerError, "DashScope reply has no output", status=200)
         return ChatCompletion.model_validate(decode_native_completion(data, self.settings.model))
+
+    async def _chat_by_stream(self, request: ChatRequest) -> ChatCompletion:
+        """A stream-only model, or a call with thinking on (see ``_thinking``), made without
+        ``stream``: stream upstream, return the aggregated reply (with its usage)."""
+        options = {**(request.stream_options or {}), "include_usage": True}
+        streamed = request.model_copy(update={"stream": True, "stream_options": options})
+        aggregator = ChunkAggregator()
+        async for chunk in self.stream(streamed):
+            aggregator.add(chunk)
+        if not aggregator.count:
+            raise self.error(ServerError, "upstream stream ended without a chunk", status=200)
+        return aggregator.result()
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         if self.mode == "compatible":

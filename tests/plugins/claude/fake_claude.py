@@ -14,7 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hashlib
 import json
+import re
 import struct
 import uuid
 from collections import deque
@@ -39,6 +41,8 @@ class Reply:
     blocks: list[dict[str, Any]] = field(default_factory=lambda: [{"type": "text", "text": "Hello from fake Claude"}])
     stop_reason: str = "end_turn"
     usage: tuple[int, int] = (11, 7)
+    cache: tuple[int, int] = (0, 0)
+    """Prompt-cache tokens: (read, written), reported beside input_tokens."""
     pieces: list[str] | None = None
     fail_after: int | None = None
     """Streams only: after this many events send an in-stream error (``fail_code``)."""
@@ -61,16 +65,34 @@ class Fail:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def sign_thinking(text: str) -> str:
+    """The fake's thinking signature: opaque to clients, but any change to the text breaks it
+    (as Anthropic's does: "Invalid `signature` in `thinking` block")."""
+    return base64.b64encode(hashlib.sha256(b"fake-claude-thinking:" + text.encode()).digest()).decode()
+
+
+def signed_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {**b, "signature": b.get("signature") or sign_thinking(b["thinking"])} if b["type"] == "thinking" else b
+        for b in blocks
+    ]
+
+
+def cache_usage(reply: Reply) -> dict[str, int]:
+    read, written = reply.cache
+    return {"cache_read_input_tokens": read, "cache_creation_input_tokens": written} if read or written else {}
+
+
 def message_json(reply: Reply, model: str, *, bedrock: bool) -> dict[str, Any]:
     return {
         "id": ("msg_bdrk_" if bedrock else "msg_") + uuid.uuid4().hex[:24],
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": reply.blocks,
+        "content": signed_blocks(reply.blocks),
         "stop_reason": reply.stop_reason,
         "stop_sequence": None,
-        "usage": {"input_tokens": reply.usage[0], "output_tokens": reply.usage[1]},
+        "usage": {"input_tokens": reply.usage[0], "output_tokens": reply.usage[1], **cache_usage(reply)},
         **reply.extra,
     }
 
@@ -78,14 +100,15 @@ def message_json(reply: Reply, model: str, *, bedrock: bool) -> dict[str, Any]:
 def stream_events(reply: Reply, model: str, *, bedrock: bool) -> list[dict[str, Any]]:
     """The Messages stream for a reply, in Anthropic's order."""
     message = message_json(reply, model, bedrock=bedrock)
+    blocks = message["content"]
     start = {
         **message,
         "content": [],
         "stop_reason": None,
-        "usage": {"input_tokens": reply.usage[0], "output_tokens": 1},
+        "usage": {"input_tokens": reply.usage[0], "output_tokens": 1, **cache_usage(reply)},
     }
     events: list[dict[str, Any]] = [{"type": "message_start", "message": start}]
-    for index, block in enumerate(reply.blocks):
+    for index, block in enumerate(blocks):
         if block["type"] == "text":
             events.append(
                 {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
@@ -109,16 +132,19 @@ def stream_events(reply: Reply, model: str, *, bedrock: bool) -> list[dict[str, 
                     }
                 )
         elif block["type"] == "thinking":
-            events.append(
-                {"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": ""}}
-            )
-            events.append(
-                {
-                    "type": "content_block_delta",
-                    "index": index,
-                    "delta": {"type": "thinking_delta", "thinking": block["thinking"]},
-                }
-            )
+            head = {"type": "thinking", "thinking": "", "signature": ""}
+            events.append({"type": "content_block_start", "index": index, "content_block": head})
+            text = block["thinking"]
+            for part in (text[: len(text) // 2], text[len(text) // 2 :]):
+                if part:
+                    delta = {"type": "thinking_delta", "thinking": part}
+                    events.append({"type": "content_block_delta", "index": index, "delta": delta})
+            # The signature arrives last, just before the block's stop (anthropic-sdk-python
+            # types/signature_delta.py; AWS "Thinking encryption").
+            delta = {"type": "signature_delta", "signature": block["signature"]}
+            events.append({"type": "content_block_delta", "index": index, "delta": delta})
+        elif block["type"] == "redacted_thinking":
+            events.append({"type": "content_block_start", "index": index, "content_block": dict(block)})
         events.append({"type": "content_block_stop", "index": index})
     events.append(
         {
@@ -139,12 +165,171 @@ def stream_events(reply: Reply, model: str, *, bedrock: bool) -> list[dict[str, 
     return events
 
 
-def check_messages(body: Any) -> str | None:
-    """Anthropic's Messages validation that matters for translation bugs; None when valid."""
+# -- what today's models accept ----------------------------------------------------------------
+# The fake's own table (not the plugin's), by model id: Anthropic ids and aliases, Bedrock ids,
+# us./eu./global. profiles and inference-profile ARNs (the model is named in the last segment).
+
+
+@dataclass(frozen=True)
+class FakeModel:
+    max_output: int
+    thinking: tuple[str, ...] = ()
+    """Accepted ``thinking.type`` values besides ``disabled``."""
+    efforts: tuple[str, ...] = ()
+    structured: bool = False
+    one_sampler: bool = False
+
+
+# Sources: platform.claude.com/docs/en/about-claude/models/overview (max output);
+# .../build-with-claude/adaptive-thinking (Opus 4.6, Sonnet 4.6); .../build-with-claude/effort;
+# .../build-with-claude/structured-outputs and docs.aws.amazon.com/bedrock/latest/userguide/
+# structured-output.html (Haiku 4.5, Sonnet 4.5, Opus 4.5/4.6); one sampler:
+# .../about-claude/models/migrating-to-claude-4 and BerriAI/litellm#15097 (Sonnet 4.5+, Opus 4.1+).
+FAKE_MODELS: list[tuple[str, FakeModel]] = [
+    (r"claude-opus-4-6", FakeModel(128_000, ("enabled", "adaptive"), ("low", "medium", "high", "max"), True, True)),
+    (r"claude-sonnet-4-6", FakeModel(64_000, ("enabled", "adaptive"), ("low", "medium", "high"), True, True)),
+    (r"claude-opus-4-5", FakeModel(64_000, ("enabled",), (), True, True)),
+    (r"claude-sonnet-4-5", FakeModel(64_000, ("enabled",), (), True, True)),
+    (r"claude-haiku-4-5", FakeModel(64_000, ("enabled",), (), True, True)),
+    (r"claude-opus-4-1", FakeModel(32_000, ("enabled",), (), False, True)),
+    (r"claude-3-7-sonnet", FakeModel(64_000, ("enabled",))),
+    (r"claude-3-5-(?:sonnet|haiku)", FakeModel(8_192)),
+    (r"claude-fake", FakeModel(8_192)),  # the SDK checks' stand-in
+]
+_BEDROCK_KEYS = {"anthropic_version", "anthropic_beta"}
+_COMMON_KEYS = {
+    "max_tokens", "messages", "system", "temperature", "top_p", "top_k", "stop_sequences", "tools",
+    "tool_choice", "thinking", "output_config", "cache_control", "service_tier", "container",
+    "context_management", "mcp_servers", "inference_geo",
+}  # fmt: skip
+_ANTHROPIC_KEYS = {"model", "stream", "metadata"}
+THINKING_TOOL_USE = (
+    "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{found}`. When "
+    "`thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the "
+    "lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from "
+    "previous turns. To avoid this requirement, disable `thinking`. Please consult our documentation at "
+    "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+)
+"""Anthropic's message, verbatim as reported on Anthropic, Bedrock and Vertex (anomalyco/opencode#3077,
+mastra-ai/mastra#7799, deepset-ai/haystack-core-integrations#2146)."""
+_THINKING_DOCS = (
+    "Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+)
+
+
+def fake_model(model: str) -> FakeModel | None:
+    tail = model.rsplit("/", 1)[-1]
+    for pattern, info in FAKE_MODELS:
+        if re.search(pattern, tail):
+            return info
+    return None
+
+
+def _blocks_of(message: dict[str, Any]) -> list[dict[str, Any]]:
+    content = message.get("content")
+    return content if isinstance(content, list) else [{"type": "text", "text": content}]
+
+
+def check_body(body: Any, model: str, *, bedrock: bool) -> str | None:
+    """Anthropic's Messages validation as today's models apply it; None when valid."""
     if not isinstance(body, dict):
         return "body must be a JSON object"
+    allowed = _COMMON_KEYS | (_BEDROCK_KEYS if bedrock else _ANTHROPIC_KEYS)
+    for key in body:
+        if key not in allowed:
+            if bedrock:  # Bedrock's JSON-schema validation of the InvokeModel body
+                return f"Malformed input request: #: extraneous key [{key}] is not permitted, please reformat input"
+            return f"{key}: Extra inputs are not permitted"
+    info = fake_model(model)
+    if info is None:
+        return f"The provided model identifier is invalid: {model}" if bedrock else f"model: {model}"
     if not isinstance(body.get("max_tokens"), int):
         return "max_tokens: Field required"
+    if body["max_tokens"] > info.max_output:
+        return (
+            f"max_tokens: {body['max_tokens']} > {info.max_output}, which is the maximum allowed number of "
+            f"output tokens for {model}"
+        )
+    return (
+        _check_sampling(body, info)
+        or _check_thinking(body, info)
+        or _check_output_config(body, info)
+        or _check_messages(body)
+        or _check_cache(body)
+    )
+
+
+def _check_sampling(body: dict[str, Any], info: FakeModel) -> str | None:
+    if info.one_sampler and body.get("temperature") is not None and body.get("top_p") is not None:
+        # Sonnet 4.5+/Opus 4.1+ (BerriAI/litellm#15097, browseros-ai/BrowserOS#208)
+        return "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
+    for stop in body.get("stop_sequences") or []:
+        # sourcegraph/cody#3549, BerriAI/litellm#3286 (any Claude)
+        if not stop:
+            return "stop_sequences: each stop sequence must be non-empty"
+        if not stop.strip():
+            return "stop_sequences: each stop sequence must contain non-whitespace"
+    return None
+
+
+def _check_thinking(body: dict[str, Any], info: FakeModel) -> str | None:
+    thinking = body.get("thinking")
+    if thinking is None or thinking.get("type") == "disabled":
+        return None
+    kind = thinking.get("type")
+    if kind not in info.thinking:
+        return f"thinking.type: '{kind}' thinking is not supported on this model"
+    if kind == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < 1024:
+            return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+        if budget >= body["max_tokens"]:
+            return f"`max_tokens` must be greater than `thinking.budget_tokens`. {_THINKING_DOCS}#max-tokens"
+    # extended-thinking#feature-compatibility
+    if body.get("temperature") not in (None, 1, 1.0):
+        return f"`temperature` may only be set to 1 when thinking is enabled or in use. {_THINKING_DOCS}"
+    if body.get("top_k") is not None:
+        return f"`top_k` must be unset when thinking is enabled. {_THINKING_DOCS}#feature-compatibility"
+    if body.get("top_p") is not None and body["top_p"] < 0.95:
+        return f"`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled. {_THINKING_DOCS}"
+    if (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        # mastra-ai/mastra#7507, litellm PR #17129
+        return "Thinking may not be enabled when tool_choice forces tool use."
+    messages = body.get("messages") or []
+    for i in range(len(messages) - 1, -1, -1):
+        blocks = _blocks_of(messages[i])
+        if messages[i].get("role") == "user":
+            if any(b.get("type") != "tool_result" for b in blocks):
+                break
+            continue
+        if any(b.get("type") == "tool_use" for b in blocks):
+            if blocks[0].get("type") not in ("thinking", "redacted_thinking"):
+                return THINKING_TOOL_USE.format(i=i, found=blocks[0].get("type"))
+            break
+    return None
+
+
+def _check_output_config(body: dict[str, Any], info: FakeModel) -> str | None:
+    config = body.get("output_config")
+    if config is None:
+        return None
+    for key in config:
+        if key not in ("effort", "format"):
+            return f"output_config.{key}: Extra inputs are not permitted"
+    effort = config.get("effort")
+    if effort is not None and effort not in info.efforts:
+        # effort: Opus 4.5+ / Sonnet 4.6 levels (anthropic-sdk-python types/output_config_param.py)
+        return f"output_config.effort: '{effort}' is not supported by this model"
+    fmt = config.get("format")
+    if fmt is not None:
+        if not info.structured:
+            return "output_config.format: structured outputs are not supported on this model"
+        if fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+            return "output_config.format: expected {type: json_schema, schema}"
+    return None
+
+
+def _check_messages(body: dict[str, Any]) -> str | None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return "messages: at least one message is required"
@@ -158,9 +343,14 @@ def check_messages(body: Any) -> str | None:
         previous = role
         content = message.get("content")
         if isinstance(content, list):
-            for block in content:
-                if block.get("type") == "text" and not block.get("text"):
+            for j, block in enumerate(content):
+                kind = block.get("type")
+                if kind == "text" and not block.get("text"):
                     return "messages: text content blocks must be non-empty"
+                if kind == "thinking" and block.get("signature") != sign_thinking(block.get("thinking", "")):
+                    return f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+                if kind == "redacted_thinking" and not block.get("data"):
+                    return f"messages.{i}.content.{j}.data: Field required"
         elif not isinstance(content, str) or not content:
             return f"messages.{i}.content: must be a non-empty string or list"
     last = messages[-1]
@@ -169,6 +359,29 @@ def check_messages(body: Any) -> str | None:
         text = content if isinstance(content, str) else (content[-1].get("text") if content else "")
         if isinstance(text, str) and text != text.rstrip():
             return "final assistant content cannot end with trailing whitespace"
+    return None
+
+
+def _cache_markers(body: dict[str, Any]) -> list[Any]:
+    found = [t.get("cache_control") for t in body.get("tools") or []]
+    system = body.get("system")
+    if isinstance(system, list):
+        found += [b.get("cache_control") for b in system]
+    for message in body.get("messages") or []:
+        for block in _blocks_of(message):
+            found.append(block.get("cache_control"))
+            found += [b.get("cache_control") for b in block.get("content") or [] if isinstance(b, dict)]
+    return [m for m in found if m is not None]
+
+
+def _check_cache(body: dict[str, Any]) -> str | None:
+    # platform.claude.com/docs/en/build-with-claude/prompt-caching: up to 4 breakpoints, ephemeral, 5m/1h
+    markers = _cache_markers(body)
+    if len(markers) > 4:
+        return f"A maximum of 4 blocks with cache_control may be provided. Found {len(markers)}."
+    for marker in markers:
+        if marker.get("type") != "ephemeral" or marker.get("ttl", "5m") not in ("5m", "1h"):
+            return "cache_control: Input tag does not match the expected tags ('ephemeral') or ttl ('5m', '1h')"
     return None
 
 
@@ -273,10 +486,10 @@ class FakeBedrock:
                 return self.error(
                     "ValidationException", f"Malformed input request: #: extraneous key [{forbidden}] is not permitted"
                 )
-        problem = check_messages(body)
+        model = unquote(parts[2])
+        problem = check_body(body, model, bedrock=True)
         if problem:
             return self.error("ValidationException", problem)
-        model = unquote(parts[2])
         if parts[3] == "invoke":
             return self.invoke(reply, model)
         return self.invoke_stream(reply, model)
@@ -380,9 +593,15 @@ def verify_sigv4(
     canonical = signer.canonical_request(aws)
     expected = signer.signature(signer.string_to_sign(aws, canonical), aws)
     if signer.signed_headers(signer.headers_to_sign(aws)) != fields["SignedHeaders"] or expected != fields["Signature"]:
+        # AWS echoes what it computed: the canonical request (signed headers with their values, the
+        # session token among them) and the string to sign, after the first sentences.
+        string_to_sign = signer.string_to_sign(aws, canonical)
         return (
             "InvalidSignatureException",
-            "The request signature we calculated does not match the signature you provided.",
+            "The request signature we calculated does not match the signature you provided. Check your AWS "
+            "Secret Access Key and signing method. Consult the service documentation for details.\n\n"
+            f"The Canonical String for this request should have been\n'{canonical}'\n\n"
+            f"The String-to-Sign should have been\n'{string_to_sign}'\n",
         )
     return None
 
@@ -433,7 +652,7 @@ class FakeAnthropic:
         except ValueError:
             return self.error("invalid_request_error", "There was an issue with the request body")
         self.bodies.append(body)
-        problem = "model: Field required" if not body.get("model") else check_messages(body)
+        problem = "model: Field required" if not body.get("model") else check_body(body, body["model"], bedrock=False)
         if problem:
             return self.error("invalid_request_error", problem)
         if body.get("stream"):

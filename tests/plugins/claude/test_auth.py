@@ -7,6 +7,7 @@ import json
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import anyio
 import boto3
@@ -20,8 +21,26 @@ from botocore.credentials import Credentials, RefreshableCredentials
 from llm_factory_claude._aws import AwsCredentials, SigV4Auth, sign_request
 from llm_factory_core import AllDeploymentsFailedError, AuthenticationError, LLMFactory, ProviderError
 
-from .fake_claude import FakeBedrock, Reply, serve
-from .helpers import AKID, BEARER, MODEL, SECRET, bedrock_config, bedrock_fake, factory, registry
+from .fake_claude import Reply, serve
+from .helpers import (
+    AKID,
+    BEARER,
+    BEDROCK_MODELS,
+    GLOBAL_PROFILE,
+    MODEL,
+    SECRET,
+    SESSION_TOKEN,
+    TEMP_AKID,
+    TEMP_SECRET,
+    US_PROFILE,
+    api_key_config,
+    bedrock_config,
+    bedrock_fake,
+    factory,
+    registry,
+    served,
+    session_config,
+)
 
 
 def botocore_signature(request: httpx.Request, access_key: str, secret: str, token: str | None, region: str) -> str:
@@ -40,28 +59,49 @@ def botocore_signature(request: httpx.Request, access_key: str, secret: str, tok
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("stream", [False, True])
-async def test_signed_requests_verify_with_botocore(stream: bool) -> None:
-    fake = FakeBedrock(region="eu-west-1", credentials={AKID: (SECRET, "session-token-1")})
-    config = bedrock_config(aws_region="eu-west-1", aws_session_token="session-token-1")
-    async with factory(fake, [config]) as f:
+@pytest.mark.parametrize("model", BEDROCK_MODELS)
+@pytest.mark.parametrize("stream", [False, True], ids=["invoke", "stream"])
+async def test_signed_requests_verify_on_the_wire(model: str, stream: bool, http_transport: str) -> None:
+    """SigV4 with a session token over a real socket: the fake recomputes the signature over the path
+    as it arrived on the wire, so a transport that decodes ``%3A`` (or ``%2F``) fails here."""
+    fake = bedrock_fake(region="eu-west-1")
+    async with served(fake, session_config(model=model, aws_region="eu-west-1"), http_transport) as f:
         if stream:
-            assert [c async for c in f.stream_async("Hi")]
+            assert "".join([c.choices[0].delta.content or "" async for c in f.stream_async("Hi") if c.choices])
         else:
-            await f.chat_async("Hi")
+            assert (await f.chat_async("Hi")).choices[0].message.content == "Hello from fake Claude"
     request = fake.requests[-1]
     op = "invoke-with-response-stream" if stream else "invoke"
-    assert str(request.url) == f"https://bedrock-runtime.eu-west-1.amazonaws.com/model/{MODEL.replace(':', '%3A')}/{op}"
+    assert request.url.raw_path.decode() == f"/model/{quote(model, safe='')}/{op}"
     auth = request.headers["authorization"]
-    assert auth.startswith(f"AWS4-HMAC-SHA256 Credential={AKID}/{request.headers['x-amz-date'][:8]}/eu-west-1/bedrock/")
-    assert request.headers["x-amz-security-token"] == "session-token-1"
+    date = request.headers["x-amz-date"][:8]
+    assert auth.startswith(f"AWS4-HMAC-SHA256 Credential={TEMP_AKID}/{date}/eu-west-1/bedrock/aws4_request")
+    assert request.headers["x-amz-security-token"] == SESSION_TOKEN
     signature = auth.rsplit("Signature=", 1)[1]
-    assert signature == botocore_signature(request, AKID, SECRET, "session-token-1", "eu-west-1")
-    assert signature != botocore_signature(request, AKID, "another-secret", "session-token-1", "eu-west-1")
+    assert signature == botocore_signature(request, TEMP_AKID, TEMP_SECRET, SESSION_TOKEN, "eu-west-1")
+    assert signature != botocore_signature(request, TEMP_AKID, "another-secret", SESSION_TOKEN, "eu-west-1")
 
 
 @pytest.mark.anyio
-async def test_requests_match_what_boto3_sends() -> None:
+async def test_a_bad_signature_is_refused_and_its_echo_never_passed_on(http_transport: str) -> None:
+    """AWS answers a wrong secret with the canonical request and string to sign (which list the
+    session token) after its first sentence: only that sentence reaches the caller and the status."""
+    fake = bedrock_fake(credentials={TEMP_AKID: ("the-real-secret", SESSION_TOKEN)})
+    async with served(fake, session_config(), http_transport) as f:
+        with pytest.raises((AuthenticationError, AllDeploymentsFailedError)) as info:
+            await f.chat_async("Hi")
+        status = f.status()[0]
+    error = info.value.last_error if isinstance(info.value, AllDeploymentsFailedError) else info.value
+    assert isinstance(error, AuthenticationError)
+    seen = str(info.value) + repr(error) + repr(status)
+    assert "does not match the signature you provided" in seen
+    for leak in (SESSION_TOKEN, TEMP_SECRET, "Canonical String", "String-to-Sign", "aws4_request", "x-amz-date:"):
+        assert leak not in seen, leak
+    assert status.state == "disabled"
+
+
+@pytest.mark.anyio
+async def test_requests_match_what_boto3_sends(http_transport: str) -> None:
     """Same path, same content headers, same signed header core as boto3's invoke operations."""
     fake = bedrock_fake()
     with serve(fake) as base:
@@ -87,9 +127,9 @@ async def test_requests_match_what_boto3_sends() -> None:
         list(stream["body"])
         client.close()
         boto_requests = list(fake.requests)
-        async with factory(fake, [bedrock_config(api_base=base)]) as f:
-            await f.chat_async("Hi")
-            [c async for c in f.stream_async("Hi")]
+    async with served(fake, bedrock_config(), http_transport) as f:
+        await f.chat_async("Hi")
+        [c async for c in f.stream_async("Hi")]
     ours = fake.requests[2:]
     for theirs, mine in zip(boto_requests, ours, strict=True):
         assert mine.url.raw_path == theirs.url.raw_path
@@ -103,14 +143,17 @@ async def test_requests_match_what_boto3_sends() -> None:
 
 
 @pytest.mark.anyio
-async def test_bedrock_api_key_from_config_and_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_bedrock_api_key_from_config_and_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, http_transport: str
+) -> None:
     fake = bedrock_fake()
-    config = bedrock_config(aws_access_key_id=None, aws_secret_access_key=None, api_key=BEARER)
-    async with factory(fake, [config]) as f:
+    async with served(fake, api_key_config(model=GLOBAL_PROFILE), http_transport) as f:
         await f.chat_async("Hi")
+        assert "".join([c.choices[0].delta.content or "" async for c in f.stream_async("Hi") if c.choices])
     assert fake.requests[-1].headers["authorization"] == f"Bearer {BEARER}"
+    assert fake.requests[-1].url.raw_path.decode().startswith(f"/model/{quote(GLOBAL_PROFILE, safe='')}/")
     monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", BEARER)
-    async with factory(fake, [bedrock_config(aws_access_key_id=None, aws_secret_access_key=None)]) as f:
+    async with served(fake, bedrock_config(aws_access_key_id=None, aws_secret_access_key=None), http_transport) as f:
         await f.chat_async("Hi")
     assert fake.requests[-1].headers["authorization"] == f"Bearer {BEARER}"
     assert "x-amz-date" not in fake.requests[-1].headers
@@ -133,7 +176,7 @@ async def test_profile_credentials_and_region(isolated_aws: Path) -> None:
 @pytest.mark.anyio
 async def test_keyless_env_deployment_uses_the_default_chain(monkeypatch: pytest.MonkeyPatch) -> None:
     """CLAUDE_MODEL alone: one deployment, credentials and region from the AWS environment."""
-    monkeypatch.setenv("CLAUDE_MODEL", "claude")
+    monkeypatch.setenv("CLAUDE_MODEL", US_PROFILE)
     monkeypatch.setenv("CLAUDE_DEFAULT_MAX_TOKENS", "321")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", AKID)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
@@ -151,7 +194,7 @@ async def test_keyless_env_deployment_uses_the_default_chain(monkeypatch: pytest
 async def test_env_keys_regions_and_fields(monkeypatch: pytest.MonkeyPatch) -> None:
     """CLAUDE_API_KEYS are Bedrock API keys: one deployment each, failing over like API keys."""
     monkeypatch.setenv("CLAUDE_API_KEYS", f"bedrock-api-key-revoked-01,{BEARER}")
-    monkeypatch.setenv("CLAUDE_MODEL", "claude")
+    monkeypatch.setenv("CLAUDE_MODEL", US_PROFILE)
     monkeypatch.setenv("CLAUDE_AWS_REGION", "us-west-2")
     monkeypatch.setenv("CLAUDE_ANTHROPIC_BETA", "beta-one, beta-two")
     fake = bedrock_fake(region="us-west-2")

@@ -7,13 +7,8 @@ from typing import Any
 import pytest
 
 import llm_factory_claude
-from llm_factory_claude._codec import (
-    MessagesStreamState,
-    RequestError,
-    decode_message,
-    encode_messages_request,
-    usage_from_anthropic,
-)
+from llm_factory_claude._codec import RequestError, encode_messages_request
+from llm_factory_claude._decode import MessagesStreamState, usage_from_anthropic
 from llm_factory_claude._errors import classify_bedrock_exception, normalise_aws_code
 from llm_factory_core import ChatRequest, ContextLengthError, RateLimitError, ServerError
 
@@ -127,23 +122,10 @@ def test_usage_counts_cache_tokens_as_prompt_tokens() -> None:
         "prompt_tokens": 115,
         "completion_tokens": 3,
         "total_tokens": 118,
-        "prompt_tokens_details": {"cached_tokens": 100},
+        "prompt_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 5},
     }
-
-
-def test_thinking_becomes_reasoning_content() -> None:
-    reply = Reply(blocks=[{"type": "thinking", "thinking": "hmm"}, {"type": "text", "text": "42"}])
-    from .fake_claude import message_json
-
-    completion = decode_message(message_json(reply, "m", bedrock=False), model="m")
-    assert completion.choices[0].message.content == "42"
-    assert completion.choices[0].message.get("reasoning_content") == "hmm"
-    state = MessagesStreamState("m", include_usage=False)
-    chunks = [c for e in stream_events(reply, "m", bedrock=False) for c in state.feed(e)]
-    assert [
-        c.choices[0].delta.get("reasoning_content") for c in chunks if c.choices[0].delta.get("reasoning_content")
-    ] == ["hmm"]
-    assert chunks[1].has_content()
+    written_only = usage_from_anthropic({"input_tokens": 3, "cache_creation_input_tokens": 2000, "output_tokens": 1})
+    assert written_only is not None and written_only["prompt_tokens_details"] == {"cache_write_tokens": 2000}
 
 
 def test_stream_state_without_message_stop() -> None:

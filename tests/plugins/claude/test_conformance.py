@@ -9,7 +9,7 @@ from llm_factory_core.testing import ProviderConformance
 
 from .fake_claude import Fail, FakeAnthropic, FakeBedrock, Reply
 
-BEDROCK_MODEL = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
+BEDROCK_MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 BEDROCK = FakeBedrock(
     region="us-east-1",
@@ -58,6 +58,7 @@ class TestBedrockApiKeyConformance(TestBedrockSigV4Conformance):
 class TestAnthropicConformance(TestBedrockSigV4Conformance):
     config = {
         "model": "claude-sonnet-4-5",
+        "mode": "anthropic",
         "api_key": "sk-ant-conformance-key-0001",
         "api_base": "https://api.anthropic.com",
     }

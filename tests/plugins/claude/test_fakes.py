@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import anthropic
 import boto3
+import httpx
 import pytest
 from botocore.config import Config
 from botocore.eventstream import EventStreamBuffer
@@ -23,10 +25,12 @@ from .fake_claude import (
     Reply,
     encode_event,
     serve,
+    sign_thinking,
     stream_events,
 )
 
 MODEL = "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
+"""Claude 3.5 Sonnet v2 (both samplers allowed): what the rules by model are compared against."""
 BODY = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
 TOOL_REPLY = Reply(
     blocks=[
@@ -280,4 +284,169 @@ def test_anthropic_fake_checks_the_key(anthropic_fake: tuple[FakeAnthropic, str]
     with pytest.raises(anthropic.AuthenticationError):
         sdk(anthropic_fake[1], key="sk-ant-wrong").messages.create(
             model="claude-fake-1", max_tokens=8, messages=[{"role": "user", "content": "x"}]
+        )
+
+
+# -- today's models: what the fakes reject, checked with both SDKs ------------------------------
+
+SONNET_45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+THINKING = {"type": "enabled", "budget_tokens": 2048}
+TOOL_TURN = [
+    {"role": "user", "content": "weather?"},
+    {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "w", "input": {}}]},
+    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "21C"}]},
+]
+REJECTED: list[tuple[str, dict[str, Any], str]] = [
+    # (what, body fields over a plain Sonnet 4.5 request, the start of the error message)
+    ("both-samplers", {"temperature": 0.5, "top_p": 0.9}, "`temperature` and `top_p` cannot both be specified"),
+    ("whitespace-stop", {"stop_sequences": ["\n"]}, "stop_sequences: each stop sequence must contain non-whitespace"),
+    ("budget>=max", {"max_tokens": 2048, "thinking": THINKING}, "`max_tokens` must be greater than"),
+    ("thinking+temperature", {"thinking": THINKING, "temperature": 0.2}, "`temperature` may only be set to 1"),
+    ("thinking+forced-tool", {"thinking": THINKING, "tool_choice": {"type": "any"},
+     "tools": [{"name": "w", "input_schema": {"type": "object"}}]}, "Thinking may not be enabled"),
+    ("thinking+tool-turn", {"thinking": THINKING, "messages": TOOL_TURN}, "messages.1.content.0.type: Expected"),
+    ("unknown-field", {"frequency_penalty": 0.5}, ""),
+    ("effort-on-4.5", {"output_config": {"effort": "high"}}, "output_config.effort"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("fields", "start"), [p[1:] for p in REJECTED], ids=[p[0] for p in REJECTED])
+def test_boto3_gets_a_validation_exception_for_what_today_s_models_reject(
+    bedrock: tuple[FakeBedrock, str], fields: dict[str, Any], start: str
+) -> None:
+    _fake, base = bedrock
+    client = boto(base)
+    body = {**BODY, "max_tokens": 8192, **fields}
+    with pytest.raises(client.exceptions.ValidationException) as info:
+        client.invoke_model(modelId=SONNET_45, body=json.dumps(body))
+    message = info.value.response["Error"]["Message"]
+    assert message.startswith(start or "Malformed input request: #: extraneous key [frequency_penalty]")
+    # The same body on Claude 3.5 Sonnet (both samplers and no thinking there) shows the rules are by model.
+    if fields.keys() == {"temperature", "top_p"}:
+        assert (
+            boto(base).invoke_model(modelId=MODEL, body=json.dumps(body))["ResponseMetadata"]["HTTPStatusCode"] == 200
+        )
+
+
+@pytest.mark.parametrize(("fields", "start"), [p[1:] for p in REJECTED], ids=[p[0] for p in REJECTED])
+def test_anthropic_sdk_gets_a_bad_request_for_what_today_s_models_reject(
+    anthropic_fake: tuple[FakeAnthropic, str], fields: dict[str, Any], start: str
+) -> None:
+    _fake, base = anthropic_fake
+    fields = dict(fields)
+    messages = fields.pop("messages", [{"role": "user", "content": "hi"}])
+    max_tokens = fields.pop("max_tokens", 8192)
+    with pytest.raises(anthropic.BadRequestError) as info:
+        sdk(base).messages.create(
+            model="claude-sonnet-4-5-20250929", max_tokens=max_tokens, messages=messages, extra_body=fields
+        )
+    assert info.value.body["error"]["message"].startswith(start or "frequency_penalty: Extra inputs")  # type: ignore[index]
+
+
+def test_bedrock_model_ids_of_every_form_reach_the_fake_through_boto3(bedrock: tuple[FakeBedrock, str]) -> None:
+    fake, base = bedrock
+    arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/global.anthropic.claude-opus-4-6-v1"
+    for model in (SONNET_45, "us.anthropic.claude-haiku-4-5-20251001-v1:0", arn):
+        reply = boto(base).invoke_model(modelId=model, body=json.dumps(BODY))
+        assert json.loads(reply["body"].read())["model"] == model
+    assert fake.requests[-1].url.raw_path == b"/model/" + quote(arn, safe="").encode() + b"/invoke"
+
+
+def test_the_fake_checks_the_signature_over_the_path_on_the_wire(bedrock: tuple[FakeBedrock, str]) -> None:
+    """A client that signs ``/model/...%3A0/invoke`` but sends ``:`` (what aiohttp did to a
+    re-normalised URL) gets InvalidSignatureException, as from AWS."""
+    import http.client
+
+    from botocore.credentials import ReadOnlyCredentials
+
+    from llm_factory_claude._aws import sign_request
+
+    _fake, base = bedrock
+    host = base.split("//", 1)[1]
+    encoded = f"/model/{quote(SONNET_45, safe='')}/invoke"
+    payload = json.dumps(BODY).encode()
+    results = {}
+    for sent in (encoded, f"/model/{SONNET_45}/invoke"):
+        request = httpx.Request("POST", base + encoded, content=payload, headers={"content-type": "application/json"})
+        sign_request(request, ReadOnlyCredentials("AKIDEXAMPLE0001", "bedrock-secret-0001", None, None), "us-east-1")
+        connection = http.client.HTTPConnection(host, timeout=10)
+        connection.request("POST", sent, body=payload, headers=dict(request.headers))
+        response = connection.getresponse()
+        results[sent] = (response.status, response.getheader("x-amzn-errortype") or "")
+        response.read()
+        connection.close()
+    assert results[encoded][0] == 200
+    assert results[f"/model/{SONNET_45}/invoke"][0] == 403
+    assert results[f"/model/{SONNET_45}/invoke"][1].startswith("InvalidSignatureException")
+
+
+def test_anthropic_sdk_reads_signed_thinking_and_sends_it_back(anthropic_fake: tuple[FakeAnthropic, str]) -> None:
+    fake, base = anthropic_fake
+    fake.script.append(
+        Reply(
+            blocks=[
+                {"type": "thinking", "thinking": "Call the tool."},
+                {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"},
+                {"type": "tool_use", "id": "toolu_9", "name": "w", "input": {"city": "Paris"}},
+            ],
+            stop_reason="tool_use",
+        )
+    )
+    client = sdk(base)
+    tools = [{"name": "w", "input_schema": {"type": "object"}}]
+    with client.messages.stream(
+        model="claude-sonnet-4-5",
+        max_tokens=8192,
+        thinking=THINKING,
+        tools=tools,  # type: ignore[arg-type]
+        messages=[{"role": "user", "content": "weather?"}],
+    ) as stream:
+        final = stream.get_final_message()  # fmt: skip
+    thinking = final.content[0]
+    assert thinking.type == "thinking" and thinking.signature == sign_thinking("Call the tool.")
+    assert final.content[1].type == "redacted_thinking"
+    history = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": [b.model_dump() for b in final.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "21C"}]},
+    ]
+    reply = client.messages.create(
+        model="claude-sonnet-4-5", max_tokens=8192, thinking=THINKING, tools=tools,  # type: ignore[arg-type]
+        messages=history,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert reply.content[0].type == "text"
+    history[1]["content"][0]["thinking"] = "Edited."  # type: ignore[index]
+    with pytest.raises(anthropic.BadRequestError, match="Invalid `signature`"):
+        client.messages.create(
+            model="claude-sonnet-4-5", max_tokens=8192, thinking=THINKING, tools=tools,  # type: ignore[arg-type]
+            messages=history,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+
+def test_anthropic_sdk_native_structured_output_cache_and_effort(anthropic_fake: tuple[FakeAnthropic, str]) -> None:
+    fake, base = anthropic_fake
+    fake.script.append(Reply.text('{"a": 1}', cache=(100, 20)))
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    reply = sdk(base).messages.create(
+        model="claude-opus-4-6",
+        max_tokens=1024,
+        thinking={"type": "adaptive"},
+        output_config={"effort": "max", "format": {"type": "json_schema", "schema": schema}},
+        system=[{"type": "text", "text": "doc", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    assert reply.usage.cache_read_input_tokens == 100 and reply.usage.cache_creation_input_tokens == 20
+    with pytest.raises(anthropic.BadRequestError, match="structured outputs are not supported"):
+        sdk(base).messages.create(
+            model="claude-3-5-haiku-20241022",
+            max_tokens=64,
+            output_config={"format": {"type": "json_schema", "schema": schema}},
+            messages=[{"role": "user", "content": "hi"}],
+        )
+    with pytest.raises(anthropic.BadRequestError, match="'adaptive' thinking is not supported"):
+        sdk(base).messages.create(
+            model="claude-sonnet-4-5",
+            max_tokens=1024,
+            thinking={"type": "adaptive"},
+            messages=[{"role": "user", "content": "hi"}],
         )

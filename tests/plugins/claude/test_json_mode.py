@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from llm_factory_claude._codec import MessagesStreamState, RequestError, decode_message, encode_messages_request
+from llm_factory_claude._codec import RequestError, encode_messages_request
+from llm_factory_claude._decode import MessagesStreamState, decode_message
 from llm_factory_claude._json_mode import JSON_TOOL, json_mode
 from llm_factory_core import BadRequestError, ChatRequest
 
 from .fake_claude import FakeAnthropic, Reply, message_json, stream_events
-from .helpers import WEATHER_TOOL, anthropic_config, bedrock_config, bedrock_fake, factory
+from .helpers import OLD_MODEL, OPUS_46, WEATHER_TOOL, anthropic_config, bedrock_config, bedrock_fake, served
 
 PERSON = {
     "type": "object",
@@ -97,19 +98,32 @@ def test_a_json_answer_cut_short_streams_as_it_came() -> None:
     assert chunks[-1].choices[0].finish_reason == "length"
 
 
-def hosts() -> list[Any]:
+def emulated_hosts() -> list[Any]:
+    """Models without structured outputs (and a native one told to use the tool): the forced tool."""
     return [
-        pytest.param(bedrock_fake, bedrock_config, id="bedrock"),
-        pytest.param(FakeAnthropic, anthropic_config, id="anthropic"),
+        pytest.param(bedrock_fake, lambda: bedrock_config(model=OLD_MODEL), id="bedrock-3.5"),
+        pytest.param(
+            FakeAnthropic, lambda: anthropic_config(model="claude-opus-4-1-20250805"), id="anthropic-opus-4.1"
+        ),
+        pytest.param(FakeAnthropic, lambda: anthropic_config(structured_output="tool"), id="anthropic-tool-policy"),
+    ]
+
+
+def native_hosts() -> list[Any]:
+    return [
+        pytest.param(bedrock_fake, bedrock_config, id="bedrock-sonnet-4.5"),
+        pytest.param(bedrock_fake, lambda: bedrock_config(model=OPUS_46), id="bedrock-opus-4.6"),
+        pytest.param(FakeAnthropic, anthropic_config, id="anthropic-sonnet-4.5"),
+        pytest.param(FakeAnthropic, lambda: anthropic_config(model="claude-haiku-4-5"), id="anthropic-haiku-4.5"),
     ]
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("make_fake", "make_config"), hosts())
-async def test_structured_output_through_the_factory(make_fake: Any, make_config: Any) -> None:
+@pytest.mark.parametrize(("make_fake", "make_config"), emulated_hosts())
+async def test_structured_output_through_a_forced_tool(make_fake: Any, make_config: Any, http_transport: str) -> None:
     fake = make_fake()
     fake.script.extend([json_reply(ANSWER), json_reply(ANSWER)])
-    async with factory(fake, [make_config()]) as f:
+    async with served(fake, [make_config()], http_transport) as f:
         reply = await f.chat_async("Who?", model="claude", response_format=AS_SCHEMA)
         chunks = [c async for c in f.stream_async("Who?", model="claude", response_format=AS_SCHEMA)]
     choice = reply.choices[0]
@@ -121,12 +135,49 @@ async def test_structured_output_through_the_factory(make_fake: Any, make_config
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
     for body in fake.bodies:
         assert body["tool_choice"] == {"type": "tool", "name": JSON_TOOL}
+        assert "output_config" not in body
 
 
 @pytest.mark.anyio
-async def test_response_format_with_tools_is_a_bad_request_before_any_call() -> None:
-    fake = FakeAnthropic()
-    async with factory(fake, [anthropic_config()]) as f:
+@pytest.mark.parametrize(("make_fake", "make_config"), native_hosts())
+async def test_native_structured_output_with_tools_and_thinking(
+    make_fake: Any, make_config: Any, http_transport: str
+) -> None:
+    """Sonnet/Haiku 4.5 and Opus 4.5+: ``output_config.format``, which works beside tools and
+    thinking (the forced tool could do neither)."""
+    fake = make_fake()
+    fake.script.extend([Reply.text(json.dumps(ANSWER)), Reply.text(json.dumps(ANSWER), pieces=None)])
+    params: dict[str, Any] = {"response_format": AS_SCHEMA, "tools": [WEATHER_TOOL], "reasoning_effort": "low"}
+    async with served(fake, [make_config()], http_transport) as f:
+        reply = await f.chat_async("Who?", model="claude", **params)
+        chunks = [c async for c in f.stream_async("Who?", model="claude", **params)]
+    assert json.loads(reply.choices[0].message.content or "") == ANSWER
+    assert json.loads("".join(c.choices[0].delta.content or "" for c in chunks if c.choices)) == ANSWER
+    for body in fake.bodies:
+        assert body["output_config"]["format"] == {"type": "json_schema", "schema": PERSON}
+        assert [t["name"] for t in body["tools"]] == ["get_weather"]
+        assert "tool_choice" not in body and body["thinking"]["type"] in ("enabled", "adaptive")
+
+
+@pytest.mark.anyio
+async def test_response_format_with_tools_on_an_older_model_is_a_bad_request_before_any_call(
+    http_transport: str,
+) -> None:
+    fake = bedrock_fake()
+    async with served(fake, [bedrock_config(model=OLD_MODEL)], http_transport) as f:
         with pytest.raises(BadRequestError, match="together with tools"):
             await f.chat_async("Who?", model="claude", response_format=AS_SCHEMA, tools=[WEATHER_TOOL])
     assert fake.bodies == []
+
+
+def test_thinking_is_turned_off_where_json_mode_is_a_forced_tool(caplog: pytest.LogCaptureFixture) -> None:
+    """Anthropic: "Thinking may not be enabled when tool_choice forces tool use"; on a model without
+    structured outputs JSON mode wins and the reason is logged."""
+    with caplog.at_level("WARNING", logger="llm_factory_claude"):
+        body = encode_messages_request(
+            request(response_format=AS_SCHEMA, reasoning_effort="high"),
+            allow_image_urls=False,
+            model="claude-opus-4-1-20250805",
+        )
+    assert "thinking" not in body and body["tool_choice"] == {"type": "tool", "name": JSON_TOOL}
+    assert "JSON mode" in caplog.text

@@ -1,4 +1,5 @@
-"""Errors, stream edge cases, prefill and host selection through LLMFactory against the fakes."""
+"""Errors, stream edge cases, prefill and host selection through LLMFactory against the fakes, over
+real sockets on both HTTP transports (``http_transport``: aiohttp and httpx)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,18 @@ from llm_factory_core import (
 )
 
 from .fake_claude import Fail, FakeAnthropic, Reply
-from .helpers import BEARER, SECRET, anthropic_config, bedrock_config, bedrock_fake, factory, registry
+from .helpers import (
+    BEARER,
+    OLD_MODEL,
+    SECRET,
+    anthropic_config,
+    api_key_config,
+    bedrock_config,
+    bedrock_fake,
+    factory,
+    registry,
+    served,
+)
 
 
 def unwrap(error: BaseException) -> BaseException:
@@ -62,10 +74,12 @@ def unwrap(error: BaseException) -> BaseException:
         ("ValidationException", "messages.0.content: field required", BadRequestError, False),
     ],
 )
-async def test_bedrock_errors(code: str, message: str, expected: type[ProviderError], disabled: bool) -> None:
+async def test_bedrock_errors(
+    code: str, message: str, expected: type[ProviderError], disabled: bool, http_transport: str
+) -> None:
     fake = bedrock_fake()
     fake.script.append(Fail(code, message))
-    async with factory(fake, [bedrock_config()]) as f:
+    async with served(fake, [bedrock_config()], http_transport) as f:
         with pytest.raises((ProviderError, AllDeploymentsFailedError)) as info:
             await f.chat_async("Hi")
         status = f.status()[0]
@@ -80,11 +94,11 @@ async def test_bedrock_errors(code: str, message: str, expected: type[ProviderEr
 
 
 @pytest.mark.anyio
-async def test_validation_error_is_not_failed_over_but_throttling_is() -> None:
+async def test_validation_error_is_not_failed_over_but_throttling_is(http_transport: str) -> None:
     fake = bedrock_fake()
     fake.script.extend([Fail("ValidationException", "bad"), Reply()])
     configs = [bedrock_config(name="a"), bedrock_config(name="b")]
-    async with factory(fake, configs) as f:
+    async with served(fake, configs, http_transport) as f:
         with pytest.raises(BadRequestError):
             await f.chat_async("Hi")
         fake.script.append(Fail("ThrottlingException", "slow"))
@@ -94,7 +108,7 @@ async def test_validation_error_is_not_failed_over_but_throttling_is() -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("host", ["bedrock", "anthropic"])
-async def test_error_inside_the_stream_before_content_fails_over(host: str) -> None:
+async def test_error_inside_the_stream_before_content_fails_over(host: str, http_transport: str) -> None:
     if host == "bedrock":
         fake: Any = bedrock_fake()
         configs = [bedrock_config(name="a"), bedrock_config(name="b")]
@@ -104,7 +118,7 @@ async def test_error_inside_the_stream_before_content_fails_over(host: str) -> N
         configs = [anthropic_config(name="a"), anthropic_config(name="b")]
         fake.script.append(Reply(fail_after=2, fail_code="overloaded_error"))
     fake.script.append(Reply.text("second", pieces=["sec", "ond"]))
-    async with factory(fake, configs, strategy="first_available") as f:
+    async with served(fake, configs, http_transport, strategy="first_available") as f:
         chunks = [c async for c in f.stream_async("Hi")]
         failures = {s.name: s.failures for s in f.status()}
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "second"
@@ -113,14 +127,14 @@ async def test_error_inside_the_stream_before_content_fails_over(host: str) -> N
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("host", ["bedrock", "anthropic"])
-async def test_error_inside_a_committed_stream_is_never_a_silent_end(host: str) -> None:
+async def test_error_inside_a_committed_stream_is_never_a_silent_end(host: str, http_transport: str) -> None:
     fake: Any = bedrock_fake() if host == "bedrock" else FakeAnthropic()
     config = bedrock_config() if host == "bedrock" else anthropic_config()
     code = "ModelStreamErrorException" if host == "bedrock" else "api_error"
     after = 4 if host == "bedrock" else 5  # Anthropic's stream has a ping after message_start
     fake.script.append(Reply.text("abc", pieces=["a", "b", "c"], fail_after=after, fail_code=code))
     seen = ""
-    async with factory(fake, [config]) as f:
+    async with served(fake, [config], http_transport) as f:
         with pytest.raises(StreamInterruptedError):
             async for chunk in f.stream_async("Hi"):
                 seen += chunk.choices[0].delta.content or "" if chunk.choices else ""
@@ -128,12 +142,12 @@ async def test_error_inside_a_committed_stream_is_never_a_silent_end(host: str) 
 
 
 @pytest.mark.anyio
-async def test_cut_stream_after_the_stop_reason_completes_and_before_it_fails() -> None:
+async def test_cut_stream_after_the_stop_reason_completes_and_before_it_fails(http_transport: str) -> None:
     fake = bedrock_fake()
     events_before_stop = 6  # start, block start, 1 delta, block stop, message_delta | message_stop
     fake.script.append(Reply.text("hi", cut_after=events_before_stop - 1))
     fake.script.append(Reply.text("hi", cut_after=3))
-    async with factory(fake, [bedrock_config()]) as f:
+    async with served(fake, [bedrock_config()], http_transport) as f:
         chunks = [c async for c in f.stream_async("Hi")]
         assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
         with pytest.raises(StreamInterruptedError) as info:
@@ -151,17 +165,17 @@ async def test_cut_stream_after_the_stop_reason_completes_and_before_it_fails() 
         ("end_turn", {"amazon-bedrock-guardrailAction": "INTERVENED"}, "content_filter"),
     ],
 )
-async def test_stop_reasons(stop_reason: str, extra: dict[str, Any], finish: str) -> None:
+async def test_stop_reasons(stop_reason: str, extra: dict[str, Any], finish: str, http_transport: str) -> None:
     fake = bedrock_fake()
     fake.script.append(Reply.text("x", stop_reason=stop_reason, extra=extra))
-    async with factory(fake, [bedrock_config()]) as f:
+    async with served(fake, [bedrock_config()], http_transport) as f:
         result = await f.chat_async("Hi")
     assert result.choices[0].finish_reason == finish
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("make_config", [bedrock_config, anthropic_config])
-async def test_prefill_is_sent_as_the_final_assistant_turn(make_config: Any) -> None:
+async def test_prefill_is_sent_as_the_final_assistant_turn(make_config: Any, http_transport: str) -> None:
     assert ClaudeProvider.capabilities.prefill is True
     fake: Any = bedrock_fake() if make_config is bedrock_config else FakeAnthropic()
     fake.script.append(Reply.text(' "b": 2}'))
@@ -169,7 +183,7 @@ async def test_prefill_is_sent_as_the_final_assistant_turn(make_config: Any) -> 
         {"role": "user", "content": "Give JSON"},
         {"role": "assistant", "content": '{"a": 1, '},
     ]
-    async with factory(fake, [make_config()]) as f:
+    async with served(fake, [make_config()], http_transport) as f:
         result = await f.chat_async(messages)
     body = fake.bodies[-1]
     assert body["messages"][-1] == {"role": "assistant", "content": [{"type": "text", "text": '{"a": 1,'}]}
@@ -177,7 +191,7 @@ async def test_prefill_is_sent_as_the_final_assistant_turn(make_config: Any) -> 
 
 
 @pytest.mark.anyio
-async def test_request_parameters_and_images_reach_bedrock() -> None:
+async def test_request_parameters_and_images_reach_bedrock(http_transport: str) -> None:
     fake = bedrock_fake()
     png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
     messages = [
@@ -187,8 +201,8 @@ async def test_request_parameters_and_images_reach_bedrock() -> None:
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}}]},
     ]
     config = bedrock_config(guardrail_identifier="gr-123", guardrail_version="2")
-    async with factory(fake, [config]) as f:
-        await f.chat_async(messages, temperature=0.3, top_p=0.9, max_tokens=77, stop=["END"], user="u-1")
+    async with served(fake, [config], http_transport) as f:
+        await f.chat_async(messages, temperature=0.3, max_tokens=77, stop=["END"], user="u-1")
     body = fake.bodies[-1]
     assert body["system"] == [{"type": "text", "text": "S1"}, {"type": "text", "text": "S2"}]
     assert body["messages"] == [
@@ -200,31 +214,62 @@ async def test_request_parameters_and_images_reach_bedrock() -> None:
             ],
         }
     ]
-    assert (body["temperature"], body["top_p"], body["max_tokens"], body["stop_sequences"]) == (0.3, 0.9, 77, ["END"])
+    assert (body["temperature"], body["max_tokens"], body["stop_sequences"]) == (0.3, 77, ["END"])
     assert "metadata" not in body  # Bedrock's InvokeModel takes no metadata.user_id
     assert fake.requests[-1].headers["x-amzn-bedrock-guardrailidentifier"] == "gr-123"
 
 
 @pytest.mark.anyio
-async def test_anthropic_request_shape() -> None:
+@pytest.mark.parametrize(
+    ("model", "sent"),
+    [
+        # Claude 3.5 Sonnet still takes both samplers; Sonnet/Haiku 4.5 and Opus 4.1+ answer 400
+        # "`temperature` and `top_p` cannot both be specified": top_p is dropped (rule claude.one_sampler).
+        (OLD_MODEL, {"temperature": 0.3, "top_p": 0.9}),
+        ("anthropic.claude-sonnet-4-5-20250929-v1:0", {"temperature": 0.3}),
+        ("global.anthropic.claude-haiku-4-5-20251001-v1:0", {"temperature": 0.3}),
+        ("us.anthropic.claude-opus-4-1-20250805-v1:0", {"temperature": 0.3}),
+        ("us.anthropic.claude-opus-4-6-v1", {"temperature": 0.3}),
+    ],
+)
+async def test_temperature_and_top_p_by_model(model: str, sent: dict[str, float], http_transport: str) -> None:
+    fake = bedrock_fake()
+    async with served(fake, [bedrock_config(model=model)], http_transport) as f:
+        reply = await f.chat_async("Hi", temperature=0.3, top_p=0.9)
+    assert reply.choices[0].message.content == "Hello from fake Claude"
+    body = fake.bodies[-1]
+    assert {k: body[k] for k in ("temperature", "top_p") if k in body} == sent
+
+
+@pytest.mark.anyio
+async def test_anthropic_request_shape(http_transport: str) -> None:
     fake = FakeAnthropic()
     config = anthropic_config(anthropic_beta=["prompt-caching-2024-07-31"])
-    async with factory(fake, [config]) as f:
+    async with served(fake, [config], http_transport) as f:
         await f.chat_async("Hi", user="u-1", extra_body={"top_k": 5})
     request, body = fake.requests[-1], fake.bodies[-1]
-    assert str(request.url) == "https://api.anthropic.com/v1/messages"
+    assert request.url.path == "/v1/messages"
     assert request.headers["x-api-key"] == "sk-ant-test-key-0001"
     assert request.headers["anthropic-version"] == "2023-06-01"
     assert request.headers["anthropic-beta"] == "prompt-caching-2024-07-31"
-    assert body["model"] == "claude-sonnet-4-5" and body["max_tokens"] == 4096
+    # Sonnet 4.5 writes up to 64k tokens: the default max_tokens is the family's, capped at 32k.
+    assert body["model"] == "claude-sonnet-4-5-20250929" and body["max_tokens"] == 32_000
     assert body["metadata"] == {"user_id": "u-1"} and body["top_k"] == 5
 
 
 @pytest.mark.anyio
-async def test_bad_image_url_on_bedrock_is_a_bad_request_without_a_call() -> None:
+async def test_anthropic_api_url_by_default() -> None:
+    from llm_factory_claude._hosts import AnthropicHost
+
+    host = AnthropicHost(ClaudeSettings(model="claude-opus-4-6", api_key="sk-ant-x"), lambda c, m, k: c(m))
+    assert await host.url(stream=False) == "https://api.anthropic.com/v1/messages"
+
+
+@pytest.mark.anyio
+async def test_bad_image_url_on_bedrock_is_a_bad_request_without_a_call(http_transport: str) -> None:
     fake = bedrock_fake()
     messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}]}]
-    async with factory(fake, [bedrock_config(name="a"), bedrock_config(name="b")]) as f:
+    async with served(fake, [bedrock_config(name="a"), bedrock_config(name="b")], http_transport) as f:
         with pytest.raises(BadRequestError, match="data: URLs"):
             await f.chat_async(messages)
     assert fake.requests == []
@@ -232,6 +277,7 @@ async def test_bad_image_url_on_bedrock_is_a_bad_request_without_a_call() -> Non
 
 @pytest.mark.anyio
 async def test_api_base_overrides_the_bedrock_endpoint() -> None:
+    # URL building only (an https host that cannot be served on loopback): MockTransport.
     fake = bedrock_fake(region="eu-west-3")
     config = bedrock_config(aws_region=None, api_base="https://vpce-0abc.bedrock-runtime.eu-west-3.vpce.amazonaws.com")
     async with factory(fake, [config]) as f:
@@ -240,11 +286,10 @@ async def test_api_base_overrides_the_bedrock_endpoint() -> None:
 
 
 @pytest.mark.anyio
-async def test_a_secret_echoed_upstream_is_masked() -> None:
+async def test_a_secret_echoed_upstream_is_masked(http_transport: str) -> None:
     fake = bedrock_fake()
     fake.script.append(Fail("AccessDeniedException", f"key {BEARER} is not allowed"))
-    config = bedrock_config(aws_access_key_id=None, aws_secret_access_key=None, api_key=BEARER)
-    async with factory(fake, [config]) as f:
+    async with served(fake, [api_key_config()], http_transport) as f:
         with pytest.raises((AuthenticationError, AllDeploymentsFailedError)) as info:
             await f.chat_async("Hi")
         text = repr(f.status()) + str(info.value)
@@ -281,13 +326,11 @@ def test_provider_type_and_configuration_errors() -> None:
 
 
 @pytest.mark.anyio
-async def test_corrupt_event_stream_is_a_connection_error() -> None:
+async def test_corrupt_event_stream_is_a_connection_error(http_transport: str) -> None:
     def reply(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=b"\x00\x00\x00\x20" + b"\x00" * 40)
 
-    async with LLMFactory(
-        [bedrock_config()], transport=httpx.MockTransport(reply), registry=registry(), num_retries=0
-    ) as f:
+    async with served(reply, [bedrock_config()], http_transport) as f:
         with pytest.raises((UpstreamConnectionError, AllDeploymentsFailedError)) as info:
             [c async for c in f.stream_async("Hi")]
     assert isinstance(unwrap(info.value), UpstreamConnectionError)

@@ -1,4 +1,5 @@
-"""A tool-calling conversation through LLMFactory, in OpenAI's shape, on both hosts."""
+"""A tool-calling conversation through LLMFactory, in OpenAI's shape, on both hosts and every kind of
+Bedrock credential, over real sockets on both HTTP transports."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ import pytest
 from llm_factory_core import ChatCompletionChunk, ModelConfig
 
 from .fake_claude import FakeAnthropic, Reply
-from .helpers import WEATHER_TOOL, anthropic_config, bedrock_config, bedrock_fake, factory
+from .helpers import (
+    OPUS_46,
+    PROFILE_ARN,
+    WEATHER_TOOL,
+    anthropic_config,
+    api_key_config,
+    bedrock_fake,
+    served,
+    session_config,
+)
 
 TOOL_CALLS = Reply(
     blocks=[
@@ -26,7 +36,8 @@ ANSWER = Reply.text("Paris 21C, Rome 25C.", usage=(90, 9))
 
 def hosts() -> list[Any]:
     return [
-        pytest.param(bedrock_fake, bedrock_config, id="bedrock"),
+        pytest.param(bedrock_fake, lambda: session_config(model=PROFILE_ARN), id="bedrock-sigv4-session-arn"),
+        pytest.param(bedrock_fake, lambda: api_key_config(model=OPUS_46), id="bedrock-api-key"),
         pytest.param(FakeAnthropic, anthropic_config, id="anthropic"),
     ]
 
@@ -59,11 +70,11 @@ def assert_second_body(body: dict[str, Any]) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(("make_fake", "make_config"), hosts())
-async def test_chat_round_trip(make_fake: Any, make_config: Any) -> None:
+async def test_chat_round_trip(make_fake: Any, make_config: Any, http_transport: str) -> None:
     fake = make_fake()
     fake.script.extend([TOOL_CALLS, ANSWER])
     config: ModelConfig = make_config()
-    async with factory(fake, [config]) as f:
+    async with served(fake, [config], http_transport) as f:
         first = await f.chat_async(
             "Weather in Paris and Rome?", model="claude", tools=[WEATHER_TOOL], tool_choice="auto"
         )
@@ -93,10 +104,10 @@ async def test_chat_round_trip(make_fake: Any, make_config: Any) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize(("make_fake", "make_config"), hosts())
-async def test_stream_round_trip(make_fake: Any, make_config: Any) -> None:
+async def test_stream_round_trip(make_fake: Any, make_config: Any, http_transport: str) -> None:
     fake = make_fake()
     fake.script.extend([TOOL_CALLS, ANSWER])
-    async with factory(fake, [make_config()]) as f:
+    async with served(fake, [make_config()], http_transport) as f:
         chunks: list[ChatCompletionChunk] = [
             c
             async for c in f.stream_async(

@@ -8,7 +8,15 @@ OpenAI-shaped replies with a bare-UUID id, ``system_fingerprint`` and DeepSeek's
 before a non-stream body and ``: keep-alive`` comments in streams (optionally timed); its error
 bodies (400/401/402/422/429/500/503); ``finish_reason: insufficient_system_resource``; and the
 documented input checks (unknown model, logprobs in thinking mode, the reasoning_content round-trip
-rules of the legacy reasoner and of thinking mode).
+rules of the legacy reasoner and of thinking mode, the thinking toggle and reasoning_effort values,
+content-part types, chat prefix completion on the beta base); ``max_tokens`` (the only output cap
+DeepSeek documents) cuts the reply with ``finish_reason: length``; a stream can be cut mid-way.
+
+Models (api-docs.deepseek.com/quick_start/pricing, checked 2026-12): ``deepseek-flash``
+(DeepSeek-V4.1-Flash) and ``deepseek-v4-pro``, thinking by default; ``deepseek-v4-flash`` is an old
+name still served (by V4.1 Flash); ``deepseek-chat`` / ``deepseek-reasoner`` are the legacy aliases
+of V4 Flash's non-thinking / thinking modes (announced to retire after 2026-07-24; kept so configs
+that still name them are covered).
 
 ``FakeDeepSeek`` is a handler for ``httpx.MockTransport``: sync for ``openai.OpenAI`` over
 ``httpx.Client``, and the same handler serves ``httpx.AsyncClient`` (the plugin). Timed streams
@@ -22,7 +30,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import anyio
@@ -31,14 +39,37 @@ import httpx
 __all__ = ["ERRORS", "FakeDeepSeek", "Reply", "error_body"]
 
 FINGERPRINT = "fp_ffc7281d48_prod0820_fp8_kvcache"
-MODELS = ("deepseek-chat", "deepseek-reasoner")
+MODELS: dict[str, bool] = {
+    "deepseek-flash": True,
+    "deepseek-v4-pro": True,
+    "deepseek-v4-flash": True,
+    "deepseek-chat": False,
+    "deepseek-reasoner": True,
+}
+"""Model id -> whether it thinks by default. "Thinking mode is enabled by default"
+(api-docs.deepseek.com/guides/thinking_mode, note 1); ``deepseek-chat`` is the non-thinking alias
+(pricing page, note 1)."""
 ROUND_TRIP_MESSAGE = "The `reasoning_content` in the thinking mode must be passed back to the API."
+"""DeepSeek's 400 for a tool stretch without reasoning, as reported for V4 (openai/openai-agents-python
+#2155, anomalyco/opencode#24083, MGdaasLab/WHartTest#95, deepseek-ai/deepseek-harness#739)."""
+REASONING_EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh", "max", "ultra"})
+"""The efforts DeepSeek maps (thinking_mode guide, "Thinking Effort Control" table). ``none`` is
+only the Responses API's switch-off, not a Chat Completions value."""
+PART_TYPES = frozenset({"text", "image_url"})
+PATHS = {"/chat/completions": False, "/v1/chat/completions": False, "/beta/chat/completions": True}
+"""Path -> whether it is the beta base (chat prefix completion needs it)."""
 
 # status, message, type (bodies as observed; ``type`` strings for 422/429/5xx are uncertain).
 ERRORS: dict[str, tuple[int, str, str]] = {
     "bad_request": (400, "Invalid request: messages must not be empty", "invalid_request_error"),
     "auth": (401, "Authentication Fails, Your api key: ****{tail} is invalid", "authentication_error"),
     "balance": (402, "Insufficient Balance", "unknown_error"),
+    "context": (
+        400,
+        "This model's maximum context length is 1048576 tokens. However, you requested 1050000 tokens "
+        "(1050000 in the messages, 0 in the completion). Please reduce the length of the messages or completion.",
+        "invalid_request_error",
+    ),
     "invalid": (422, "Invalid parameter: temperature must be <= 2", "invalid_request_error"),
     "rate_limit": (429, "Rate Limit Reached", "rate_limit_reached_error"),
     "server": (500, "Server Error", "server_error"),
@@ -69,6 +100,8 @@ class Reply:
     """Seconds between keep-alive comments (needs the async client)."""
     stall: tuple[int, float] | None = None
     """(n, seconds): true silence before stream event n (0 = before the first chunk)."""
+    cut_after: int | None = None
+    """A stream that stops (the connection closes) after this many events: no finish, no [DONE]."""
     cache_hit: int = 0
 
 
@@ -103,7 +136,7 @@ class FakeDeepSeek:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         request.read()
         self.requests.append(request)
-        if request.method != "POST" or request.url.path not in ("/chat/completions", "/v1/chat/completions"):
+        if request.method != "POST" or request.url.path not in PATHS:
             return self._error(404, "Not Found", "invalid_request_error")
         auth = request.headers.get("authorization", "")
         key = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
@@ -115,7 +148,7 @@ class FakeDeepSeek:
             body = json.loads(request.content)
         except ValueError:
             return self._error(400, "Failed to deserialize the JSON body into the target type", "invalid_request_error")
-        if problem := self._check(body):
+        if problem := self._check(body, beta=PATHS[request.url.path]):
             return self._error(400, problem, "invalid_request_error")
         reply = self.script.popleft() if self.script else self.default
         if reply.error:
@@ -123,37 +156,34 @@ class FakeDeepSeek:
             return self._error(status, message, err_type, reply.headers)
         thinking = _thinking(body)
         reasoning = reply.reasoning if reply.reasoning is not None else ("Let me think." if thinking else None)
+        reply = _capped(reply, body.get("max_tokens"))
         if body.get("stream"):
             return self._stream(body, reply, reasoning)
         return self._completion(body, reply, reasoning)
 
-    def _check(self, body: Any) -> str | None:
+    def _check(self, body: Any, *, beta: bool = False) -> str | None:
         """DeepSeek's documented input checks (400s)."""
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             return "Failed to deserialize the JSON body into the target type: missing field `model`"
         messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
+        if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
             return "Failed to deserialize the JSON body into the target type: missing field `messages`"
         if body["model"] not in MODELS:
             return "Model Not Exist"
+        if problem := _check_controls(body):
+            return problem
+        if problem := _check_parts(messages):
+            return problem
+        if problem := _check_prefix(messages, beta):
+            return problem
         thinking = _thinking(body)
         if thinking and (body.get("logprobs") or body.get("top_logprobs") is not None):
             return "logprobs is not supported in thinking mode"
-        with_reasoning = [m for m in messages if isinstance(m, dict) and "reasoning_content" in m]
+        with_reasoning = [m for m in messages if "reasoning_content" in m]
         if self.legacy_reasoner and body["model"] == "deepseek-reasoner" and with_reasoning:
             return "reasoning_content is not allowed in the input messages"
         if thinking and not self.legacy_reasoner:
-            # Thinking mode: every assistant message in a stretch with tool calls keeps its reasoning.
-            stretch: list[dict[str, Any]] = []
-            for m in [*messages, {"role": "user"}]:
-                if m.get("role") == "user":
-                    if any(a.get("tool_calls") for a in stretch) and any(
-                        not a.get("reasoning_content") for a in stretch
-                    ):
-                        return ROUND_TRIP_MESSAGE
-                    stretch = []
-                elif m.get("role") == "assistant":
-                    stretch.append(m)
+            return _check_tool_stretches(messages)
         return None
 
     # -- replies --------------------------------------------------------------------------------
@@ -228,6 +258,8 @@ class FakeDeepSeek:
         events.append(b"data: [DONE]\n\n")
         keepalive = b": keep-alive\n\n"
         headers = {"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
+        if reply.cut_after is not None:
+            events = events[: reply.cut_after]
         if not reply.keepalive_interval and reply.stall is None:
             return httpx.Response(200, content=keepalive * reply.keepalives + b"".join(events), headers=headers)
 
@@ -256,10 +288,96 @@ def _fmt(entry: tuple[int, str, str], tail: str) -> tuple[int, str, str]:
 
 
 def _thinking(body: dict[str, Any]) -> bool:
+    """``thinking.type`` wins; else the model's default (thinking_mode guide: on by default)."""
     thinking = body.get("thinking")
     if isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled"):
         return bool(thinking["type"] == "enabled")
-    return bool(body.get("model") == "deepseek-reasoner")
+    return MODELS.get(body.get("model"), True)  # type: ignore[arg-type]
+
+
+def _check_controls(body: dict[str, Any]) -> str | None:
+    """The thinking toggle is ``{"type": "enabled"|"disabled"}`` and ``reasoning_effort`` one of
+    the mapped efforts (thinking_mode guide, "Thinking Mode Toggle and Effort Control"). The
+    wording of these two 400s is serde's (the ``Failed to deserialize`` family DeepSeek answers
+    with, e.g. tailcallhq/forgecode#2008); the exact text was not observed."""
+    thinking = body.get("thinking")
+    if thinking is not None and not (isinstance(thinking, dict) and thinking.get("type") in ("enabled", "disabled")):
+        return (
+            "Failed to deserialize the JSON body into the target type: thinking.type: unknown variant, "
+            "expected `enabled` or `disabled`"
+        )
+    effort = body.get("reasoning_effort")
+    if effort is not None and effort not in REASONING_EFFORTS:
+        return (
+            f"Failed to deserialize the JSON body into the target type: reasoning_effort: unknown variant "
+            f"`{effort}`, expected one of {', '.join(sorted(REASONING_EFFORTS))}"
+        )
+    return None
+
+
+def _check_parts(messages: list[dict[str, Any]]) -> str | None:
+    """Content parts are ``text`` or ``image_url``: another type is a 400 ("messages[4].content:
+    unknown variant `tool_reference`, expected `text`", zhukunpenglinyutong/jetbrains-cc-gui#591)."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        for part in content if isinstance(content, list) else ():
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind not in PART_TYPES:
+                return (
+                    f"Failed to deserialize the JSON body into the target type: messages[{i}].content: "
+                    f"unknown variant `{kind}`, expected `text` or `image_url`"
+                )
+    return None
+
+
+def _check_prefix(messages: list[dict[str, Any]], beta: bool) -> str | None:
+    """Chat prefix completion: ``prefix: true`` only on the last message, an assistant one, and
+    only on the beta base ``https://api.deepseek.com/beta`` (guides/chat_prefix_completion,
+    "Notice" 1 and 2; the wording of the 400 was not observed)."""
+    last = len(messages) - 1
+    for i, message in enumerate(messages):
+        if not message.get("prefix"):
+            continue
+        if i != last or message.get("role") != "assistant":
+            return "prefix can only be set on the last message, which must be an assistant message"
+        if not beta:
+            return "prefix completion is a beta feature: set base_url to https://api.deepseek.com/beta"
+    return None
+
+
+def _check_tool_stretches(messages: list[dict[str, Any]]) -> str | None:
+    """Thinking mode: between two user messages, if the model called tools, every assistant
+    message of that stretch carries ``reasoning_content`` (thinking_mode guide: "must be passed
+    back to the API in all subsequent user turns"). Missing or ``null`` is the 400; an empty
+    string is accepted, as reported by deepseek-ai/deepseek-harness discussions #739/#1850 (the
+    400 came from omitting the field for an empty reasoning; the official adapter sending it does
+    not trigger it), anomalyco/opencode PR #24150 and sluisr/deepseek-cli v1.1.1 (community
+    observations, not documented). A final prefix message is the reply being written: exempt."""
+    stretch: list[dict[str, Any]] = []
+    called = False
+    for i, m in enumerate([*messages, {"role": "user"}]):
+        role = m.get("role")
+        if role == "user":
+            if called and any(not isinstance(a.get("reasoning_content"), str) for a in stretch):
+                return ROUND_TRIP_MESSAGE
+            stretch, called = [], False
+        elif role == "assistant":
+            if not (m.get("prefix") and i == len(messages) - 1):
+                stretch.append(m)
+            called = called or bool(m.get("tool_calls"))
+        elif role == "tool":
+            called = True
+    return None
+
+
+def _capped(reply: Reply, max_tokens: Any) -> Reply:
+    """``max_tokens`` caps the output (one word = one token here): the reply is cut and ends with
+    ``length``. ``max_completion_tokens`` is not a DeepSeek parameter and is ignored."""
+    words = reply.text.split(" ")
+    if not isinstance(max_tokens, int) or len(words) <= max_tokens:
+        return reply
+    text = " ".join(words[:max_tokens])
+    return replace(reply, text=text, pieces=None, finish_reason="length")
 
 
 def _split(text: str) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from llm_factory_core import LLMFactory
+from llm_factory_core.testing import serve_handler
 from llm_factory_deepseek import DeepSeekProvider
 
 from .fake_deepseek import FakeDeepSeek
@@ -25,55 +26,58 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.anyio
-async def test_env_file_configures_one_deployment_per_key(tmp_path: Path) -> None:
-    env = tmp_path / ".env"
-    env.write_text(
-        f"DEEPSEEK_API_KEYS={KEYS[0]},{KEYS[1]}\n"
-        "DEEPSEEK_MODEL=deepseek-reasoner\n"
-        "DEEPSEEK_REASONING_HISTORY=strip\n"
-        "LLM_FACTORY_STRATEGY=first_available\n"
-    )
+async def test_env_file_configures_one_deployment_per_key(tmp_path: Path, http_transport: str) -> None:
     fake = FakeDeepSeek(keys=(KEYS[1],))  # the first key is refused: failover to the second
-    async with LLMFactory.create(env_file=env, transport=fake.transport, cooldown=5.0) as factory:
-        assert [d.provider_cls for d in factory.deployments] == [DeepSeekProvider, DeepSeekProvider]
-        assert {d.settings.reasoning_history for d in factory.deployments} == {"strip"}  # type: ignore[attr-defined]
-        chunks = [c async for c in factory.stream_async("Hi", model="deepseek-reasoner")]
-        states = [s.state for s in factory.status()]
+    env = tmp_path / ".env"
+    with serve_handler(fake) as base:
+        env.write_text(
+            f"DEEPSEEK_API_KEYS={KEYS[0]},{KEYS[1]}\n"
+            "DEEPSEEK_MODEL=deepseek-reasoner\n"
+            f"DEEPSEEK_API_BASE={base}\n"
+            "DEEPSEEK_REASONING_HISTORY=strip\n"
+            "LLM_FACTORY_STRATEGY=first_available\n"
+        )
+        async with LLMFactory.create(env_file=env, transport=http_transport, cooldown=5.0) as factory:
+            assert [d.provider_cls for d in factory.deployments] == [DeepSeekProvider, DeepSeekProvider]
+            assert {d.settings.reasoning_history for d in factory.deployments} == {"strip"}  # type: ignore[attr-defined]
+            chunks = [c async for c in factory.stream_async("Hi", model="deepseek-reasoner")]
+            states = [s.state for s in factory.status()]
     assert "".join(c.choices[0].delta.get("reasoning_content", "") for c in chunks) == "Let me think."
     assert states == ["disabled", "healthy"]
-    assert [str(r.url) for r in fake.requests] == ["https://api.deepseek.com/chat/completions"] * 2
+    assert [r.url.path for r in fake.requests] == ["/chat/completions"] * 2
     assert [r.headers["authorization"] for r in fake.requests] == [f"Bearer {k}" for k in KEYS]
 
 
 @pytest.mark.anyio
-async def test_env_api_base(tmp_path: Path) -> None:
-    env = tmp_path / ".env"
-    env.write_text(
-        f"DEEPSEEK_API_KEYS={KEYS[0]}\nDEEPSEEK_MODEL=deepseek-chat\nDEEPSEEK_API_BASE=https://api.deepseek.com/v1\n"
-    )
+async def test_env_api_base(tmp_path: Path, http_transport: str) -> None:
     fake = FakeDeepSeek(keys=(KEYS[0],))
-    async with LLMFactory.create(env_file=env, transport=fake.transport) as factory:
-        reply = await factory.chat_async("Hi")
+    env = tmp_path / ".env"
+    with serve_handler(fake) as base:
+        env.write_text(f"DEEPSEEK_API_KEYS={KEYS[0]}\nDEEPSEEK_MODEL=deepseek-chat\nDEEPSEEK_API_BASE={base}/v1\n")
+        async with LLMFactory.create(env_file=env, transport=http_transport) as factory:
+            reply = await factory.chat_async("Hi")
     assert reply.choices[0].message.content == "Hello from DeepSeek"
-    assert str(fake.requests[0].url) == "https://api.deepseek.com/v1/chat/completions"
+    assert fake.requests[0].url.path == "/v1/chat/completions"
 
 
 @pytest.mark.anyio
-async def test_yaml_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_yaml_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_transport: str) -> None:
     monkeypatch.setenv("DEEPSEEK_API_KEY", KEYS[0])
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        "providers:\n"
-        "  - provider: deepseek\n"
-        "    model_name: reasoner\n"
-        "    model: deepseek-reasoner\n"
-        "    api_key: ${DEEPSEEK_API_KEY}\n"
-        "    reasoning_history: auto\n"
-        "    chunk_timeout: 120\n"
-    )
     fake = FakeDeepSeek(keys=(KEYS[0],))
-    async with LLMFactory.create_from_config(path, transport=fake.transport) as factory:
-        reply = await factory.chat_async("Hi", model="reasoner")
-        assert factory.deployments[0].timeouts.chunk == 120
-    assert reply.choices[0].message.get("reasoning_content") == "Let me think."
-    assert fake.bodies()[0]["model"] == "deepseek-reasoner"
+    path = tmp_path / "config.yaml"
+    with serve_handler(fake) as base:
+        path.write_text(
+            "providers:\n"
+            "  - provider: deepseek\n"
+            "    model_name: flash\n"
+            "    model: deepseek-flash\n"
+            "    api_key: ${DEEPSEEK_API_KEY}\n"
+            f"    api_base: {base}\n"
+            "    reasoning_history: auto\n"
+            "    chunk_timeout: 120\n"
+        )
+        async with LLMFactory.create_from_config(path, transport=http_transport) as factory:
+            reply = await factory.chat_async("Hi", model="flash")
+            assert factory.deployments[0].timeouts.chunk == 120
+    assert reply.choices[0].message.get("reasoning_content") == "Let me think."  # V4 models think by default
+    assert fake.bodies()[0]["model"] == "deepseek-flash"

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import httpx
 
 from llm_factory_core.testing import ProviderConformance
 from llm_factory_deepseek import DeepSeekProvider
 
-from .fake_deepseek import FakeDeepSeek, Reply
+from .fake_deepseek import ERRORS, FakeDeepSeek, Reply
 
 KEY = "sk-deepseek-conformance-0001"
 
@@ -30,10 +33,34 @@ class TestDeepSeekConformance(ProviderConformance):
         if request.url.host == "probe.test":
             return httpx.Response(200)  # the kit only asks whether the kind exists
         headers = {"retry-after": "7"} if kind == "rate_limit" else {}
-        return self._fake(Reply(error=kind, headers=headers))(request)
+        ours = {"quota": "balance", "context_length": "context"}.get(kind, kind)
+        if ours not in ERRORS:
+            return None  # DeepSeek has no content filter error reply
+        return self._fake(Reply(error=ours, headers=headers))(request)
+
+    def reply_finish(self, request: httpx.Request, text: str, reason: str, stream: bool) -> httpx.Response | None:
+        if reason != "length":
+            return None  # DeepSeek documents stop, length, tool_calls, insufficient_system_resource
+        return self._fake(Reply(text=text, finish_reason="length"))(request)
+
+    def reply_tool_call(
+        self, request: httpx.Request, name: str, arguments: dict[str, Any], stream: bool
+    ) -> httpx.Response | None:
+        call = {
+            "id": "call_00_conformance",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps(arguments)},
+        }
+        return self._fake(Reply(text="", pieces=[], tool_calls=[call], finish_reason="tool_calls"))(request)
 
 
 class TestDeepSeekReasonerConformance(TestDeepSeekConformance):
-    """The same contract with a thinking model (reasoning deltas precede the text)."""
+    """The same contract with the legacy thinking alias (reasoning deltas precede the text)."""
 
     model_name = "deepseek-reasoner"
+
+
+class TestDeepSeekFlashConformance(TestDeepSeekConformance):
+    """Today's default model (DeepSeek-V4.1-Flash), thinking by default."""
+
+    model_name = "deepseek-flash"

@@ -13,8 +13,9 @@ import openai
 import pytest
 
 from llm_factory_core import LLMFactory, ModelConfig
+from llm_factory_core.testing import serve_handler
 
-from .fake_deepseek import FakeDeepSeek
+from .fake_deepseek import ROUND_TRIP_MESSAGE, FakeDeepSeek
 
 KEY = "sk-deepseek-test-key-0001"
 BASE = "https://api.deepseek.com"
@@ -147,3 +148,132 @@ async def test_plugin_request_matches_the_sdks(fake: FakeDeepSeek, sdk: openai.O
         assert ours.headers[header] == theirs.headers[header]
     assert ours.headers["authorization"] == f"Bearer {KEY}"
     assert json.loads(ours.content) == json.loads(theirs.content)
+
+
+# -- today's models: the fake's rules, checked with the SDK over a real socket ----------------------
+
+WEATHER = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {}}}}]
+TOOL_CALL = [{"id": "call_00_sdk", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]
+
+
+@pytest.fixture
+def served(fake: FakeDeepSeek) -> Iterator[openai.OpenAI]:
+    with serve_handler(fake) as base, openai.OpenAI(base_url=base, api_key=KEY, max_retries=0) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("model", "extra", "thinks"),
+    [
+        ("deepseek-flash", {}, True),
+        ("deepseek-v4-pro", {}, True),
+        ("deepseek-v4-flash", {}, True),
+        ("deepseek-reasoner", {}, True),
+        ("deepseek-chat", {}, False),
+        ("deepseek-v4-pro", {"thinking": {"type": "disabled"}}, False),
+        ("deepseek-chat", {"thinking": {"type": "enabled"}}, True),
+    ],
+)
+def test_sdk_sees_todays_models_think_by_default(
+    served: openai.OpenAI, model: str, extra: dict[str, Any], thinks: bool
+) -> None:
+    reply = served.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}], extra_body=extra)
+    reasoning = (reply.choices[0].message.model_extra or {}).get("reasoning_content")
+    assert (reasoning == "Let me think.") is thinks and (reasoning is None) is not thinks
+
+
+def _tool_history(**assistant: Any) -> list[Any]:
+    return [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": None, "tool_calls": TOOL_CALL, **assistant},
+        {"role": "tool", "tool_call_id": "call_00_sdk", "content": "sunny"},
+    ]
+
+
+@pytest.mark.parametrize("assistant", [{}, {"reasoning_content": None}])
+def test_sdk_gets_deepseeks_400_for_a_tool_stretch_without_reasoning(
+    served: openai.OpenAI, assistant: dict[str, Any]
+) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        served.chat.completions.create(model="deepseek-flash", messages=_tool_history(**assistant), tools=WEATHER)
+    assert info.value.status_code == 400
+    assert isinstance(info.value.body, dict) and info.value.body["message"] == ROUND_TRIP_MESSAGE
+
+
+@pytest.mark.parametrize("reasoning", ["", "I need the weather tool"])
+def test_sdk_passes_back_reasoning_even_empty(served: openai.OpenAI, reasoning: str) -> None:
+    history = _tool_history(reasoning_content=reasoning)
+    reply = served.chat.completions.create(model="deepseek-v4-pro", messages=history, tools=WEATHER)
+    assert reply.choices[0].message.content == "Hello from DeepSeek"
+    # Outside thinking mode the stretch needs nothing.
+    plain = served.chat.completions.create(
+        model="deepseek-v4-pro", messages=_tool_history(), tools=WEATHER, extra_body={"thinking": {"type": "disabled"}}
+    )
+    assert plain.choices[0].finish_reason == "stop"
+
+
+@pytest.mark.parametrize("effort", ["minimal", "low", "medium", "high", "xhigh", "max"])
+def test_sdk_reasoning_effort_values_are_accepted(served: openai.OpenAI, effort: str) -> None:
+    reply = served.chat.completions.create(
+        model="deepseek-flash",
+        messages=[{"role": "user", "content": "Hi"}],
+        reasoning_effort=effort,  # type: ignore[arg-type]
+    )
+    assert reply.choices[0].message.content == "Hello from DeepSeek"
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        ({"reasoning_effort": "none"}, "reasoning_effort: unknown variant `none`"),
+        ({"thinking": {"type": "auto"}}, "thinking.type: unknown variant"),
+    ],
+)
+def test_sdk_gets_a_400_for_an_unknown_thinking_control(
+    served: openai.OpenAI, extra: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(openai.BadRequestError, match=match):
+        served.chat.completions.create(
+            model="deepseek-flash", messages=[{"role": "user", "content": "Hi"}], extra_body=extra
+        )
+
+
+def test_sdk_max_tokens_caps_the_reply_and_max_completion_tokens_does_not(served: openai.OpenAI) -> None:
+    messages: Any = [{"role": "user", "content": "Hi"}]
+    capped = served.chat.completions.create(model="deepseek-chat", messages=messages, max_tokens=2)
+    assert (capped.choices[0].message.content, capped.choices[0].finish_reason) == ("Hello from", "length")
+    ignored = served.chat.completions.create(model="deepseek-chat", messages=messages, max_completion_tokens=2)
+    assert (ignored.choices[0].message.content, ignored.choices[0].finish_reason) == ("Hello from DeepSeek", "stop")
+
+
+def test_sdk_chat_prefix_completion_needs_the_beta_base(fake: FakeDeepSeek, served: openai.OpenAI) -> None:
+    messages: Any = [{"role": "user", "content": "Count"}, {"role": "assistant", "content": "one ", "prefix": True}]
+    with pytest.raises(openai.BadRequestError, match="beta"):
+        served.chat.completions.create(model="deepseek-chat", messages=messages)
+    fake.add(text="two three")
+    beta = served.with_options(base_url=str(served.base_url).rstrip("/") + "/beta")
+    reply = beta.chat.completions.create(model="deepseek-chat", messages=messages)
+    assert reply.choices[0].message.content == "two three"
+    assert fake.requests[-1].url.path == "/beta/chat/completions"
+    misplaced: Any = [{"role": "user", "content": "Count", "prefix": True}]
+    with pytest.raises(openai.BadRequestError, match="last message"):
+        beta.chat.completions.create(model="deepseek-chat", messages=misplaced)
+
+
+def test_sdk_gets_a_400_for_another_providers_content_part(served: openai.OpenAI) -> None:
+    messages: Any = [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "hmm", "signature": "c2ln"}]},
+        {"role": "user", "content": "And?"},
+    ]
+    with pytest.raises(openai.BadRequestError, match=r"messages\[1\]\.content: unknown variant `thinking`"):
+        served.chat.completions.create(model="deepseek-chat", messages=messages)
+
+
+def test_sdk_reads_a_cut_stream_as_unfinished(fake: FakeDeepSeek, served: openai.OpenAI) -> None:
+    fake.add(text="one two three", cut_after=3)
+    chunks = list(
+        served.chat.completions.create(model="deepseek-chat", messages=[{"role": "user", "content": "Hi"}], stream=True)
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "one two "
+    assert all(c.choices[0].finish_reason is None for c in chunks)

@@ -12,7 +12,14 @@ separated by ``\\r\\n\\r\\n`` with no ``[DONE]``; cumulative ``usageMetadata`` w
 ``thoughtsTokenCount``; function calls ending with ``finishReason: STOP`` and carrying a
 ``thoughtSignature`` that ``gemini-3*`` models require back on the next turn; a blocked prompt
 (``promptFeedback``); error bodies ``{"error": {code, message, status, details}}`` with
-``RetryInfo``; an error written raw (not ``data:``) into a 200 stream.
+``RetryInfo``; an error written raw (not ``data:``) into a 200 stream; Vertex AI's URL shape
+with Bearer tokens (``tokens``).
+
+Today's models by name (``_model_rules``; each rule cites its source): Gemini 3 rejects a
+current-turn function call without its thought signature (unless Google's documented skip value);
+every model rejects ``thinkingLevel`` with ``thinkingBudget``; 2.5 rejects ``thinkingLevel``;
+levels a model lacks, budgets outside a 2.5 model's range and ``thinkingBudget: 0`` on Pro
+models are rejected; penalties are rejected by 2.5 and 3.x.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from typing import Any
 import httpx
 
 from llm_factory_core.testing import serve_handler
+
+from .fake_rules import model_rules as _model_rules
 
 __all__ = ["FakeGemini", "GeminiError", "Recorded", "Turn", "camel_body"]
 
@@ -49,6 +58,11 @@ _TOOL = {"functionDeclarations", "googleSearch", "codeExecution", "urlContext", 
 _DECLARATION = {"name", "description", "parameters", "parametersJsonSchema", "response",
                 "responseJsonSchema", "behavior"}  # fmt: skip
 _PATH = re.compile(r"^/(v1beta|v1|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent)$")
+_VERTEX_PATH = re.compile(
+    r"^/(v1|v1beta1)/projects/([^/]+)/locations/([^/]+)/publishers/google/models/([^/:]+)"
+    r":(generateContent|streamGenerateContent)$"
+)
+TOOL_FAILURES = {"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"}
 
 
 @dataclass
@@ -100,6 +114,15 @@ class GeminiError:
         )
 
     @classmethod
+    def unauthenticated(cls) -> GeminiError:
+        return cls(
+            401,
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or "
+            "other valid authentication credential.",
+        )
+
+    @classmethod
     def not_found(cls, model: str) -> GeminiError:
         return cls(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta.")
 
@@ -126,6 +149,7 @@ class Turn:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     thoughts: str | None = None
     finish: str = "STOP"
+    finish_message: str | None = None
     usage: tuple[int, int, int] = (11, 7, 0)
     """prompt, candidates, thoughts token counts."""
     block_reason: str | None = None
@@ -148,11 +172,15 @@ Reply = Turn | GeminiError
 
 
 class FakeGemini:
-    def __init__(self, *, keys: tuple[str, ...] = (VALID_KEY,)) -> None:
+    def __init__(self, *, keys: tuple[str, ...] = (VALID_KEY,), tokens: tuple[str, ...] = ()) -> None:
         self.keys = set(keys)
+        self.tokens = set(tokens)
+        """Vertex Bearer tokens accepted (``Authorization: Bearer ...``)."""
         self.requests: list[Recorded] = []
         self.issued_signatures: dict[str, str] = {}
-        """function name -> signature the fake sent (checked on the next turn for gemini-3)."""
+        """function name -> the last signature the fake sent for it."""
+        self.all_signatures: set[str] = set()
+        """Every signature the fake issued (Gemini 3 accepts these back, and the skip value)."""
         self._queue: deque[Reply | Callable[[Recorded], Reply]] = deque()
         self.default: Reply | Callable[[Recorded], Reply] = Turn(text="Hello from the fake")
         self._calls = 0
@@ -177,18 +205,24 @@ class FakeGemini:
         with self._lock:
             self.requests.append(recorded)
         match = _PATH.match(path)
-        if method != "POST" or not match:
+        vertex = _VERTEX_PATH.match(path)
+        if method != "POST" or not (match or vertex):
             return _error(GeminiError(404, "NOT_FOUND", f"Method not found: {path}"))
-        _version, model, verb = match.groups()
+        model, verb = (match.group(2), match.group(3)) if match else (vertex.group(4), vertex.group(5))  # type: ignore[union-attr]
         stream = verb == "streamGenerateContent"
+        bearer = headers.get("authorization", "")
         key = headers.get("x-goog-api-key") or query.get("key")
-        if not key:
+        if vertex and bearer:
+            if bearer.removeprefix("Bearer ") not in self.tokens:
+                return _error(GeminiError.unauthenticated())
+        elif not key:
             return _error(GeminiError.permission_denied())
-        if key not in self.keys:
+        elif key not in self.keys:
             return _error(GeminiError.invalid_key())
         if body is None:
             return _error(GeminiError.invalid_argument("Invalid JSON payload received."))
-        if problem := _validate(camel_body(body), model, self.issued_signatures):
+        body = camel_body(body)
+        if problem := _validate(body, model) or _model_rules(body, model, self.all_signatures):
             return _error(GeminiError.invalid_argument(problem))
         with self._lock:
             reply = self._queue.popleft() if self._queue else self.default
@@ -233,6 +267,7 @@ class FakeGemini:
             self._calls += 1
             signature = base64.b64encode(f"sig-{name}-{self._calls}".encode()).decode()
             self.issued_signatures[name] = signature
+            self.all_signatures.add(signature)
             # Gemini puts the signature on the first function call of a step only.
             part: dict[str, Any] = {"functionCall": {"name": name, "args": args}}
             if not call_parts:
@@ -240,7 +275,8 @@ class FakeGemini:
             call_parts.append(part)
         if call_parts:
             events.append(call_parts)
-        if not stream:
+        empty = not events and turn.finish in TOOL_FAILURES
+        if not stream and events:
             events = [[part for parts in events for part in parts]]
         if not events:
             events = [[{"text": ""}]]
@@ -249,10 +285,15 @@ class FakeGemini:
             last = n == len(events) - 1
             candidates = []
             for c in range(turn.candidates):
-                candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": c}
+                # A botched tool turn comes without content at all, only its finish reason.
+                candidate: dict[str, Any] = (
+                    {"index": c} if empty else {"content": {"parts": parts, "role": "model"}, "index": c}
+                )
                 if last:
                     candidate["finishReason"] = turn.finish
-                    if call_parts:
+                    if turn.finish_message:
+                        candidate["finishMessage"] = turn.finish_message
+                    elif call_parts:
                         candidate["finishMessage"] = "Model generated function call(s)."
                     candidate["safetyRatings"] = [{"category": "HARM_CATEGORY_HARASSMENT", "probability": "NEGLIGIBLE"}]
                 candidates.append(candidate)
@@ -318,7 +359,9 @@ _NESTED: dict[str, dict[str, str]] = {
     "request": {"contents": "content", "systemInstruction": "content", "generationConfig": "generation",
                 "tools": "tool", "toolConfig": "toolConfig", "safetySettings": "leaf"},
     "content": {"parts": "part"},
-    "part": {"inlineData": "leaf", "fileData": "leaf", "functionCall": "leaf", "functionResponse": "leaf"},
+    "part": {"inlineData": "leaf", "fileData": "leaf", "functionCall": "leaf", "functionResponse": "functionResponse"},
+    "functionResponse": {"parts": "functionResponsePart"},
+    "functionResponsePart": {"inlineData": "leaf", "fileData": "leaf"},
     "generation": {"thinkingConfig": "leaf"},
     "tool": {"functionDeclarations": "declaration"},
     "toolConfig": {"functionCallingConfig": "leaf"},
@@ -349,7 +392,7 @@ def _unknown(obj: Any, allowed: set[str], where: str) -> str | None:
     return None
 
 
-def _validate(body: Any, model: str, signatures: dict[str, str]) -> str | None:
+def _validate(body: Any, model: str) -> str | None:
     """The first problem Google would report for this body, or None."""
     if problem := _unknown(body, _TOP, "request"):
         return problem
@@ -363,18 +406,6 @@ def _validate(body: Any, model: str, signatures: dict[str, str]) -> str | None:
             return problem
         if content.get("role") not in ("user", "model"):
             return f"Please use a valid role: user, model. (contents[{i}])"
-        first_call = True
-        for part in content["parts"]:
-            if "functionCall" in part and model.startswith("gemini-3") and first_call:
-                first_call = False
-                name = part["functionCall"].get("name")
-                # Google documents this value for history that did not come from Gemini.
-                sent = part.get("thoughtSignature")
-                if name in signatures and sent not in (signatures[name], "skip_thought_signature_validator"):
-                    return (
-                        f"Function call is missing a thought_signature in functionCall parts. This is "
-                        f"required for tools to work correctly. (contents[{i}])"
-                    )
     config = body.get("generationConfig", {})
     if problem := _unknown(config, _GENERATION, "generation_config"):
         return problem
@@ -412,8 +443,29 @@ def _content(content: Any, where: str) -> str | None:
             problem := _unknown(part["functionCall"], {"id", "name", "args"}, "function_call")
         ):
             return problem
-        if "functionResponse" in part and (
-            problem := _unknown(part["functionResponse"], {"id", "name", "response"}, "function_response")
-        ):
-            return problem
+        if "functionResponse" in part:
+            response = part["functionResponse"]
+            if problem := _unknown(response, {"id", "name", "response", "parts"}, "function_response"):
+                return problem
+            for inner in response.get("parts", []):
+                # FunctionResponsePart.file_data: "This field is not supported in Gemini API" (google-genai types).
+                if problem := _unknown(inner, {"inlineData"}, "function_response.parts"):
+                    return problem
+        for media in ("inlineData", "fileData"):
+            # Blob.mime_type / FileData.mime_type: "Required" (google-genai types, API reference).
+            if media in part and not part[media].get("mimeType"):
+                return f"* GenerateContentRequest.{where}.parts[{p}].{media}.mime_type: a mime type is required"
+        if "thoughtSignature" in part and not _is_base64(part["thoughtSignature"]):
+            return f"Invalid value at '{where}.parts[{p}].thought_signature' (TYPE_BYTES), Base64 decoding failed"
     return None
+
+
+def _is_base64(value: Any) -> bool:
+    """proto3 JSON ``bytes``: standard or URL-safe base64 (Google accepts both)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        base64.b64decode(value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4), validate=True)
+    except ValueError:
+        return False
+    return True

@@ -208,8 +208,6 @@ def sdk_request(fake: FakeGemini, base_url: str, signature: str, *, stream: bool
         stop_sequences=["END"],
         candidate_count=1,
         seed=7,
-        presence_penalty=0.5,
-        frequency_penalty=0.25,
         response_mime_type="application/json",
         response_json_schema=SCHEMA,
         thinking_config=types.ThinkingConfig(include_thoughts=True, thinking_budget=1024),
@@ -276,8 +274,6 @@ def openai_request(signature: str, *, stream: bool) -> ChatRequest:
         stop="END",
         n=1,
         seed=7,
-        presence_penalty=0.5,
-        frequency_penalty=0.25,
         response_format={"type": "json_schema", "json_schema": {"name": "weather", "schema": SCHEMA}},
         tools=[
             {
@@ -332,3 +328,156 @@ def test_plugin_path_with_the_sdk_default_version(fake: FakeGemini, base_url: st
         GeminiSettings(model=MODEL, api_key=VALID_KEY, api_base=base_url + "/v1"),
     ):
         assert endpoint(settings, stream=False) == base_url + sdk_path
+
+
+# -- today's models: the SDK meets the fake's rules ---------------------------------------------------
+
+
+def test_sdk_gets_400_for_penalties_on_current_models(fake: FakeGemini, base_url: str) -> None:
+    config = types.GenerateContentConfig(presence_penalty=0.5)
+    with client(base_url) as sdk:
+        for model in ("gemini-2.5-flash", "gemini-3-flash-preview"):
+            with pytest.raises(errors.ClientError, match="Penalty is not enabled") as info:
+                sdk.models.generate_content(model=model, contents="Hi", config=config)
+            assert info.value.code == 400
+        sdk.models.generate_content(model="gemini-2.0-flash", contents="Hi", config=config)  # still accepted
+
+
+@pytest.mark.parametrize(
+    ("model", "thinking", "error"),
+    [
+        ("gemini-3-flash-preview", {"thinking_level": "LOW", "thinking_budget": 1024}, "Only one of"),
+        ("gemini-2.5-flash", {"thinking_level": "LOW"}, "Thinking level is not supported"),
+        ("gemini-3.1-pro-preview", {"thinking_level": "MINIMAL"}, "Thinking level MINIMAL is not supported"),
+        ("gemini-2.5-pro", {"thinking_budget": 0}, "Budget 0 is invalid"),
+        ("gemini-2.5-flash-lite", {"thinking_budget": 100}, r"thinking budget \(100\) is invalid"),
+        ("gemini-3-flash-preview", {"thinking_level": "MINIMAL"}, None),
+        ("gemini-3.1-pro-preview", {"thinking_level": "MEDIUM"}, None),
+        ("gemini-3-flash-preview", {"thinking_budget": 2048}, None),  # accepted for backward compatibility
+        ("gemini-2.5-pro", {"thinking_budget": 128}, None),
+    ],
+)
+def test_sdk_thinking_rules(
+    fake: FakeGemini, base_url: str, model: str, thinking: dict[str, Any], error: str | None
+) -> None:
+    config = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(**thinking))
+    with client(base_url) as sdk:
+        if error is None:
+            assert sdk.models.generate_content(model=model, contents="Hi", config=config).text
+        else:
+            with pytest.raises(errors.ClientError, match=error):
+                sdk.models.generate_content(model=model, contents="Hi", config=config)
+
+
+def _tool_history(signature: bytes | None) -> list[types.Content]:
+    call = types.Part(function_call=types.FunctionCall(name="get_weather", args={"city": "Tokyo"}))
+    if signature is not None:
+        call.thought_signature = signature
+    return [
+        types.Content(role="user", parts=[types.Part(text="Weather?")]),
+        types.Content(role="model", parts=[call]),
+        types.Content(
+            role="user",
+            parts=[types.Part(function_response=types.FunctionResponse(name="get_weather", response={"t": 21}))],
+        ),
+    ]
+
+
+def test_sdk_gemini_3_requires_the_signature_or_the_skip_value(fake: FakeGemini, base_url: str) -> None:
+    model = "gemini-3-flash-preview"
+    fake.add(Turn(calls=[("get_weather", {"city": "Tokyo"})]))
+    with client(base_url) as sdk:
+        first = sdk.models.generate_content(model=model, contents="Weather?")
+        assert first.candidates and first.candidates[0].content and first.candidates[0].content.parts
+        issued = first.candidates[0].content.parts[0].thought_signature
+        assert issued is not None
+        with pytest.raises(errors.ClientError, match="missing a thought_signature"):
+            sdk.models.generate_content(model=model, contents=_tool_history(None))
+        with pytest.raises(errors.ClientError, match="Corrupted thought signature"):
+            sdk.models.generate_content(model=model, contents=_tool_history(b"forged"))
+        sdk.models.generate_content(model=model, contents=_tool_history(issued))
+        # Google's skip value, as JSON gives it (the SDK decodes and re-encodes the bytes).
+        skip = types.Part.model_validate_json('{"thoughtSignature": "skip_thought_signature_validator"}')
+        sdk.models.generate_content(model=model, contents=_tool_history(skip.thought_signature))
+        sdk.models.generate_content(model="gemini-2.5-flash", contents=_tool_history(None))  # 2.5 does not check
+
+
+def test_sdk_parses_a_botched_tool_turn(fake: FakeGemini, base_url: str) -> None:
+    fake.add(Turn(finish="MALFORMED_FUNCTION_CALL", finish_message="Malformed function call: f(("))
+    with client(base_url) as sdk:
+        response = sdk.models.generate_content(model=MODEL, contents="Hi")
+    assert response.candidates is not None
+    candidate = response.candidates[0]
+    assert candidate.finish_reason == types.FinishReason.MALFORMED_FUNCTION_CALL
+    assert not (candidate.content and candidate.content.parts)  # no content at all
+
+
+def test_sdk_vertex_path_and_bearer_token_are_served(fake: FakeGemini, base_url: str) -> None:
+    from google.oauth2.credentials import Credentials
+
+    fake.tokens = {"ya29.sdk-token"}
+    options = types.HttpOptions(base_url=base_url, api_version="v1")
+    credentials = Credentials(token="ya29.sdk-token")  # type: ignore[no-untyped-call]
+    with genai.Client(
+        vertexai=True, project="p-1", location="us-central1", credentials=credentials, http_options=options
+    ) as sdk:
+        sdk.models.generate_content(model="gemini-2.5-pro", contents="Hi")
+    sdk_request = fake.requests[-1]
+    assert sdk_request.headers["authorization"] == "Bearer ya29.sdk-token"
+    settings = GeminiSettings(
+        model="gemini-2.5-pro", vertex_project="p-1", vertex_location="us-central1", access_token="t", api_base=base_url
+    )
+    from llm_factory_gemini._settings import endpoint
+
+    assert endpoint(settings, stream=False) == base_url + sdk_request.path
+
+
+@pytest.mark.anyio
+async def test_gemini_3_request_matches_sdk_request(fake: FakeGemini, base_url: str) -> None:
+    """Thinking level, a signed call, and an image inside a function response (Gemini 3)."""
+    model = "gemini-3-flash-preview"
+    fake.add(Turn(calls=[("get_weather", {"city": "Tokyo"})]))
+    with client(base_url) as sdk:
+        first = sdk.models.generate_content(model=model, contents="Weather?")
+        assert first.candidates and first.candidates[0].content and first.candidates[0].content.parts
+        signature = first.candidates[0].content.parts[0].thought_signature
+        contents = _tool_history(signature)
+        contents[2].parts[0].function_response.parts = [  # type: ignore[index, union-attr]
+            types.FunctionResponsePart(
+                inline_data=types.FunctionResponseBlob(mime_type="image/png", data=base64.b64decode(PNG))
+            )
+        ]
+        config = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_level="LOW"))
+        sdk.models.generate_content(model=model, contents=contents, config=config)
+    expected = fake.requests[-1].body
+    assert signature is not None
+    request = ChatRequest(
+        messages=[
+            {"role": "user", "content": "Weather?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_0123456789abcdef01234567",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Tokyo"}'},
+                        "extra_content": {"google": {"thought_signature": base64.b64encode(signature).decode()}},
+                    }
+                ],
+            },
+            {
+                "role": "tool",
+                "tool_call_id": "call_0123456789abcdef01234567",
+                "content": [
+                    {"type": "text", "text": '{"t": 21}'},
+                    {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+                ],
+            },
+        ],
+        reasoning_effort="low",
+    )
+    settings = GeminiSettings(model=model, api_key=VALID_KEY, api_base=base_url)
+    async with httpx.AsyncClient() as http:
+        await GeminiProvider(settings, client=http, name="gemini-test").chat(request)
+    assert fake.requests[-1].body == camel_body(expected)

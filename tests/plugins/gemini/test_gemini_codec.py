@@ -19,12 +19,13 @@ from llm_factory_core import (
     RateLimitError,
     ServerError,
 )
+from llm_factory_core.providers import reasoning_memory
 from llm_factory_gemini import GeminiSettings
 from llm_factory_gemini._decode import Blocked, StreamState, decode_response, finish_reason
 from llm_factory_gemini._encode import EncodeError, encode_request
 from llm_factory_gemini._errors import classify_error, parse_duration
 from llm_factory_gemini._settings import auth_headers, endpoint, validate
-from llm_factory_gemini._signatures import pack_call_id, signature_of, unpack_call_id
+from llm_factory_gemini._signatures import MEMORY_KIND, signature_of, unpack_call_id
 from llm_factory_gemini._stream import aiter_payloads
 
 from .fake_gemini import GeminiError
@@ -64,8 +65,16 @@ def test_roles_system_and_merging() -> None:
     assert "generationConfig" not in body
 
 
+def pack_call_id(call_id: str, signature: str) -> str:
+    """How releases before 0.2 packed a signature into the id (such ids still come back)."""
+    return f"{call_id}~ts~{signature}"
+
+
 def test_generation_settings() -> None:
+    # Penalties on a model that still takes them (2.5 and 3.x reject them: the provider's model
+    # rules drop them before encoding, see test_rules_*).
     body = encode(
+        S.model_copy(update={"model": "gemini-2.0-flash"}),
         messages=[{"role": "user", "content": "x"}],
         temperature=0.5,
         top_p=0.8,
@@ -95,17 +104,24 @@ def test_generation_settings() -> None:
 
 def test_json_schema_and_thinking_settings() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
-    settings = S.model_copy(update={"thinking_budget": 0, "thinking_level": "low", "include_thoughts": False})
+    settings = S.model_copy(update={"thinking_budget": 0, "include_thoughts": False})
     body = encode(
         settings,
         messages=[{"role": "user", "content": "x"}],
         response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": schema}},
-        reasoning_effort="high",  # the configured budget wins
+        reasoning_effort="high",  # the request wins over the configured budget: one field only
     )
     assert body["generationConfig"] == {
         "responseMimeType": "application/json",
         "responseJsonSchema": schema,
-        "thinkingConfig": {"includeThoughts": False, "thinkingBudget": 0, "thinkingLevel": "low"},
+        "thinkingConfig": {"includeThoughts": False, "thinkingBudget": 24576},
+    }
+    level = GeminiSettings(model="gemini-3-flash-preview", api_key="k" * 20, thinking_level="low")
+    assert encode(level, messages=[{"role": "user", "content": "x"}])["generationConfig"] == {
+        "thinkingConfig": {"thinkingLevel": "LOW"}
+    }
+    assert encode(level, messages=[{"role": "user", "content": "x"}], reasoning_effort="xhigh")["generationConfig"] == {
+        "thinkingConfig": {"thinkingLevel": "HIGH"}
     }
     assert encode(messages=[{"role": "user", "content": "x"}], response_format={"type": "text"}) == {
         "contents": [{"role": "user", "parts": [{"text": "x"}]}]
@@ -233,10 +249,14 @@ def test_extra_body_merges_and_safety_settings() -> None:
 def test_signature_carriers() -> None:
     assert unpack_call_id(pack_call_id("call_x", "ab+/=")) == ("call_x", "ab+/=")
     assert unpack_call_id("call_x") == ("call_x", None)
-    assert pack_call_id("call_x", None) == "call_x"
     extra = {"id": pack_call_id("c", "from-id"), "extra_content": {"google": {"thought_signature": "from-extra"}}}
     assert signature_of(extra) == "from-extra"
     assert signature_of({"id": pack_call_id("c", "from-id")}) == "from-id"
+    assert signature_of({"id": "call_unknown"}) is None
+    reasoning_memory.remember(MEMORY_KIND, "call_known", "from-memory")
+    assert signature_of({"id": "call_known"}) == "from-memory"
+    assert signature_of({"id": "call_known", "extra_content": {"google": {"thought_signature": "x"}}}) == "x"
+    assert reasoning_memory.recall("claude.thinking", "call_known") is None  # kinds never mix
 
 
 # -- response --------------------------------------------------------------------------------------
@@ -251,6 +271,7 @@ def test_finish_reason_map() -> None:
     assert finish_reason(None, False) is None
     assert finish_reason("FINISH_REASON_UNSPECIFIED", False) is None
     assert finish_reason("OTHER", False) == "stop"
+    assert finish_reason("MODEL_ARMOR", False) == "content_filter"
 
 
 def test_decode_response_with_calls_and_cache_usage() -> None:
@@ -279,8 +300,10 @@ def test_decode_response_with_calls_and_cache_usage() -> None:
     assert message["reasoning_content"] == "plan"
     calls = message.tool_calls
     assert calls is not None
-    assert unpack_call_id(calls[0].id)[1] == "U0lH" and calls[0].id.startswith("call_")
+    assert calls[0].id.startswith("call_") and len(calls[0].id) <= 40 and "~ts~" not in calls[0].id
     assert calls[0]["extra_content"] == {"google": {"thought_signature": "U0lH"}}
+    assert reasoning_memory.recall(MEMORY_KIND, calls[0].id) == "U0lH"
+    assert calls[1].get("extra_content") is None
     assert calls[1].id == "g-1" and json.loads(calls[1].function.arguments) == {}
     assert result.choices[0].finish_reason == "tool_calls"
     assert result.usage is not None
@@ -393,6 +416,13 @@ def test_settings_validation() -> None:
         validate(GeminiSettings(model="m"))
     with pytest.raises(ValueError, match="vertex_project"):
         validate(GeminiSettings(model="m", access_token="t"))
+    with pytest.raises(ValueError, match="vertex_project"):
+        validate(GeminiSettings(model="m", use_adc=True))
+    with pytest.raises(ValueError, match="not a file"):
+        validate(GeminiSettings(model="m", vertex_project="p", credentials_file="/nonexistent/sa.json"))
+    validate(GeminiSettings(model="m", vertex_project="p", credentials_file=__file__))
+    assert GeminiSettings(model="m").missing_thought_signature == "skip_thought_signature_validator"
+    assert GeminiSettings(model="m").thought_signature_in_id is False
     assert "ya29" not in repr(GeminiSettings(model="m", vertex_project="p", access_token="ya29.secret"))
 
 

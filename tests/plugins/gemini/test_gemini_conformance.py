@@ -1,3 +1,5 @@
+from typing import Any
+
 import httpx
 
 from llm_factory_core.testing import ProviderConformance
@@ -8,9 +10,12 @@ from .fake_gemini import VALID_KEY, FakeGemini, GeminiError, Turn
 ERRORS = {
     "rate_limit": GeminiError.rate_limit("7s"),
     "auth": GeminiError.invalid_key(),
+    "quota": GeminiError(400, "FAILED_PRECONDITION", "User location is not supported for the API use."),
     "bad_request": GeminiError.invalid_argument(),
+    "context_length": GeminiError.context_too_long(),
     "server": GeminiError.unavailable(),
 }
+FINISH = {"length": "MAX_TOKENS", "content_filter": "SAFETY", "stop": "STOP"}
 
 
 class TestGeminiConformance(ProviderConformance):
@@ -26,7 +31,20 @@ class TestGeminiConformance(ProviderConformance):
     def reply_error(self, request: httpx.Request, kind: str) -> httpx.Response | None:
         if kind == "auth":  # a key the fake does not know: Gemini's 400 API_KEY_INVALID
             return FakeGemini(keys=("another-key-entirely",)).respond(request)
+        if kind == "content_filter":  # a blocked prompt: HTTP 200 with promptFeedback, no candidates
+            return FakeGemini().add(Turn(block_reason="PROHIBITED_CONTENT")).respond(request)
         return FakeGemini().add(ERRORS[kind]).respond(request)
+
+    def reply_finish(self, request: httpx.Request, text: str, reason: str, stream: bool) -> httpx.Response | None:
+        return FakeGemini().add(Turn(text=text, finish=FINISH[reason])).respond(request) if reason in FINISH else None
+
+    def reply_tool_call(
+        self, request: httpx.Request, name: str, arguments: dict[str, Any], stream: bool
+    ) -> httpx.Response | None:
+        return FakeGemini().add(Turn(calls=[(name, arguments)])).respond(request)
+
+    def reply_stream_error(self, request: httpx.Request) -> httpx.Response | None:
+        return FakeGemini().add(Turn(text="x", stream_error=GeminiError.unavailable(), error_after=0)).respond(request)
 
 
 class TestVertexConformance(TestGeminiConformance):

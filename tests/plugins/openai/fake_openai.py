@@ -12,6 +12,13 @@ Wire shapes follow ../shared/reference/provider-wire-formats.md §1 and §2 (sou
 are validated by ``test_fake_with_sdk.py``: the official ``openai`` SDK parses every reply and raises its
 own error types for the error replies.
 
+Today's models are modelled by name (the body ``model``; on Azure classic, the model the deployment
+serves: ``deployment_models``, else the deployment's own name), each rule citing its source:
+reasoning models (o-series, gpt-5*) refuse ``max_tokens`` and non-default sampling controls;
+every model refuses history tool-call ids over 40 characters and message fields the API does not
+define; Azure api-versions before 2024-09-01-preview refuse ``stream_options`` and
+``max_completion_tokens``.
+
 The handler is synchronous and answers with complete bodies, so the same fake serves the SDK's
 ``httpx.Client`` and the plugin's ``httpx.AsyncClient``.
 """
@@ -29,6 +36,28 @@ from typing import Any
 import httpx
 
 __all__ = ["FakeOpenAI", "RecordedRequest", "Reply", "TOOL_CALLS"]
+
+_REASONING = re.compile(r"^(o[134]($|-)|gpt-5($|[-.])|codex-mini)")
+_FIXED_SAMPLING = re.compile(r"^(o[134]($|-)|gpt-5($|-)|codex-mini)")
+_CHAT_VARIANT = re.compile(r"-chat($|-)")
+_MESSAGE_KEYS = {
+    # openai-python types/chat/chat_completion_*_message_param.py
+    "system": {"role", "content", "name"},
+    "developer": {"role", "content", "name"},
+    "user": {"role", "content", "name"},
+    "assistant": {"role", "content", "name", "tool_calls", "refusal", "audio", "function_call"},
+    "tool": {"role", "content", "tool_call_id"},
+    "function": {"role", "content", "name"},
+}
+_TOOL_CALL_KEYS = {"id", "type", "function", "custom"}
+_PART_KEYS = {
+    # openai-python types/chat/chat_completion_content_part_*_param.py
+    "text": {"type", "text", "prompt_cache_breakpoint"},
+    "image_url": {"type", "image_url", "prompt_cache_breakpoint"},
+    "input_audio": {"type", "input_audio", "prompt_cache_breakpoint"},
+    "file": {"type", "file", "prompt_cache_breakpoint"},
+    "refusal": {"type", "refusal"},
+}
 
 _AZURE_CLASSIC = re.compile(r"^(?P<prefix>.*)/openai/deployments/(?P<dep>[^/]+)/chat/completions$")
 _AZURE_V1 = re.compile(r"^(?P<prefix>.*)/openai/v1/chat/completions$")
@@ -112,6 +141,11 @@ class FakeOpenAI:
     invalid_keys: set[str] = field(default_factory=set)
     async_filter: bool = False
     """Azure's asynchronous filter mode: annotation chunks without a delta, one after the finish."""
+    deployment_models: dict[str, str] = field(default_factory=dict)
+    """Azure deployment name -> the model it serves (the rules follow the model, as on Azure)."""
+    strict_messages: bool = True
+    """Reject message fields OpenAI does not define, as OpenAI and Azure do (False: a lenient
+    OpenAI-compatible server such as vLLM, which ignores them)."""
     default: Reply = field(default_factory=Reply)
     queue: deque[Reply] = field(default_factory=deque)
     requests: list[RecordedRequest] = field(default_factory=list)
@@ -178,6 +212,19 @@ class FakeOpenAI:
                 {"error": {"message": problem, "type": "invalid_request_error", "param": None, "code": None}},
                 400,
             )
+        assert isinstance(body, dict)  # _validate_body refused anything else
+        if route == "azure":
+            model = self.deployment_models.get(deployment or "", deployment or "")
+        else:
+            model = self.deployment_models.get(str(body.get("model")), str(body.get("model")))
+        rejected = (
+            _old_api_version(body, request.url.params.get("api-version") if route == "azure" else None)
+            or _model_rules(body, model)
+            or _tool_call_ids(body)
+            or (_unknown_fields(body, azure=route == "azure") if self.strict_messages else None)
+        )
+        if rejected is not None:
+            return rejected
         reply = self.queue.popleft() if self.queue else self.default
         stream = bool(body.get("stream"))
         if reply.kind in ("text", "tools"):
@@ -510,6 +557,115 @@ def _validate_body(body: Any, *, needs_model: bool) -> str | None:
         return "you must provide a model parameter"
     if body.get("stream_options") is not None and not body.get("stream"):
         return "The 'stream_options' parameter is only allowed when 'stream' is enabled."
+    return None
+
+
+def _bad_request(message: str, param: str | None, code: str | None) -> httpx.Response:
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    return _json({"error": error}, 400)
+
+
+def _old_api_version(body: dict[str, Any], version: str | None) -> httpx.Response | None:
+    """Azure api-versions before 2024-09-01-preview predate ``stream_options`` and
+    ``max_completion_tokens`` (Azure OpenAI API version lifecycle, "Changes between
+    2024-09-01-preview and 2024-08-01-preview"): 400 ``Unrecognized request argument supplied:
+    stream_options`` (openai/openai-python#1469, agno-agi/agno#1066)."""
+    if not version or version[:10] >= "2024-09-01":
+        return None
+    for name in ("stream_options", "max_completion_tokens"):
+        if name in body:
+            return _bad_request(f"Unrecognized request argument supplied: {name}", None, None)
+    return None
+
+
+def _model_rules(body: dict[str, Any], model: str) -> httpx.Response | None:
+    """What today's reasoning models refuse (the same replies on api.openai.com and Azure)."""
+    name = model.lower().rsplit("/", 1)[-1]
+    if not _REASONING.match(name):
+        return None
+    if "max_tokens" in body:
+        # openai-python completion_create_params.py: max_tokens "is not compatible with o-series
+        # models"; the live reply for gpt-5.x and o-series (BerriAI/litellm#13432, nashsu/llm_wiki#610).
+        return _bad_request(
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            "max_tokens",
+            "unsupported_parameter",
+        )
+    if _CHAT_VARIANT.search(name):
+        return None  # gpt-5-chat-latest takes sampling controls (BerriAI/litellm#13781)
+    # o-series and gpt-5/-mini/-nano: only the default; gpt-5.1+: only with reasoning_effort "none"
+    # (OpenAI reasoning guide "limitations", latest-model guide; vercel/ai#10932, johny-b/llmcomp#69).
+    fixed = bool(_FIXED_SAMPLING.match(name)) or body.get("reasoning_effort") != "none"
+    for param in ("temperature", "top_p"):
+        value = body.get(param)
+        if fixed and value is not None and value != 1:
+            # OpenHands#4131 (o1-mini), QwenLM/qwen-code#921 (gpt-5-mini): code unsupported_value.
+            return _bad_request(
+                f"Unsupported value: '{param}' does not support {value} with this model. "
+                "Only the default (1) value is supported.",
+                param,
+                "unsupported_value",
+            )
+    unsupported = ["presence_penalty", "frequency_penalty", "logit_bias"]
+    if fixed:
+        unsupported += ["logprobs", "top_logprobs"]
+    for param in unsupported:
+        value = body.get(param)
+        if value is not None and value not in (0, False):
+            # Azure reasoning-models guide, "Not supported" (the reply follows max_tokens' form).
+            return _bad_request(
+                f"Unsupported parameter: '{param}' is not supported with this model.",
+                param,
+                "unsupported_parameter",
+            )
+    return None
+
+
+def _tool_call_ids(body: dict[str, Any]) -> httpx.Response | None:
+    """History tool-call ids are at most 40 characters (camel-ai/camel#2215, microsoft/autogen#6377,
+    Portkey-AI/gateway#1062 on Azure): code ``string_above_max_length``."""
+    for i, m in enumerate(body["messages"]):
+        places = [(f"messages[{i}].tool_calls[{j}].id", c.get("id")) for j, c in enumerate(m.get("tool_calls") or [])]
+        places.append((f"messages[{i}].tool_call_id", m.get("tool_call_id")))
+        for param, value in places:
+            if isinstance(value, str) and len(value) > 40:
+                return _bad_request(
+                    f"Invalid '{param}': string too long. Expected a string with maximum length 40, "
+                    f"but got a string with length {len(value)} instead.",
+                    param,
+                    "string_above_max_length",
+                )
+    return None
+
+
+def _unknown_fields(body: dict[str, Any], *, azure: bool) -> httpx.Response | None:
+    """Message fields OpenAI does not define: 400 ``Unknown parameter: 'messages[1].content[1].file.data'.``
+    (code ``unknown_parameter``; pydantic/pydantic-ai, FastGPT#1253 for ``tool_calls[0].index``).
+    Azure's classic API words it as a schema error: ``Additional properties are not allowed
+    ('reasoning' was unexpected) - 'messages.2'``."""
+    for i, m in enumerate(body["messages"]):
+        found: list[tuple[str, str]] = [(f"messages[{i}].{k}", k) for k in m if k not in _MESSAGE_KEYS[m["role"]]]
+        for j, call in enumerate(m.get("tool_calls") or []):
+            found += [(f"messages[{i}].tool_calls[{j}].{k}", k) for k in call if k not in _TOOL_CALL_KEYS]
+        content = m.get("content")
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            allowed = _PART_KEYS.get(part.get("type"))
+            if allowed is None:
+                return _bad_request(
+                    f"Invalid value: '{part.get('type')}'. Supported values are: 'text', 'image_url', "
+                    "'input_audio', 'refusal', and 'file'.",
+                    f"messages[{i}].content[{j}].type",
+                    "invalid_value",
+                )
+            found += [(f"messages[{i}].content[{j}].{k}", k) for k in part if k not in allowed]
+        if found:
+            param, key = found[0]
+            if azure:
+                return _bad_request(
+                    f"Additional properties are not allowed ('{key}' was unexpected) - 'messages.{i}'", None, None
+                )
+            return _bad_request(f"Unknown parameter: '{param}'.", param, "unknown_parameter")
     return None
 
 

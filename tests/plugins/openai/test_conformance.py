@@ -1,3 +1,5 @@
+import json
+
 import httpx
 
 from llm_factory_core.testing import (
@@ -18,7 +20,8 @@ class TestOpenAIConformance(ProviderConformance):
         return json_response(openai_completion(text))
 
     def reply_stream(self, request: httpx.Request, pieces: list[str]) -> httpx.Response:
-        return sse_response(openai_chunks(pieces))
+        usage = bool((json.loads(request.content).get("stream_options") or {}).get("include_usage"))
+        return sse_response(openai_chunks(pieces, include_usage=usage))
 
     def reply_error(self, request: httpx.Request, kind: str) -> httpx.Response | None:
         status, code, headers = {

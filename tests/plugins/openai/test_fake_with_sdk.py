@@ -5,6 +5,7 @@ plugin's requests carry what the SDK sends for the same call (path, query, auth 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -283,12 +284,17 @@ async def test_plugin_request_matches_the_sdk(flavour: str, call: str) -> None:
     params = dict(CALLS[call])
     stream = params.pop("stream", False)
 
+    sdk_params = dict(params)
+    if flavour != "compatible" and "max_tokens" in sdk_params:
+        # api.openai.com and Azure get the non-deprecated field every current model accepts (reasoning
+        # models refuse max_tokens); a caller's max_tokens must arrive as what the SDK sends for it.
+        sdk_params["max_completion_tokens"] = sdk_params.pop("max_tokens")
     sdk_fake = FakeOpenAI()
     sdk = make_sdk(sdk_fake)
     if stream:
-        list(sdk.chat.completions.create(model=sdk_model, messages=MESSAGES, stream=True, **params))  # type: ignore[call-overload]
+        list(sdk.chat.completions.create(model=sdk_model, messages=MESSAGES, stream=True, **sdk_params))  # type: ignore[call-overload]
     else:
-        sdk.chat.completions.create(model=sdk_model, messages=MESSAGES, **params)  # type: ignore[call-overload]
+        sdk.chat.completions.create(model=sdk_model, messages=MESSAGES, **sdk_params)  # type: ignore[call-overload]
 
     ours_fake = FakeOpenAI()
     config = ModelConfig(provider="openai", model_name="gpt-4o", **extras)
@@ -303,7 +309,7 @@ async def test_plugin_request_matches_the_sdk(flavour: str, call: str) -> None:
     (ours,) = ours_fake.requests
     assert _shape(ours) == _shape(theirs)
     assert ours.headers["content-type"].startswith("application/json")
-    for name, value in params.items():
+    for name, value in sdk_params.items():
         assert ours.body[name] == theirs.body[name] == value
 
 
@@ -349,3 +355,153 @@ async def test_plugin_and_sdk_send_the_same_organization_and_project_headers() -
     theirs, ours = sdk_fake.requests[0].headers, ours_fake.requests[0].headers
     for name in ("openai-organization", "openai-project"):
         assert ours[name] == theirs[name]
+
+
+# -- today's models: what the fake refuses, as the SDK sees it --------------------------------------
+
+LONG_ID = "call_weather~ts~" + "s" * 1500
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "param", "code", "message"),
+    [
+        (
+            "gpt-5",
+            {"max_tokens": 100},
+            "max_tokens",
+            "unsupported_parameter",
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+        ),
+        ("o3-mini", {"max_tokens": 100}, "max_tokens", "unsupported_parameter", "Use 'max_completion_tokens'"),
+        (
+            "gpt-5-mini",
+            {"temperature": 0.7},
+            "temperature",
+            "unsupported_value",
+            "Unsupported value: 'temperature' does not support 0.7 with this model. "
+            "Only the default (1) value is supported.",
+        ),
+        ("o4-mini", {"top_p": 0.5}, "top_p", "unsupported_value", "'top_p' does not support 0.5"),
+        ("gpt-5.1", {"temperature": 0.2}, "temperature", "unsupported_value", "does not support 0.2"),
+        ("gpt-5", {"presence_penalty": 0.5}, "presence_penalty", "unsupported_parameter", "'presence_penalty'"),
+        ("o1", {"logprobs": True}, "logprobs", "unsupported_parameter", "'logprobs' is not supported"),
+    ],
+)
+def test_sdk_sees_what_reasoning_models_refuse(
+    model: str, params: dict[str, Any], param: str, code: str, message: str
+) -> None:
+    for sdk in (openai_sdk(FakeOpenAI()), azure_sdk(FakeOpenAI())):
+        with pytest.raises(openai.BadRequestError, match=re.escape(message)) as info:
+            sdk.chat.completions.create(model=model, messages=MESSAGES, **params)  # type: ignore[call-overload]
+        assert (info.value.param, info.value.code, info.value.type) == (param, code, "invalid_request_error")
+
+
+@pytest.mark.parametrize(
+    ("model", "params"),
+    [
+        ("gpt-5", {"max_completion_tokens": 100, "temperature": 1, "reasoning_effort": "minimal"}),
+        ("gpt-5.1", {"temperature": 0.2, "top_p": 0.9, "logprobs": True, "reasoning_effort": "none"}),
+        ("gpt-5-chat-latest", {"temperature": 0.2, "max_completion_tokens": 100}),
+        ("gpt-4o", {"max_tokens": 100, "temperature": 0.2, "presence_penalty": 0.5}),
+        ("gpt-4.1", {"max_completion_tokens": 100, "logprobs": True}),
+    ],
+)
+def test_sdk_calls_todays_models_accept(model: str, params: dict[str, Any]) -> None:
+    reply = openai_sdk(FakeOpenAI(text="fine")).chat.completions.create(model=model, messages=MESSAGES, **params)  # type: ignore[call-overload]
+    assert reply.choices[0].message.content == "fine"
+
+
+def test_an_azure_deployment_follows_the_model_it_serves() -> None:
+    fake = FakeOpenAI(deployment_models={"prod-reasoner": "gpt-5"})
+    sdk = azure_sdk(fake, azure_deployment="prod-reasoner")
+    with pytest.raises(openai.BadRequestError, match="max_completion_tokens"):
+        sdk.chat.completions.create(model="prod-reasoner", messages=MESSAGES, max_tokens=10)
+    assert sdk.chat.completions.create(model="prod-reasoner", messages=MESSAGES, max_completion_tokens=10).choices
+
+
+def history(call_id: str, **assistant_extra: Any) -> list[dict[str, Any]]:
+    return [
+        {"role": "user", "content": "Weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}],
+            **assistant_extra,
+        },
+        {"role": "tool", "tool_call_id": call_id, "content": "18C"},
+    ]
+
+
+def test_sdk_sees_a_tool_call_id_over_40_characters_refused() -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        openai_sdk(FakeOpenAI()).chat.completions.create(model="gpt-4o", messages=history(LONG_ID))  # type: ignore[arg-type]
+    assert info.value.code == "string_above_max_length"
+    assert info.value.param == "messages[1].tool_calls[0].id"
+    assert str(info.value.message).endswith(
+        "Invalid 'messages[1].tool_calls[0].id': string too long. Expected a string with maximum length 40, "
+        f"but got a string with length {len(LONG_ID)} instead."
+    )
+    assert openai_sdk(FakeOpenAI()).chat.completions.create(model="gpt-4o", messages=history("c" * 40)).choices  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"thinking_blocks": [{"type": "thinking", "thinking": "x", "signature": "s"}]}, "messages[1].thinking_blocks"),
+        ({"reasoning_content": "x"}, "messages[1].reasoning_content"),
+    ],
+)
+def test_sdk_sees_unknown_message_fields_refused(extra: dict[str, Any], param: str) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        openai_sdk(FakeOpenAI()).chat.completions.create(model="gpt-4o", messages=history("call_1", **extra))  # type: ignore[arg-type]
+    assert (info.value.code, info.value.param) == ("unknown_parameter", param)
+    assert f"Unknown parameter: '{param}'." in str(info.value)
+    key = param.rsplit(".", 1)[-1]
+    with pytest.raises(openai.BadRequestError, match=re.escape(f"('{key}' was unexpected) - 'messages.1'")):
+        azure_sdk(FakeOpenAI()).chat.completions.create(model="gpt-4o", messages=history("call_1", **extra))  # type: ignore[arg-type]
+
+
+def test_sdk_sees_google_extra_content_on_a_tool_call_refused() -> None:
+    messages = history("call_1")
+    messages[1]["tool_calls"][0]["extra_content"] = {"google": {"thought_signature": "c2ln"}}
+    with pytest.raises(openai.BadRequestError) as info:
+        openai_sdk(FakeOpenAI()).chat.completions.create(model="gpt-4o", messages=messages)  # type: ignore[arg-type]
+    assert info.value.param == "messages[1].tool_calls[0].extra_content"
+
+
+@pytest.mark.parametrize("version", ["2024-02-15-preview", "2024-06-01", "2024-08-01-preview"])
+def test_sdk_sees_old_api_versions_refuse_stream_options(version: str) -> None:
+    sdk = openai.AzureOpenAI(
+        azure_endpoint=AZURE,
+        api_key=AZURE_KEY,
+        api_version=version,
+        http_client=http_client(FakeOpenAI()),
+        max_retries=0,
+    )
+    with pytest.raises(openai.BadRequestError, match="Unrecognized request argument supplied: stream_options"):
+        list(
+            sdk.chat.completions.create(
+                model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+            )
+        )
+    with pytest.raises(openai.BadRequestError, match="Unrecognized request argument supplied: max_completion_tokens"):
+        sdk.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_completion_tokens=10)
+    assert sdk.chat.completions.create(model="gpt-4o", messages=MESSAGES, max_tokens=10).choices
+
+
+@pytest.mark.parametrize("version", ["2024-09-01-preview", "2024-10-21", "2025-04-01-preview"])
+def test_sdk_current_api_versions_take_stream_options(version: str) -> None:
+    sdk = openai.AzureOpenAI(
+        azure_endpoint=AZURE,
+        api_key=AZURE_KEY,
+        api_version=version,
+        http_client=http_client(FakeOpenAI()),
+        max_retries=0,
+    )
+    chunks = list(
+        sdk.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[-1].usage is not None

@@ -1,11 +1,15 @@
 """The openai plugin through LLMFactory against the validated fake: URL forms, streaming with Azure's
-extra chunks, tools, images, response_format, and the failover rules for its error replies."""
+extra chunks, tools, images, response_format, and the failover rules for its error replies. Requests,
+streams, tools and errors run over real sockets on both HTTP transports (``http_transport``); the
+URL-form tests read the URL each configuration builds, on ``httpx.MockTransport``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,6 +23,7 @@ from llm_factory_core import (
     ModelConfig,
     StreamInterruptedError,
 )
+from llm_factory_core.testing import serve_handler
 
 from .fake_openai import TOOL_CALLS, FakeOpenAI
 
@@ -36,6 +41,18 @@ def azure(model_name: str = "gpt-4o", key: str = KEY1, **extra: Any) -> ModelCon
         api_version="2024-10-21",
         **extra,
     )
+
+
+@contextlib.asynccontextmanager
+async def served(
+    fake: FakeOpenAI, configs: ModelConfig | list[ModelConfig], transport: str, **options: Any
+) -> AsyncIterator[LLMFactory]:
+    """A factory whose deployments call ``fake`` over a real socket on 127.0.0.1, on ``transport``."""
+    with serve_handler(fake) as base:
+        listed = configs if isinstance(configs, list) else [configs]
+        moved = [c.model_copy(update={"api_base": base}) for c in listed]
+        async with LLMFactory(moved, transport=transport, **options) as factory:
+            yield factory
 
 
 async def collect(factory: LLMFactory, prompt: Any = "Hi", **params: Any) -> list[ChatCompletionChunk]:
@@ -185,7 +202,7 @@ def test_incomplete_configuration_is_a_clear_error(config: dict[str, Any], messa
 
 
 @pytest.mark.anyio
-async def test_images_and_response_format_pass_through_unchanged() -> None:
+async def test_images_and_response_format_pass_through_unchanged(http_transport: str) -> None:
     fake = FakeOpenAI(text='{"animal": "cat"}')
     messages = [
         {"role": "system", "content": "Answer in JSON."},
@@ -208,7 +225,7 @@ async def test_images_and_response_format_pass_through_unchanged() -> None:
             "schema": {"type": "object", "properties": {"animal": {"type": "string"}}},
         },
     }
-    async with LLMFactory(azure(), transport=fake.transport) as f:
+    async with served(fake, azure(), http_transport) as f:
         reply = await f.chat_async(messages, response_format=schema, temperature=0.1)
     assert json.loads(reply.choices[0].message.content or "") == {"animal": "cat"}
     body = fake.requests[0].body
@@ -219,11 +236,11 @@ async def test_images_and_response_format_pass_through_unchanged() -> None:
 
 
 @pytest.mark.anyio
-async def test_tool_calls_in_a_completion() -> None:
+async def test_tool_calls_in_a_completion(http_transport: str) -> None:
     fake = FakeOpenAI()
     fake.push("tools")
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
-    async with LLMFactory(azure(), transport=fake.transport) as f:
+    async with served(fake, azure(), http_transport) as f:
         reply = await f.chat_async("Weather and time in Paris?", tools=tools, tool_choice="auto")
     assert fake.requests[0].body["tools"] == tools
     assert reply.choices[0].finish_reason == "tool_calls"
@@ -235,11 +252,11 @@ async def test_tool_calls_in_a_completion() -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("flavour", ["azure", "openai"])
-async def test_tool_call_deltas_assemble(flavour: str) -> None:
+async def test_tool_call_deltas_assemble(flavour: str, http_transport: str) -> None:
     fake = FakeOpenAI(async_filter=True)
     fake.push("tools")
     config = azure() if flavour == "azure" else ModelConfig(provider="openai", model_name="gpt-4o", api_key=KEY1)
-    async with LLMFactory(config, transport=fake.transport) as f:
+    async with served(fake, config, http_transport) as f:
         chunks = await collect(f, "Weather?", tools=[{"type": "function", "function": {"name": "get_weather"}}])
     calls: dict[int, dict[str, str]] = {}
     for chunk in chunks:
@@ -259,10 +276,10 @@ async def test_tool_call_deltas_assemble(flavour: str) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("include_usage", [True, False])
-async def test_azure_stream_drops_filter_chunks_and_keeps_identity(include_usage: bool) -> None:
+async def test_azure_stream_drops_filter_chunks_and_keeps_identity(include_usage: bool, http_transport: str) -> None:
     fake = FakeOpenAI(text="The quick brown fox jumps.", async_filter=True)
     params = {"stream_options": {"include_usage": True}} if include_usage else {}
-    async with LLMFactory(azure(), transport=fake.transport) as f:
+    async with served(fake, azure(), http_transport) as f:
         chunks = await collect(f, "Tell me", **params)
     assert text_of(chunks) == "The quick brown fox jumps."
     assert fake.requests[0].body.get("stream_options") == params.get("stream_options")
@@ -285,10 +302,10 @@ async def test_azure_stream_drops_filter_chunks_and_keeps_identity(include_usage
 
 
 @pytest.mark.anyio
-async def test_stream_blocked_by_the_async_filter_ends_with_content_filter() -> None:
+async def test_stream_blocked_by_the_async_filter_ends_with_content_filter(http_transport: str) -> None:
     fake = FakeOpenAI()
     fake.push("stream_filtered", text="Some protected lyrics")
-    async with LLMFactory(azure(), transport=fake.transport) as f:
+    async with served(fake, azure(), http_transport) as f:
         chunks = await collect(f)
     assert text_of(chunks) == "Some protected lyrics"
     assert chunks[-1].choices[0].finish_reason == "content_filter"
@@ -296,11 +313,11 @@ async def test_stream_blocked_by_the_async_filter_ends_with_content_filter() -> 
 
 
 @pytest.mark.anyio
-async def test_error_event_after_content_interrupts_the_stream() -> None:
+async def test_error_event_after_content_interrupts_the_stream(http_transport: str) -> None:
     fake = FakeOpenAI()
     fake.push("stream_error", text="Partial answer")
     received = []
-    async with LLMFactory([azure(), azure(key=KEY2)], transport=fake.transport) as f:
+    async with served(fake, [azure(), azure(key=KEY2)], http_transport) as f:
         with pytest.raises(StreamInterruptedError) as info:
             async for chunk in f.stream_async("Hi", load_balance_strategy="first_available"):
                 received.append(chunk)
@@ -310,10 +327,10 @@ async def test_error_event_after_content_interrupts_the_stream() -> None:
 
 
 @pytest.mark.anyio
-async def test_error_event_before_content_fails_over() -> None:
+async def test_error_event_before_content_fails_over(http_transport: str) -> None:
     fake = FakeOpenAI(text="from the second key")
     fake.push("stream_error", pieces=[])
-    async with LLMFactory([azure(), azure(key=KEY2)], transport=fake.transport, strategy="first_available") as f:
+    async with served(fake, [azure(), azure(key=KEY2)], http_transport, strategy="first_available") as f:
         chunks = await collect(f)
         status = _status(f)
     assert text_of(chunks) == "from the second key"
@@ -343,14 +360,16 @@ def _status(factory: LLMFactory) -> dict[str, Any]:
     ids=["retry-after", "retry-after-ms"],
 )
 @pytest.mark.parametrize("flavour", ["azure", "openai"])
-async def test_rate_limit_cools_down_for_the_hint(flavour: str, headers: dict[str, str], seconds: float) -> None:
+async def test_rate_limit_cools_down_for_the_hint(
+    flavour: str, headers: dict[str, str], seconds: float, http_transport: str
+) -> None:
     fake = FakeOpenAI(text="from the second key")
     fake.push("rate_limit", **headers)
     if flavour == "azure":
         configs = [azure(), azure(key=KEY2)]
     else:
         configs = [ModelConfig(provider="openai", model_name="gpt-4o", api_key=k) for k in (KEY1, KEY2)]
-    async with LLMFactory(configs, transport=fake.transport, strategy="first_available") as f:
+    async with served(fake, configs, http_transport, strategy="first_available") as f:
         before = time.time()
         reply = await f.chat_async("Hi")
         after = time.time()
@@ -365,10 +384,10 @@ async def test_rate_limit_cools_down_for_the_hint(flavour: str, headers: dict[st
 
 
 @pytest.mark.anyio
-async def test_azure_rate_limit_without_headers_uses_the_message_hint() -> None:
+async def test_azure_rate_limit_without_headers_uses_the_message_hint(http_transport: str) -> None:
     fake = FakeOpenAI()
     fake.push("rate_limit", retry_after="24", hint_only=True)
-    async with LLMFactory([azure(), azure(key=KEY2)], transport=fake.transport, strategy="first_available") as f:
+    async with served(fake, [azure(), azure(key=KEY2)], http_transport, strategy="first_available") as f:
         before = time.time()
         await f.chat_async("Hi")
         after = time.time()
@@ -378,9 +397,9 @@ async def test_azure_rate_limit_without_headers_uses_the_message_hint() -> None:
 
 
 @pytest.mark.anyio
-async def test_invalid_key_is_disabled_and_the_next_key_answers() -> None:
+async def test_invalid_key_is_disabled_and_the_next_key_answers(http_transport: str) -> None:
     fake = FakeOpenAI(text="good key", invalid_keys={KEY1})
-    async with LLMFactory([azure(), azure(key=KEY2)], transport=fake.transport, strategy="first_available") as f:
+    async with served(fake, [azure(), azure(key=KEY2)], http_transport, strategy="first_available") as f:
         reply = await f.chat_async("Hi")
         second = await f.chat_async("Hi again")
         status = _status(f)
@@ -395,10 +414,10 @@ async def test_invalid_key_is_disabled_and_the_next_key_answers() -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("stream", [False, True])
-async def test_content_filter_fails_at_once(stream: bool) -> None:
+async def test_content_filter_fails_at_once(stream: bool, http_transport: str) -> None:
     fake = FakeOpenAI()
     fake.push("content_filter", times=2)
-    async with LLMFactory([azure(), azure(key=KEY2)], transport=fake.transport) as f:
+    async with served(fake, [azure(), azure(key=KEY2)], http_transport) as f:
         with pytest.raises(ContentFilterError) as info:
             if stream:
                 await collect(f, "something hateful")
@@ -411,11 +430,11 @@ async def test_content_filter_fails_at_once(stream: bool) -> None:
 
 
 @pytest.mark.anyio
-async def test_context_length_goes_to_the_fallback_model() -> None:
+async def test_context_length_goes_to_the_fallback_model(http_transport: str) -> None:
     fake = FakeOpenAI(text="the big model answered")
     fake.push("context_length")
     configs = [azure(), azure(key=KEY2), azure("gpt-4o-32k")]
-    async with LLMFactory(configs, transport=fake.transport, fallbacks={"gpt-4o": ["gpt-4o-32k"]}) as f:
+    async with served(fake, configs, http_transport, fallbacks={"gpt-4o": ["gpt-4o-32k"]}) as f:
         reply = await f.chat_async("a very long prompt " * 10)
         status = _status(f)
     assert reply.choices[0].message.content == "the big model answered"
@@ -425,10 +444,10 @@ async def test_context_length_goes_to_the_fallback_model() -> None:
 
 
 @pytest.mark.anyio
-async def test_server_error_fails_over_and_cools_down() -> None:
+async def test_server_error_fails_over_and_cools_down(http_transport: str) -> None:
     fake = FakeOpenAI(text="second")
     fake.push("server_error")
-    async with LLMFactory([azure(), azure(key=KEY2)], transport=fake.transport, strategy="first_available") as f:
+    async with served(fake, [azure(), azure(key=KEY2)], http_transport, strategy="first_available") as f:
         reply = await f.chat_async("Hi")
         status = _status(f)
     assert reply.choices[0].message.content == "second"
@@ -436,10 +455,10 @@ async def test_server_error_fails_over_and_cools_down() -> None:
 
 
 @pytest.mark.anyio
-async def test_every_key_rate_limited_reports_each_attempt_without_secrets() -> None:
+async def test_every_key_rate_limited_reports_each_attempt_without_secrets(http_transport: str) -> None:
     fake = FakeOpenAI()
     fake.push("rate_limit", times=2, retry_after="60")
-    async with LLMFactory([azure(), azure(key=KEY2)], transport=fake.transport) as f:
+    async with served(fake, [azure(), azure(key=KEY2)], http_transport) as f:
         with pytest.raises(AllDeploymentsFailedError) as info:
             await f.chat_async("Hi")
     assert len(fake.requests) == 2

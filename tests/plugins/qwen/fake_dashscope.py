@@ -13,6 +13,8 @@ true`` a stream repeats the whole text so far; without ``result_format: message`
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import json
 import threading
 import uuid
@@ -66,8 +68,85 @@ _COMPAT_CODES = {
     "InvalidApiKey": ("invalid_api_key", "invalid_request_error"),
     "DataInspectionFailed": ("DataInspectionFailed", "DataInspectionFailed"),
     "InvalidParameter": ("invalid_parameter_error", "invalid_request_error"),
+    "InternalError.Algo.InvalidParameter": ("invalid_parameter_error", "invalid_request_error"),
     "InternalError": ("internal_error", "internal_error"),
 }
+
+# -- today's models, by name (fnmatch globs on the model id) ----------------------------------------
+# Model Studio "Deep thinking" (help.aliyun.com/zh/model-studio/deep-thinking, 2026): hybrid models
+# take enable_thinking; commercial Qwen3 (qwen-plus/flash/turbo, qwen3-max) default to off,
+# open-source Qwen3 and Qwen3.5+ ("其中qwen3.5-plus默认开启", dify-official-plugins#2628) to on;
+# thinking-only models (QwQ, QVQ, *-thinking) cannot be turned off.
+THINKING_ONLY = ("qwq*", "qvq*", "*-thinking*", "deepseek-r1*")
+THINKING_BY_DEFAULT = ("qwen3-*b", "qwen3.[5-9]*")
+HYBRID_OFF_BY_DEFAULT = (
+    "qwen-plus*",
+    "qwen-flash*",
+    "qwen-turbo*",
+    "qwen3-max*",
+    "qwen3-vl-plus*",
+    "qwen3-omni-flash*",
+)
+# Open-source Qwen3 refuse a non-streaming call while thinking (langchain4j#3974 native,
+# infiniflow/ragflow#8972 compatible mode, vybestack/llxprt-code#229 on qwen3-235b-a22b).
+NO_NON_STREAM_THINKING = ("qwen3-*b", "qwen3.[5-9]-*b", "qwen3.[5-9]-*b-*")
+# Stream-only: QwQ/QVQ/*-thinking and Qwen-Omni (WEIFENG2333/VideoCaptioner#438 on qwq-plus,
+# microsoft/UFO#215 on qwen-omni-turbo; Model Studio "Qwen-Omni": streaming output only).
+STREAM_ONLY = ("qwq*", "qvq*", "*omni*", "*-thinking*")
+# "The DashScope API for the Qwen3.5 series uses a multimodal interface" (text-generation: url error).
+MULTIMODAL_ONLY = ("qwen3.[5-9]*",)
+
+NON_STREAM_THINKING = FakeError(
+    400, "InvalidParameter", "parameter.enable_thinking must be set to false for non-streaming calls"
+)
+STREAM_ONLY_ERROR = FakeError(
+    400,
+    "InvalidParameter",
+    "This model only support stream mode, please enable the stream parameter to access the model. ",
+)
+# pydantic/pydantic-ai#1265: "required" is refused; "none", "auto" and a named function are accepted.
+REQUIRED_ERROR = FakeError(400, "InvalidParameter", 'tool_choice is one of the strings that should be ["none", "auto"]')
+# cloudwego/eino#994 (qwen3.5-plus), agentscope-ai/agentscope#1608 (qwen3.8-max), QwenLM/qwen-code#7659.
+THINKING_TOOL_CHOICE_ERROR = FakeError(
+    400,
+    "InternalError.Algo.InvalidParameter",
+    "The tool_choice parameter does not support being set to required or object in thinking mode",
+)
+URL_ERROR = FakeError(400, "InvalidParameter", "url error, please check url！")
+
+
+def _matches(model: str, patterns: tuple[str, ...]) -> bool:
+    name = model.lower().rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def thinks(model: str, params: Mapping[str, Any]) -> bool:
+    """Whether DashScope runs ``model`` in thinking mode for these parameters."""
+    if _matches(model, THINKING_ONLY):
+        return True
+    if "instruct" in model:
+        return False
+    explicit = params.get("enable_thinking")
+    if _matches(model, (*THINKING_BY_DEFAULT, *HYBRID_OFF_BY_DEFAULT)) and explicit is not None:
+        return bool(explicit)
+    return _matches(model, THINKING_BY_DEFAULT)
+
+
+def model_rule_error(model: str, params: Mapping[str, Any], *, stream: bool, path: str) -> FakeError | None:
+    """The 400 today's model ``model`` gives these parameters, or None."""
+    if path == TEXT_PATH and _matches(model, MULTIMODAL_ONLY):
+        return URL_ERROR
+    if not stream and _matches(model, STREAM_ONLY):
+        return STREAM_ONLY_ERROR
+    thinking = thinks(model, params)
+    if not stream and thinking and _matches(model, NO_NON_STREAM_THINKING):
+        return NON_STREAM_THINKING
+    choice = params.get("tool_choice")
+    if choice == "required" or (isinstance(choice, str) and choice not in ("none", "auto")):
+        return REQUIRED_ERROR
+    if thinking and isinstance(choice, dict):
+        return THINKING_TOOL_CHOICE_ERROR
+    return None
 
 
 @dataclass
@@ -83,14 +162,22 @@ class Turn:
     (a non-streamed tool call says ``stop``, as captured with a forced ``tool_choice``)."""
     error: FakeError | None = None
     """Answer with this HTTP error."""
+    sse_error_status: int | None = None
+    """Send ``error`` as a native SSE ``event:error`` frame with this HTTP status (both APIs)."""
     stream_error: FakeError | None = None
     """Send ``event:error`` (native) / ``data: {"error"}`` (compatible) after ``error_after`` events."""
     error_after: int = 0
+    native_error_event: bool = False
+    """Compatible mode: send ``stream_error`` as a native ``event:error`` frame rather than as
+    ``data: {"error": ...}`` (a defensive case: both shapes must become typed errors)."""
     cut_after: int | None = None
     """Close the stream after this many events, before any finish reason."""
     parallel_index_zero: bool = False
     """Give every tool call native index 0 (some models do); calls then differ only by id."""
     input_tokens: int = 8
+    cache_created: int = 0
+    """Tokens written to an explicit cache (``cache_control`` parts), reported in usage as
+    ``prompt_tokens_details.cache_creation_input_tokens`` (Model Studio "Context cache")."""
 
 
 @dataclass
@@ -117,6 +204,9 @@ class FakeDashScope:
         self.turns: deque[Turn] = deque()
         self.requests: list[Recorded] = []
         self.transport = httpx.MockTransport(self._mock_handler)
+        self.live_url: str | None = None
+        """Set while the fake is served on 127.0.0.1 for a test (conftest's ``fake`` fixture)."""
+        self.live_transport = "httpx"
         self._lock = threading.Lock()
 
     def queue(self, *turns: Turn) -> FakeDashScope:
@@ -165,23 +255,46 @@ class FakeDashScope:
         if not auth.startswith("Bearer ") or auth[7:] not in self.keys:
             return self._error(ERRORS["auth"], request_id, compat)
         if turn.error is not None:
-            return self._error(turn.error, request_id, compat)
+            return self._error(turn.error, request_id, compat, sse_status=turn.sse_error_status)
         if compat:
             problem = _check_compat(body)
             if problem:
                 return self._error(FakeError(400, "InvalidParameter", problem), request_id, compat)
-            if body.get("stream"):
+            stream = bool(body.get("stream"))
+            if rule := model_rule_error(body["model"], body, stream=stream, path=path):
+                return self._error(rule, request_id, compat, stream=stream)
+            if not thinks(body["model"], body):
+                turn = dataclasses.replace(turn, reasoning=[])
+            if stream:
                 return _compat_stream(body, turn, request_id)
             return _json_reply(200, _compat_completion(body, turn, request_id))
         problem = _check_native(body, multimodal=path == MULTIMODAL_PATH)
         if problem:
             return self._error(FakeError(400, "InvalidParameter", problem), request_id, compat)
-        if lower.get("x-dashscope-sse") == "enable":
+        params = body.get("parameters") or {}
+        stream = lower.get("x-dashscope-sse") == "enable"
+        if rule := model_rule_error(body["model"], params, stream=stream, path=path):
+            return self._error(rule, request_id, compat, stream=stream)
+        if not thinks(body["model"], params):
+            turn = dataclasses.replace(turn, reasoning=[])
+        if stream:
             return _native_stream(body, turn, request_id, multimodal=path == MULTIMODAL_PATH)
         return _json_reply(200, _native_completion(body, turn, request_id, multimodal=path == MULTIMODAL_PATH))
 
     @staticmethod
-    def _error(error: FakeError, request_id: str, compat: bool) -> Reply:
+    def _error(
+        error: FakeError, request_id: str, compat: bool, *, stream: bool = False, sse_status: int | None = None
+    ) -> Reply:
+        if (stream and not compat) or sse_status is not None:
+            # A streamed native request is refused as one SSE error event on a 200 (capture
+            # parameter-error-sse in cnblogs/dashscope-sdk), the real status in the comment line;
+            # ``sse_status`` sends that frame with another HTTP status (a 4xx, as proxies do).
+            data = {"code": error.code, "message": error.message, "request_id": request_id}
+            return Reply(
+                200 if sse_status is None else sse_status,
+                {"content-type": "text/event-stream;charset=UTF-8", "x-request-id": request_id},
+                [_sse(1, "error", error.status, data)],
+            )
         if compat:
             code, kind = _COMPAT_CODES.get(error.code, (error.code, error.code))
             body: dict[str, Any] = {
@@ -216,11 +329,22 @@ def _check_native(body: Any, *, multimodal: bool) -> str | None:
                 isinstance(p, dict) and len(p) == 1 and set(p) <= _MM_KEYS for p in content
             ):
                 return "The content of a multimodal message must be a list of text/image/audio/video items."
+        elif isinstance(content, list) and all(_is_cache_text_part(p) for p in content):
+            continue  # explicit cache: text parts with cache_control (Model Studio "Context cache")
         elif not isinstance(content, str):
             return "Input should be a valid string: messages.content (use the multimodal API for images)."
     if not isinstance(body.get("parameters", {}), dict):
         return "parameters must be an object"
     return _check_partial(messages)
+
+
+def _is_cache_text_part(part: Any) -> bool:
+    return (
+        isinstance(part, dict)
+        and part.get("type") == "text"
+        and isinstance(part.get("text"), str)
+        and set(part) <= {"type", "text", "cache_control"}
+    )
 
 
 def _check_partial(messages: list[Any]) -> str | None:
@@ -289,6 +413,7 @@ def _native_completion(body: dict[str, Any], turn: Turn, request_id: str, *, mul
     }
     if turn.reasoning:
         usage["output_tokens_details"] = {"reasoning_tokens": len(turn.reasoning)}
+    _cache_details(usage, turn)
     finish = turn.finish or "stop"
     if _result_format(params, multimodal) != "message":
         return {"output": {"finish_reason": finish, "text": text}, "usage": usage, "request_id": request_id}
@@ -347,6 +472,15 @@ def _cumulative(events: list[tuple[dict[str, Any], str]], multimodal: bool) -> l
     return out
 
 
+def _cache_details(usage: dict[str, Any], turn: Turn) -> None:
+    if turn.cache_created:
+        usage["prompt_tokens_details"] = {
+            "cached_tokens": 0,
+            "cache_creation_input_tokens": turn.cache_created,
+            "cache_type": "ephemeral",
+        }
+
+
 def _sse(event_id: int, kind: str, status: int, data: dict[str, Any]) -> bytes:
     payload = json.dumps(data, ensure_ascii=False)
     return f"id:{event_id}\nevent:{kind}\n:HTTP_STATUS/{status}\ndata:{payload}\n\n".encode()
@@ -377,11 +511,14 @@ def _native_stream(body: dict[str, Any], turn: Turn, request_id: str, *, multimo
                 output: dict[str, Any] = {"choices": [choice]}
             else:
                 output = {"finish_reason": finish, "text": _plain(message)}
-            usage = {
+            usage: dict[str, Any] = {
                 "total_tokens": turn.input_tokens + produced,
                 "input_tokens": turn.input_tokens,
                 "output_tokens": produced,
             }
+            if turn.reasoning:
+                usage["output_tokens_details"] = {"reasoning_tokens": min(produced, len(turn.reasoning))}
+            _cache_details(usage, turn)
             chunks.append(_sse(produced, "result", 200, {"output": output, "usage": usage, "request_id": request_id}))
     return _sse_reply(chunks, request_id)
 
@@ -406,6 +543,15 @@ def _compat_completion(body: dict[str, Any], turn: Turn, request_id: str) -> dic
         message["content"] = ""
         message["tool_calls"] = [{k: v for k, v in c.items()} for c in _tool_calls(turn)]
     out_tokens = len(turn.pieces) + len(turn.reasoning)
+    usage: dict[str, Any] = {
+        "prompt_tokens": turn.input_tokens,
+        "completion_tokens": out_tokens,
+        "total_tokens": turn.input_tokens + out_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0},
+    }
+    if turn.reasoning:
+        usage["completion_tokens_details"] = {"reasoning_tokens": len(turn.reasoning)}
+    _cache_details(usage, turn)
     return {
         "choices": [
             {
@@ -416,12 +562,7 @@ def _compat_completion(body: dict[str, Any], turn: Turn, request_id: str) -> dic
             }
         ],
         "object": "chat.completion",
-        "usage": {
-            "prompt_tokens": turn.input_tokens,
-            "completion_tokens": out_tokens,
-            "total_tokens": turn.input_tokens + out_tokens,
-            "prompt_tokens_details": {"cached_tokens": 0},
-        },
+        "usage": usage,
         "created": 1789793891,
         "system_fingerprint": None,
         "model": body["model"],
@@ -460,14 +601,21 @@ def _compat_stream(body: dict[str, Any], turn: Turn, request_id: str) -> Reply:
     events.append(chunk({"content": ""}, turn.finish or ("tool_calls" if turn.tool_calls else "stop")))
     if include_usage:
         out_tokens = len(turn.pieces) + len(turn.reasoning)
-        usage = {
+        usage: dict[str, Any] = {
             "prompt_tokens": turn.input_tokens,
             "completion_tokens": out_tokens,
             "total_tokens": turn.input_tokens + out_tokens,
         }
+        if turn.reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": len(turn.reasoning)}
+        _cache_details(usage, turn)
         events.append({**chunk({}), "choices": [], "usage": usage})
     chunks = []
     for n, data in enumerate(events):
+        if turn.stream_error is not None and n == turn.error_after and turn.native_error_event:
+            native = {"code": turn.stream_error.code, "message": turn.stream_error.message, "request_id": request_id}
+            chunks.append(_sse(n + 1, "error", turn.stream_error.status, native))
+            break
         if turn.stream_error is not None and n == turn.error_after:
             code, kind = _COMPAT_CODES.get(turn.stream_error.code, (turn.stream_error.code,) * 2)
             error = {"error": {"message": turn.stream_error.message, "type": kind, "param": None, "code": code}}

@@ -14,7 +14,17 @@ from dashscope import Generation, MultiModalConversation
 from llm_factory_core import LLMFactory
 
 from .conftest import make_factory, qwen_config
-from .fake_dashscope import ERRORS, KEY, FakeDashScope, Turn
+from .fake_dashscope import (
+    ERRORS,
+    KEY,
+    NON_STREAM_THINKING,
+    REQUIRED_ERROR,
+    STREAM_ONLY_ERROR,
+    THINKING_TOOL_CHOICE_ERROR,
+    URL_ERROR,
+    FakeDashScope,
+    Turn,
+)
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
 TOOLS = [
@@ -28,13 +38,31 @@ TOOLS = [
     }
 ]
 CALL = {"id": "call_29a8b1", "name": "get_weather", "arguments": '{"city": "杭州"}'}
+NAMED = {"type": "function", "function": {"name": "get_weather"}}
+
+# Today's model rules, as the official SDKs see them (the fake's rules cite their sources).
+REFUSED = [
+    ("qwen3-32b", {}, NON_STREAM_THINKING),  # thinks by default
+    ("qwen3-235b-a22b", {"enable_thinking": True}, NON_STREAM_THINKING),
+    ("qwq-plus", {}, STREAM_ONLY_ERROR),
+    ("qwen3-30b-a3b-thinking-2507", {}, STREAM_ONLY_ERROR),
+    ("qwen-turbo", {"tools": TOOLS, "tool_choice": "required"}, REQUIRED_ERROR),
+    ("qwen-plus", {"tools": TOOLS, "tool_choice": NAMED, "enable_thinking": True}, THINKING_TOOL_CHOICE_ERROR),
+]
+ACCEPTED = [
+    ("qwen3-32b", {"enable_thinking": False}),
+    ("qwen3.5-plus", {"enable_thinking": False}),  # commercial: no non-streaming rule modelled
+    ("qwen-turbo", {"tools": TOOLS, "tool_choice": "auto"}),
+    ("qwen-plus", {"tools": TOOLS, "tool_choice": NAMED}),  # thinking off by default
+]
 
 
 @pytest.fixture
 def server(fake: FakeDashScope, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    with fake.serve() as url:
-        monkeypatch.setattr(dashscope, "base_http_api_url", url + "/api/v1")
-        yield url
+    url = fake.live_url
+    assert url is not None
+    monkeypatch.setattr(dashscope, "base_http_api_url", url + "/api/v1")
+    yield url
 
 
 def sdk_call(stream: bool = False, **kwargs: Any) -> Any:
@@ -136,6 +164,31 @@ def test_sdk_reports_the_fakes_own_validation(fake: FakeDashScope, server: str) 
     assert (reply.status_code, reply.code) == (400, "InvalidParameter")
 
 
+@pytest.mark.parametrize(("model", "kwargs", "error"), REFUSED, ids=[r[0] for r in REFUSED])
+def test_sdk_sees_todays_model_rules(fake: FakeDashScope, server: str, model: str, kwargs: Any, error: Any) -> None:
+    api = MultiModalConversation if model.startswith("qwen3.5") else Generation
+    reply = api.call(model=model, api_key=KEY, messages=MESSAGES, result_format="message", **kwargs)
+    assert (reply.status_code, reply.code, reply.message) == (error.status, error.code, error.message)
+
+
+@pytest.mark.parametrize(("model", "kwargs"), ACCEPTED, ids=[a[0] for a in ACCEPTED])
+def test_sdk_calls_today_models_the_accepted_way(fake: FakeDashScope, server: str, model: str, kwargs: Any) -> None:
+    api = MultiModalConversation if model.startswith("qwen3.5") else Generation
+    reply = api.call(model=model, api_key=KEY, messages=MESSAGES, result_format="message", **kwargs)
+    assert reply.status_code == 200, reply.message
+
+
+def test_sdk_streams_a_thinking_model_and_sees_a_refused_stream_as_an_error_event(
+    fake: FakeDashScope, server: str
+) -> None:
+    fake.queue(Turn(pieces=["ok"], reasoning=["嗯"]))
+    events = list(sdk_call(stream=True, incremental_output=True, model="qwq-plus"))
+    assert "".join(e.output.choices[0].message.get("reasoning_content", "") for e in events) == "嗯"
+    # Qwen3.5 on the text API: a 200 stream holding one event:error (status from :HTTP_STATUS/400).
+    events = list(sdk_call(stream=True, incremental_output=True, model="qwen3.5-plus"))
+    assert [(e.status_code, e.code, e.message) for e in events] == [(400, URL_ERROR.code, URL_ERROR.message)]
+
+
 # -- the plugin sends what the SDK sends ------------------------------------------------------------
 
 
@@ -191,7 +244,11 @@ def test_openai_sdk_parses_compatible_mode(fake: FakeDashScope, server: str) -> 
     client = openai.OpenAI(api_key=KEY, base_url=server + "/compatible-mode/v1", max_retries=0)
     try:
         fake.queue(Turn(pieces=["text ", "probe ok"], reasoning=["hm"]))
-        reply = client.chat.completions.create(model="qwen-plus", messages=MESSAGES)  # type: ignore[arg-type]
+        reply = client.chat.completions.create(
+            model="qwen-plus",
+            messages=MESSAGES,  # type: ignore[arg-type]
+            extra_body={"enable_thinking": True},
+        )
         assert reply.choices[0].message.content == "text probe ok"
         assert reply.choices[0].message.model_extra == {"reasoning_content": "hm"}
         assert reply.usage is not None and reply.usage.total_tokens == 11
@@ -221,8 +278,27 @@ def test_openai_sdk_parses_compatible_mode(fake: FakeDashScope, server: str) -> 
         fake.queue(Turn(pieces=["a", "b"], stream_error=ERRORS["content_filter"], error_after=2))
         with pytest.raises(openai.APIError, match="inappropriate"):
             list(client.chat.completions.create(model="qwen-plus", messages=MESSAGES, stream=True))  # type: ignore[arg-type]
+
+        for model, kwargs, error in REFUSED:
+            with pytest.raises(openai.BadRequestError) as info:
+                client.chat.completions.create(model=model, messages=MESSAGES, **_openai_kwargs(kwargs))  # type: ignore[arg-type]
+            assert info.value.status_code == 400 and error.message in str(info.value), model
+        for model, kwargs in ACCEPTED:
+            client.chat.completions.create(model=model, messages=MESSAGES, **_openai_kwargs(kwargs))  # type: ignore[arg-type]
+        chunks = list(
+            client.chat.completions.create(model="qwen3-32b", messages=MESSAGES, stream=True)  # type: ignore[arg-type]
+        )
+        assert chunks[-1].choices[0].finish_reason == "stop", "streaming with thinking on is accepted"
     finally:
         client.close()
+
+
+def _openai_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """DashScope's own parameters go through the OpenAI SDK's ``extra_body``."""
+    out = {k: v for k, v in kwargs.items() if k != "enable_thinking"}
+    if "enable_thinking" in kwargs:
+        out["extra_body"] = {"enable_thinking": kwargs["enable_thinking"]}
+    return out
 
 
 # -- the SDK's aiohttp client parses the same framing ---------------------------------------------
@@ -273,6 +349,20 @@ def test_plugin_multimodal_request_matches_the_sdk(fake: FakeDashScope, server: 
     with make_factory(fake, qwen_config(model_name="qwen-vl-max")) as factory:
         messages = [{"role": "user", "content": openai_parts}]
         list(factory.stream(messages)) if stream else factory.chat(messages)
+    mine = fake.requests[-1]
+    assert mine.path == sdk.path
+    assert {h: mine.headers.get(h) for h in SAME_HEADERS} == {h: sdk.headers.get(h) for h in SAME_HEADERS}
+    assert mine.body == sdk.body
+
+
+@pytest.mark.parametrize("model", ["qwen-plus", "qwen3-32b"])
+def test_plugin_thinking_request_matches_the_sdk(fake: FakeDashScope, server: str, model: str) -> None:
+    """``reasoning_effort="high"`` sends what the SDK sends for ``enable_thinking=True,
+    thinking_budget=32768`` (a plain call to these models goes upstream as this stream)."""
+    list(sdk_call(stream=True, incremental_output=True, model=model, enable_thinking=True, thinking_budget=32768))
+    sdk = fake.requests[-1]
+    with make_factory(fake, qwen_config(model_name=model)) as factory:
+        factory.chat(MESSAGES, reasoning_effort="high")
     mine = fake.requests[-1]
     assert mine.path == sdk.path
     assert {h: mine.headers.get(h) for h in SAME_HEADERS} == {h: sdk.headers.get(h) for h in SAME_HEADERS}

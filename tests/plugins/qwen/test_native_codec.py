@@ -157,6 +157,10 @@ def test_image_parts_are_never_flattened_away() -> None:
         ("qwen-turbo", False),
         ("qwen-plus", False),
         ("qwen3-235b-a22b", False),
+        ("qwen3-max", False),
+        ("qwen3.5-plus", True),  # "the DashScope API for the Qwen3.5 series uses a multimodal interface"
+        ("qwen3.5-flash-2026-02-23", True),
+        ("qwen3.6-plus", True),
     ],
 )
 def test_multimodal_models_are_recognised(model: str, expected: bool) -> None:
@@ -191,7 +195,7 @@ def test_reply_becomes_a_chat_completion() -> None:
             "request_id": "e764bfe3-c0b7-97a0-ae57-cd99e1580960",
         }
     )
-    assert result.id == "e764bfe3-c0b7-97a0-ae57-cd99e1580960"
+    assert result.id == "chatcmpl-e764bfe3-c0b7-97a0-ae57-cd99e1580960", "OpenAI's id shape, request_id kept"
     assert result.model == "qwen-plus" and result.object == "chat.completion"
     assert result.choices[0].message.content == "2" and result.choices[0].finish_reason == "stop"
     assert result.usage is not None
@@ -304,7 +308,7 @@ def test_stream_events_become_chunks() -> None:
     assert [c.choices[0].delta.content for c in chunks] == ["1", "+", None]
     assert [c.choices[0].finish_reason for c in chunks] == [None, None, "stop"]
     assert chunks[0].choices[0].delta.role == "assistant" and chunks[1].choices[0].delta.role is None
-    assert {c.id for c in chunks} == {"d272255f"} and state.finished
+    assert {c.id for c in chunks} == {"chatcmpl-d272255f"} and state.finished
     usage = ChatCompletionChunk.model_validate(state.usage_chunk())
     assert usage.choices == [] and usage.usage is not None
     assert (usage.usage.prompt_tokens, usage.usage.completion_tokens, usage.usage.total_tokens) == (8, 3, 11)
@@ -420,3 +424,45 @@ def test_retry_after_and_other_body_forms() -> None:
         b'{"error":{"message":"Incorrect API key provided.","type":"invalid_request_error","code":"invalid_api_key"}}'
     )
     assert classify_native_error(401, {}, openai_style)[0] is AuthenticationError
+
+
+def test_reasoning_effort_becomes_native_thinking_parameters() -> None:
+    def params(model: str, stream: bool, **fields: Any) -> dict[str, Any]:
+        request = ChatRequest.model_validate({"messages": [USER], **fields})
+        return dict(encode_native_request(request, model, stream=stream, multimodal=False)["parameters"])
+
+    assert params("qwen-plus", True, reasoning_effort="medium") == {
+        "result_format": "message",
+        "incremental_output": True,
+        "enable_thinking": True,
+        "thinking_budget": 16384,
+    }
+    assert (
+        params("qwen-plus", True, reasoning_effort="medium", extra_body={"thinking_budget": 9})["thinking_budget"] == 9
+    )
+    assert params("qwen3-32b", False) == {"result_format": "message", "enable_thinking": False}
+    assert "enable_thinking" not in params("qwen3-32b", True)
+    assert "reasoning_effort" not in params("qwen-max", False, reasoning_effort="high")
+
+
+def test_sse_error_frames_are_unwrapped() -> None:
+    from llm_factory_qwen._native_errors import unwrap_sse_error
+
+    frame = (
+        b"id:1\nevent:error\n:HTTP_STATUS/429\n"
+        b'data:{"code":"Throttling.RateQuota","message":"slow down","request_id":"r"}\n\n'
+    )
+    status, body, native = unwrap_sse_error(200, frame)
+    assert (status, native) == (429, True)
+    assert body == b'{"code":"Throttling.RateQuota","message":"slow down","request_id":"r"}'
+    openai_frame = b'data: {"error": {"message": "bad", "code": "invalid_parameter_error"}}\n\n'
+    assert unwrap_sse_error(400, openai_frame) == (
+        400,
+        b'{"error": {"message": "bad", "code": "invalid_parameter_error"}}',
+        False,
+    )
+    plain = b'{"code":"InvalidApiKey","message":"no"}'
+    assert unwrap_sse_error(401, plain) == (401, plain, True)
+    assert unwrap_sse_error(502, b"<html>bad gateway</html>") == (502, b"<html>bad gateway</html>", False)
+    cls, message, kwargs = classify_native_error(status, {}, body)
+    assert (cls, message, kwargs["status"]) == (RateLimitError, "slow down", 429)

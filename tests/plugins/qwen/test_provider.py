@@ -1,4 +1,5 @@
-"""The plugin through a real LLMFactory against the DashScope fake (httpx.MockTransport)."""
+"""The plugin through a real LLMFactory against the DashScope fake, over real sockets on both
+HTTP transports (conftest's ``fake``); URL-host tests on ``httpx.MockTransport`` (``mock_fake``)."""
 
 from __future__ import annotations
 
@@ -59,10 +60,10 @@ async def test_native_chat(fake: FakeDashScope) -> None:
     async with make_factory(fake) as factory:
         result = await factory.chat_async("Hello", temperature=0.2)
     sent = fake.requests[0]
-    assert sent.path == TEXT_PATH and sent.host == "dashscope.aliyuncs.com"
+    assert sent.path == TEXT_PATH
     assert sent.headers["authorization"] == f"Bearer {KEY}" and "x-dashscope-sse" not in sent.headers
     assert sent.body["parameters"] == {"result_format": "message", "temperature": 0.2}
-    assert result.id == sent.request_id, "DashScope's request_id is the completion id"
+    assert result.id == f"chatcmpl-{sent.request_id}", "OpenAI's id shape around DashScope's request_id"
     assert result.choices[0].message.content == "Hi there"
     assert result.choices[0].finish_reason == "stop"
     assert result.usage is not None
@@ -82,7 +83,7 @@ async def test_native_stream_is_incremental_and_reports_usage_last(fake: FakeDas
     deltas = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert deltas == ["a", "b", "c"], "deltas, never the cumulative text"
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
-    assert {c.id for c in chunks} == {sent.request_id}
+    assert {c.id for c in chunks} == {f"chatcmpl-{sent.request_id}"}, "one id, stable across chunks"
     if include_usage:
         last = chunks[-1]
         assert last.choices == [] and last.usage is not None
@@ -162,7 +163,8 @@ async def test_several_choices(fake: FakeDashScope) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("host", ["dashscope.aliyuncs.com", "dashscope-intl.aliyuncs.com", "dashscope-us.aliyuncs.com"])
-async def test_every_region_host(fake: FakeDashScope, host: str) -> None:
+async def test_every_region_host(mock_fake: FakeDashScope, host: str) -> None:
+    fake = mock_fake
     async with make_factory(fake, qwen_config(f"https://{host}/api/v1")) as factory:
         result = await factory.chat_async("Hi")
         [c async for c in factory.stream_async("Hi")]
@@ -171,7 +173,8 @@ async def test_every_region_host(fake: FakeDashScope, host: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_default_base_is_beijing_native(fake: FakeDashScope) -> None:
+async def test_default_base_is_beijing_native(mock_fake: FakeDashScope) -> None:
+    fake = mock_fake
     async with make_factory(fake, qwen_config(None)) as factory:
         await factory.chat_async("Hi")
         assert factory.status()[0].api_base == NATIVE_BASE
@@ -344,7 +347,12 @@ async def test_compatible_mode_chat_and_stream(fake: FakeDashScope) -> None:
     fake.queue(Turn(pieces=["a", "b"], reasoning=["hm"]), Turn(pieces=["a", "b"], reasoning=["hm"]))
     async with make_factory(fake, qwen_config(COMPAT_BASE)) as factory:
         result = await factory.chat_async("Hi", extra_body={"enable_thinking": True})
-        chunks = [c async for c in factory.stream_async("Hi", stream_options={"include_usage": True})]
+        chunks = [
+            c
+            async for c in factory.stream_async(
+                "Hi", stream_options={"include_usage": True}, extra_body={"enable_thinking": True}
+            )
+        ]
     assert [r.path for r in fake.requests] == [COMPAT_PATH, COMPAT_PATH]
     assert fake.requests[0].body["enable_thinking"] is True and fake.requests[0].body["model"] == "qwen-turbo"
     assert fake.requests[1].body["stream"] is True
@@ -364,7 +372,8 @@ async def test_compatible_mode_tool_calls(fake: FakeDashScope) -> None:
 
 
 @pytest.mark.anyio
-async def test_proxy_url_with_forced_mode(fake: FakeDashScope) -> None:
+async def test_proxy_url_with_forced_mode(mock_fake: FakeDashScope) -> None:
+    fake = mock_fake
     # A gateway path that says neither API: mode decides. The fake only knows DashScope's paths,
     # so point the proxy base at the compatible path's parent through mode=compatible.
     config = qwen_config("https://gateway.example.test/compatible-mode/v1", mode="compatible")
@@ -374,7 +383,8 @@ async def test_proxy_url_with_forced_mode(fake: FakeDashScope) -> None:
 
 
 @pytest.mark.anyio
-async def test_forced_mode_without_api_base_uses_beijing(fake: FakeDashScope) -> None:
+async def test_forced_mode_without_api_base_uses_beijing(mock_fake: FakeDashScope) -> None:
+    fake = mock_fake
     async with make_factory(fake, qwen_config(None, mode="compatible"), qwen_config(None, mode="native")) as factory:
         await factory.chat_async("Hi", load_balance_strategy="first_available")
         await factory.chat_async("Hi", load_balance_strategy="round_robin")

@@ -41,10 +41,11 @@ def test_the_plugin_is_found_through_its_entry_point() -> None:
 
 
 @pytest.mark.parametrize(("base", "path"), [(NATIVE_BASE, TEXT_PATH), (COMPAT_BASE, COMPAT_PATH)])
-def test_model_config(base: str, path: str) -> None:
-    fake = FakeDashScope()
-    config = ModelConfig(provider=ProviderType.QWEN, model_name="qwen-turbo", api_key=KEY, api_base=base)
-    with LLMFactory(config, transport=fake.transport) as factory:
+def test_model_config(fake: FakeDashScope, base: str, path: str) -> None:
+    assert fake.live_url is not None  # real sockets, on each HTTP transport
+    live_base = fake.live_url + base.removeprefix("https://dashscope.aliyuncs.com")
+    config = ModelConfig(provider=ProviderType.QWEN, model_name="qwen-turbo", api_key=KEY, api_base=live_base)
+    with LLMFactory(config, transport=fake.live_transport) as factory:
         reply = factory.chat("Hello!", model="qwen-turbo")
         streamed = "".join(
             c.choices[0].delta.content or "" for c in factory.stream("Hello!", model="qwen-turbo") if c.choices

@@ -50,7 +50,8 @@ def gateway() -> Iterator[ServerThread]:
 
 @pytest.fixture(scope="module")
 def client(gateway: ServerThread) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway.url, timeout=10.0) as http:
+    # JSON bodies: the open gateway refuses other content types (415, tests/security/test_gateway_hardening.py)
+    with httpx.Client(base_url=gateway.url, timeout=10.0, headers={"content-type": "application/json"}) as http:
         yield http
 
 

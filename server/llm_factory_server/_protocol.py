@@ -1,0 +1,177 @@
+"""uvicorn's httptools protocol with the limits it lacks: a connection cap, a deadline for a
+request's line and headers (slowloris), one for its body, and a cap on the size of the head.
+
+uvicorn has ``limit_concurrency`` (a 503 once the limit is reached) and ``timeout_keep_alive``
+(idle time *between* requests), but with httptools nothing bounds a connection that never finishes
+its headers, nor their size: thousands of half-open requests, or megabytes of headers on the
+unauthenticated ``/health``, were accepted. These are enforced here, in the protocol, before any
+ASGI app runs. ``uvicorn_options`` gives uvicorn the class (picklable, for ``--workers``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ._settings import ServerSettings
+
+__all__ = ["GatewayHttpProtocol", "ProtocolLimits", "uvicorn_options"]
+
+
+@dataclass(frozen=True)
+class ProtocolLimits:
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    max_header_bytes: int = 16 * 1024
+    max_connections: int | None = 1000
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+def _reply(status: bytes, message: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        b"content-length: " + str(len(message)).encode() + b"\r\nconnection: close\r\n\r\n" + message
+    )
+
+
+_TIMEOUT = _reply(b"408 Request Timeout", b"Request Timeout: the request was not sent in time.")
+_TOO_LARGE = _reply(
+    b"431 Request Header Fields Too Large",
+    b"Request Header Fields Too Large: the request line and headers exceed server.max_header_bytes.",
+)
+
+
+class GatewayHttpProtocol(HttpToolsProtocol):
+    """``HttpToolsProtocol`` plus ``ProtocolLimits``; everything else is uvicorn's."""
+
+    def __init__(self, *args: Any, limits: ProtocolLimits = ProtocolLimits(), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+        self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._refused = False
+
+    # -- connection ------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        cap = self.limits.max_connections
+        if cap is not None and len(self.connections) > cap:
+            # Closed before a byte is read: a flood of idle sockets cannot hold the process's
+            # file descriptors (requests at the limit itself get uvicorn's 503).
+            self._refused = True
+            transport.close()
+            return
+        # From the first byte of the connection, not of the request: a socket that never sends
+        # anything is the cheapest slowloris of all.
+        self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        super().data_received(data)
+
+    def send_400_response(self, msg: str) -> None:
+        if self._refused:  # our own refusal (431) stopped the parser; it has answered already
+            return
+        super().send_400_response(msg)
+
+    # -- request head ----------------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        if self._head_timer is None:  # the first request's deadline runs from the connection
+            self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)  # ": " and CRLF
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().on_headers_complete()
+        if self._body_timer is None and not self.transport.is_closing():
+            self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timeout)
+
+    def on_message_complete(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        super().on_message_complete()
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > self.limits.max_header_bytes and not self._refused:
+            self._refuse(_TOO_LARGE)
+            raise _HeadTooLarge  # stops the parser (uvicorn's 400 is skipped, see send_400_response)
+
+    # -- deadlines -------------------------------------------------------------------------------
+
+    def _head_timeout(self) -> None:
+        self._head_timer = None
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # A pipelined request is late while the previous one is answered: finish that one,
+            # then close.
+            cycle.keep_alive = False
+            self.flow.pause_reading()
+            return
+        self._refuse(_TIMEOUT)
+
+    def _body_timeout(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if cycle is not None and (cycle.response_started or cycle.response_complete):
+            self._refused = True
+            self.transport.close()  # the app has answered (or is answering); stop waiting for the body
+            return
+        self._refuse(_TIMEOUT)  # the app sees a disconnect and stops waiting too
+
+    def _refuse(self, reply: bytes) -> None:
+        self._refused = True
+        self._cancel_timers()
+        if not self.transport.is_closing():
+            self.transport.write(reply)
+            self.transport.close()
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._head_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._body_timer = None
+
+
+def uvicorn_options(settings: ServerSettings) -> dict[str, Any]:
+    """uvicorn ``Config`` keywords for the connection limits of ``settings``."""
+    limits = ProtocolLimits(
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+        max_header_bytes=settings.max_header_bytes,
+        max_connections=settings.limit_concurrency,
+    )
+    return {
+        # A partial of a module-level class: picklable, so ``--workers`` processes get it too.
+        "http": functools.partial(GatewayHttpProtocol, limits=limits),
+        "limit_concurrency": settings.limit_concurrency,
+        "timeout_keep_alive": settings.timeout_keep_alive,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+    }
