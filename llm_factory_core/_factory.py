@@ -25,14 +25,14 @@ from pydantic import BaseModel, ValidationError
 
 from ._config import FactoryConfig, ModelConfig, RouterSettings, build_deployments, format_validation_error
 from ._deployment import Deployment
+from ._embeddings import EmbeddingRequest, EmbeddingResponse
 from ._errors import ConfigurationError, InvalidRequestError, LLMFactoryError
 from ._health import HealthStore, wall_clock
-from ._shared_state import health_for_state
 from ._plugins import PluginRegistry, default_registry
 from ._provider import Limits, Provider
-from ._embeddings import EmbeddingRequest, EmbeddingResponse
 from ._request import ChatMessage, ChatRequest, to_messages
 from ._router import CallInfo, Router, StateListener
+from ._shared_state import health_for_state
 from ._sources import config_from_env, load_env, load_yaml
 from ._streams import AsyncChatStream, ChatStream
 from ._transports import TransportChoice, new_client, transport_name
@@ -265,6 +265,17 @@ class LLMFactory:
         deployments enters or leaves cooldown / disabled; returns a function that removes it."""
         self.router.listeners.append(listener)
         return lambda: self.router.listeners.remove(listener)
+
+    def enable_tracing(self, tracer_provider: Any = None, *, capture_content: bool = False) -> None:
+        """OpenTelemetry spans for every call and upstream attempt (``llm-factory-core[otel]``),
+        through ``tracer_provider`` or the global one; ``capture_content`` also records prompts
+        and replies. See ``_tracing`` for the spans and their attributes."""
+        from ._tracing import Tracing
+
+        self.router.tracing = Tracing(self.deployments, tracer_provider, capture_content=capture_content)
+
+    def disable_tracing(self) -> None:
+        self.router.tracing = None
 
     async def chat_async(
         self,

@@ -26,6 +26,7 @@ from ._errors import (
     UpstreamConnectionError,
 )
 from ._json import dumps, loads
+from ._message_fields import MessageFields
 from ._provider import Provider, error_for_status, parse_retry_after
 from ._request import ChatRequest
 from ._sse import aiter_sse
@@ -82,25 +83,24 @@ microsoft/autogen#6377, Portkey-AI/gateway#1062 on Azure)."""
 # answers with 400 ``Unknown parameter: 'messages[1].thinking_blocks'.`` (code
 # ``unknown_parameter``; pydantic/pydantic-ai on ``messages[1].content[1].file.data``, FastGPT#1253
 # on ``messages[2].tool_calls[0].index``).
-_MESSAGE_KEYS: dict[str, frozenset[str]] = {
-    "system": frozenset({"role", "content", "name"}),
-    "developer": frozenset({"role", "content", "name"}),
-    "user": frozenset({"role", "content", "name"}),
-    "assistant": frozenset({"role", "content", "name", "tool_calls", "refusal", "audio", "function_call"}),
-    "tool": frozenset({"role", "content", "tool_call_id"}),
-    "function": frozenset({"role", "content", "name"}),
-}
-_TOOL_CALL_KEYS = frozenset({"id", "type", "function", "custom"})
-_PART_KEYS: dict[str, frozenset[str]] = {
-    "text": frozenset({"type", "text", "prompt_cache_breakpoint"}),
-    "image_url": frozenset({"type", "image_url", "prompt_cache_breakpoint"}),
-    "input_audio": frozenset({"type", "input_audio", "prompt_cache_breakpoint"}),
-    "file": frozenset({"type", "file", "prompt_cache_breakpoint"}),
-    "refusal": frozenset({"type", "refusal"}),
-}
-_FOREIGN_PART_TYPES = frozenset({"thinking", "redacted_thinking", "reasoning"})
-"""Reasoning parts some clients put in assistant content (Claude's raw blocks): never valid input
-for OpenAI, and the reasoning they carry belongs to another provider."""
+OPENAI_MESSAGE_FIELDS = MessageFields(
+    roles={
+        "system": frozenset({"role", "content", "name"}),
+        "developer": frozenset({"role", "content", "name"}),
+        "user": frozenset({"role", "content", "name"}),
+        "assistant": frozenset({"role", "content", "name", "tool_calls", "refusal", "audio", "function_call"}),
+        "tool": frozenset({"role", "content", "tool_call_id"}),
+        "function": frozenset({"role", "content", "name"}),
+    },
+    parts={
+        "text": frozenset({"type", "text", "prompt_cache_breakpoint"}),
+        "image_url": frozenset({"type", "image_url", "prompt_cache_breakpoint"}),
+        "input_audio": frozenset({"type", "input_audio", "prompt_cache_breakpoint"}),
+        "file": frozenset({"type", "file", "prompt_cache_breakpoint"}),
+        "refusal": frozenset({"type", "refusal"}),
+    },
+    tool_call=frozenset({"id", "type", "function", "custom"}),
+)
 
 
 def short_tool_call_id(tool_call_id: str) -> str:
@@ -115,7 +115,7 @@ def short_tool_call_id(tool_call_id: str) -> str:
 def encode_openai_messages(messages: list[Any], *, strip_foreign_fields: bool = False) -> list[Any]:
     """``messages`` as an OpenAI upstream takes them: tool-call ids over 40 characters shortened
     (``short_tool_call_id``), and with ``strip_foreign_fields`` every field the OpenAI API does not
-    define dropped (``_MESSAGE_KEYS``). Returns ``messages`` itself when nothing changes (the common
+    define dropped (``OPENAI_MESSAGE_FIELDS``). Returns ``messages`` itself when nothing changes (the common
     case); changed messages are copies, never the caller's dicts (failover shares them). Linear in
     the size of the conversation."""
     out: list[Any] | None = None
@@ -129,22 +129,10 @@ def encode_openai_messages(messages: list[Any], *, strip_foreign_fields: bool = 
 
 
 def _encode_message(message: dict[str, Any], strip: bool) -> dict[str, Any]:
-    result = message
-    role = message.get("role")
-    if strip:
-        allowed = _MESSAGE_KEYS.get(role) if isinstance(role, str) else None
-        if allowed is not None and not allowed.issuperset(message):
-            result = {k: v for k, v in message.items() if k in allowed}
-        content = message.get("content")
-        if isinstance(content, list):
-            parts = _encode_parts(content)
-            if parts is not content:
-                result = result if result is not message else dict(message)
-                # Only foreign reasoning parts: an empty list is rejected, no content is not.
-                result["content"] = parts or (None if role == "assistant" else "")
-    calls = result.get("tool_calls")  # from ``result``: never restore a field just dropped
+    result: dict[str, Any] = OPENAI_MESSAGE_FIELDS.keep(message) if strip else message
+    calls = result.get("tool_calls")
     if isinstance(calls, list) and calls:
-        fixed_calls = _encode_tool_calls(calls, strip)
+        fixed_calls = _short_ids(calls)
         if fixed_calls is not calls:
             result = result if result is not message else dict(message)
             result["tool_calls"] = fixed_calls
@@ -155,41 +143,18 @@ def _encode_message(message: dict[str, Any], strip: bool) -> dict[str, Any]:
     return result
 
 
-def _encode_tool_calls(calls: list[Any], strip: bool) -> list[Any]:
+def _short_ids(calls: list[Any]) -> list[Any]:
     out: list[Any] | None = None
     for i, call in enumerate(calls):
         fixed = call
-        if isinstance(call, dict):
-            if strip and not _TOOL_CALL_KEYS.issuperset(call):
-                fixed = {k: v for k, v in call.items() if k in _TOOL_CALL_KEYS}
-            call_id = call.get("id")
-            if isinstance(call_id, str) and len(call_id) > MAX_TOOL_CALL_ID_LENGTH:
-                fixed = fixed if fixed is not call else dict(call)
-                fixed["id"] = short_tool_call_id(call_id)
+        call_id = call.get("id") if isinstance(call, dict) else None
+        if isinstance(call_id, str) and len(call_id) > MAX_TOOL_CALL_ID_LENGTH:
+            fixed = {**call, "id": short_tool_call_id(call_id)}
         if fixed is not call and out is None:
             out = list(calls[:i])
         if out is not None:
             out.append(fixed)
     return calls if out is None else out
-
-
-def _encode_parts(parts: list[Any]) -> list[Any]:
-    out: list[Any] | None = None
-    for i, part in enumerate(parts):
-        fixed: Any = part
-        if isinstance(part, dict):
-            kind = part.get("type")
-            if kind in _FOREIGN_PART_TYPES:
-                fixed = None
-            else:
-                allowed = _PART_KEYS.get(kind) if isinstance(kind, str) else None
-                if allowed is not None and not allowed.issuperset(part):
-                    fixed = {k: v for k, v in part.items() if k in allowed}
-        if fixed is not part and out is None:
-            out = list(parts[:i])
-        if out is not None and fixed is not None:
-            out.append(fixed)
-    return parts if out is None else out
 
 
 def encode_openai_request(

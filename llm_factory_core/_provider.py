@@ -20,6 +20,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
 from ._bounded import LimitExceeded, UndecodableBody, body_of, bound_response, read_capped
+from ._embeddings import EmbeddingRequest, EmbeddingResponse
 from ._errors import (
     AuthenticationError,
     BadRequestError,
@@ -30,7 +31,6 @@ from ._errors import (
     UpstreamConnectionError,
     UpstreamTimeoutError,
 )
-from ._embeddings import EmbeddingRequest, EmbeddingResponse
 from ._json import dumps as _dumps
 from ._json import loads as _loads
 from ._model_rules import ParamRule, UnsupportedParamsPolicy

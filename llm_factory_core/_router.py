@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -43,6 +43,9 @@ from ._provider import Provider
 from ._request import ChatRequest
 from ._types import ChatCompletion, ChatCompletionChunk
 
+if TYPE_CHECKING:
+    from ._tracing import Tracing
+
 __all__ = ["CallInfo", "Router", "StateListener"]
 
 log = logging.getLogger("llm_factory_core.router")
@@ -54,13 +57,15 @@ class CallInfo:
     """Filled in by ``Router.chat`` / ``Router.stream`` for callers that log or measure (the
     server): which deployment answered, and every failed attempt before it."""
 
-    __slots__ = ("attempts", "deployment", "first_token_at", "model")
+    __slots__ = ("attempts", "deployment", "first_token_at", "model", "upstream")
 
     def __init__(self) -> None:
         self.deployment: Deployment | None = None
         self.model: str | None = None
         self.attempts: list[Attempt] = []
         self.first_token_at: float | None = None
+        self.upstream = 0.0
+        """Seconds spent in upstream attempts (for a stream: until its first content chunk)."""
 
 
 StateListener = Callable[[Deployment, str, "str | None", "float | None"], None]
@@ -94,6 +99,8 @@ class Router:
         self._strategies: dict[tuple[str, str], Strategy] = {}
         self.listeners: list[StateListener] = []
         """Per-factory observers of state changes (the hook is process-wide)."""
+        self.tracing: Tracing | None = None
+        """OpenTelemetry spans (``_tracing``); None: off, and this check is all it costs."""
         try:  # fail at start-up, not on the first call
             self.strategy_class(settings.strategy)
         except UnknownStrategyError as exc:
@@ -193,7 +200,12 @@ class Router:
         async def invoke(provider: Provider, deployment: Deployment) -> ChatCompletion:
             return await provider.chat(self._prepare(request, deployment))
 
-        result, name = await self._call(request, providers, invoke, timeout, info)
+        if self.tracing is None:
+            result, name = await self._call(request, providers, invoke, timeout, info)
+        else:
+            result, name = await self.tracing.call(
+                self._call, request, providers, invoke, timeout, info, "chat", self.default_model
+            )
         result._deployment = name
         return result
 
@@ -218,7 +230,12 @@ class Router:
                 )
             return await provider.embed(request)
 
-        result, _ = await self._call(request, providers, invoke, timeout, info)
+        if self.tracing is None:
+            result, _ = await self._call(request, providers, invoke, timeout, info)
+        else:
+            result, _ = await self.tracing.call(
+                self._call, request, providers, invoke, timeout, info, "embeddings", self.default_model
+            )
         return result
 
     async def _call(
@@ -260,6 +277,8 @@ class Router:
                         continue
                     finally:
                         health.end(name)
+                        if info is not None:
+                            info.upstream += time.monotonic() - started
                     self._succeeded(deployment, time.monotonic() - started)
                     if info is not None:
                         info.deployment, info.model = deployment, model
@@ -268,7 +287,19 @@ class Router:
             raise plan.failure(model, deadline_hit=True) from None
         raise plan.final_error(model)
 
-    async def stream(
+    def stream(
+        self,
+        request: ChatRequest,
+        providers: Mapping[str, Provider],
+        *,
+        timeout: float | None = None,
+        info: CallInfo | None = None,
+    ) -> AsyncGenerator[ChatCompletionChunk, None]:
+        if self.tracing is None:
+            return self._stream(request, providers, timeout=timeout, info=info)
+        return self.tracing.stream(self._stream, request, providers, timeout, info, self.default_model)
+
+    async def _stream(
         self,
         request: ChatRequest,
         providers: Mapping[str, Provider],
@@ -285,7 +316,10 @@ class Router:
             async with aclosing(plan.deployments()) as deployments:
                 async for deployment in deployments:
                     started = time.monotonic()
-                    opened = await self._first_content(plan, deployment, providers, request, loop)
+                    try:
+                        opened = await self._first_content(plan, deployment, providers, request, loop)
+                    finally:
+                        info.upstream += time.monotonic() - started
                     if opened is None:
                         continue
                     # Committed: from here on nothing fails over silently.

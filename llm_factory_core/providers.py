@@ -20,6 +20,7 @@ from ._errors import (
 from ._health import DeploymentStats, HealthStore, InMemoryHealth
 from ._json import dumps as json_dumps
 from ._json import loads as json_loads
+from ._message_fields import FOREIGN_PART_TYPES, MessageFields
 from ._model_rules import ParamRule, UnsupportedParamsPolicy, apply_model_rules
 from ._openai_codec import (
     FINISH_REASONS,
@@ -49,7 +50,9 @@ __all__ = [
     "ChatRequest",
     "ContentFilterError",
     "ContextLengthError",
+    "FOREIGN_PART_TYPES",
     "InsufficientQuotaError",
+    "MessageFields",
     "ProviderError",
     "RateLimitError",
     "ServerError",

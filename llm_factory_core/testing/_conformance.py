@@ -135,7 +135,9 @@ class ProviderConformance(ConformanceHooks):
         async with self.factory(upstream) as factory:
             if stream:
                 chunks = [c async for c in factory.stream_async("Hi")]
-                finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+                finishes: list[str | None] = [
+                    c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+                ]
             else:
                 result = await factory.chat_async("Hi")
                 finishes = [result.choices[0].finish_reason]
@@ -163,6 +165,7 @@ class ProviderConformance(ConformanceHooks):
             return out
 
         upstream = MockUpstream(reply)
+        finishes: list[str | None]
         async with self.factory(upstream) as factory:
             if stream:
                 chunks = [c async for c in factory.stream_async(MESSAGES, tools=[WEATHER_TOOL])]
@@ -359,7 +362,9 @@ def _assemble_tool_calls(chunks: list[ChatCompletionChunk]) -> list[dict[str, An
         if not chunk.choices:
             continue
         for delta in chunk.choices[0].delta.tool_calls or []:
-            call = calls.setdefault(delta.index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+            call = calls.setdefault(
+                delta.index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+            )
             if delta.id:
                 call["id"] = delta.id
             if delta.function is not None:

@@ -32,7 +32,6 @@ import pytest
 
 from .._config import ModelConfig
 from .._errors import (
-    AllDeploymentsFailedError,
     AuthenticationError,
     BadRequestError,
     ContentFilterError,
@@ -134,7 +133,7 @@ class ConformanceHooks:
             parameters = body.get("parameters")
             if isinstance(parameters, dict) and parameters.get("incremental_output") is True:
                 return True
-        return request.headers.get("x-dashscope-sse") == "enable"
+        return bool(request.headers.get("x-dashscope-sse") == "enable")
 
     # -- helpers the checks use ------------------------------------------------------------------
 

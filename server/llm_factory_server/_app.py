@@ -23,6 +23,7 @@ from ._metrics import CONTENT_TYPE
 from ._openapi import document_chat_completions
 from ._routes import JSON, error_response, json_response, router
 from ._settings import ServerSettings
+from .ui import create_ui_router
 
 __all__ = ["create_app"]
 
@@ -107,10 +108,18 @@ def _build(gateway: Gateway) -> FastAPI:
     )
     setattr(app.state, STATE_ATTR, gateway)
     app.include_router(router, prefix="/v1")
+    app.include_router(create_ui_router())  # the status page, /ui (its data routes check the key)
     document_chat_completions(app, CHAT_PATH)
 
     async def health(request: Request) -> Response:
-        return Response(b'{"status":"ok"}', media_type=JSON)
+        describe = getattr(gateway.factory.health, "describe", None)
+        if describe is None:
+            return Response(b'{"status":"ok"}', media_type=JSON)
+        # Shared state (Redis) down is not unhealthy: requests go on with this process's own state.
+        shared = describe()
+        return json_response(
+            {"status": "ok", "shared_state": {"kind": shared["kind"], "connected": shared["connected"]}}
+        )
 
     async def ready(request: Request) -> Response:
         factory = gateway.factory

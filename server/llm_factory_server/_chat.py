@@ -28,6 +28,7 @@ from llm_factory_core.providers import json_dumps as dumps
 from ._access import check_access
 from ._errors import ErrorReply, error_body, from_exception, from_validation_error, simple
 from ._gateway import Gateway, access_log, gateway_for
+from ._tracing import OVERHEAD_HEADER, TRACED
 
 __all__ = ["ChatCompletions"]
 
@@ -60,6 +61,7 @@ class _Record:
         "committed",
         "deployment",
         "model",
+        "overhead",
         "prompt",
         "reply",
         "rid",
@@ -67,6 +69,7 @@ class _Record:
         "status",
         "stream",
         "ttft",
+        "upstream",
         "usage",
     )
 
@@ -85,6 +88,10 @@ class _Record:
         self.reply: list[str] | None = None
         """Reply text, collected only when ``log_content`` is on."""
         self.prompt: bytes | None = None
+        self.upstream = 0.0
+        """Seconds spent waiting on upstream attempts (a stream's: until its first content)."""
+        self.overhead: float | None = None
+        """Seconds the gateway itself took until the reply's start (``overhead_header``)."""
 
 
 def _request_id(value: bytes | None) -> bytes:
@@ -131,8 +138,17 @@ async def _watch_disconnect(receive: Any, task: asyncio.Task[Any]) -> bool:
             return True
 
 
-async def _send_json(send: Any, status: int, body: bytes, rid: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+def overhead_header(record: _Record) -> tuple[bytes, bytes]:
+    """The gateway's own time so far: since the endpoint got the request, minus the time spent
+    waiting on upstream attempts; taken just before the reply's status and headers are sent."""
+    record.overhead = overhead = max(0.0, time.monotonic() - record.started - record.upstream)
+    return OVERHEAD_HEADER, b"%.3f" % (overhead * 1000)
+
+
+async def _send_json(send: Any, status: int, body: bytes, record: _Record, extra: list[tuple[bytes, bytes]]) -> None:
+    rid = record.rid
     headers = [_JSON, (b"content-length", str(len(body)).encode()), (b"x-request-id", rid), *extra]
+    headers.append(overhead_header(record))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -147,6 +163,8 @@ class ChatCompletions:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         gateway = gateway_for(scope["app"])
+        if gateway.tracing is not None and TRACED not in scope:  # off: this check is all tracing costs
+            return await gateway.tracing.serve(self, scope, receive, send)
         started = time.monotonic()
         rid = length = None
         for key, value in scope["headers"]:
@@ -166,7 +184,7 @@ class ChatCompletions:
             record.status = 500
         if reply is not None:
             record.status = reply[0]
-            await _send_json(send, reply[0], reply[1], record.rid, reply[2])
+            await _send_json(send, reply[0], reply[1], record, reply[2])
         self._finish(gateway, record)
 
     async def _handle(
@@ -233,7 +251,9 @@ class ChatCompletions:
             result = await factory.router.chat(request, factory.providers(), info=info)
         except LLMFactoryError as exc:
             record.attempts = len(info.attempts)
+            record.upstream = info.upstream
             return from_exception(exc)
+        record.upstream = info.upstream
         record.attempts = len(info.attempts) + 1
         record.deployment = result.deployment
         record.usage = _usage(result)
@@ -251,12 +271,14 @@ class ChatCompletions:
             except StopAsyncIteration:
                 first = None
             except LLMFactoryError as exc:
+                record.upstream = info.upstream
                 return from_exception(exc)
             # Committed: from here on the status is 200 and failures travel inside the stream.
             record.deployment = info.deployment.name if info.deployment else None
             if info.first_token_at is not None:
                 record.ttft = info.first_token_at - record.started
-            headers = [*_SSE_HEADERS, (b"x-request-id", record.rid)]
+            record.upstream = info.upstream
+            headers = [*_SSE_HEADERS, (b"x-request-id", record.rid), overhead_header(record)]
             record.committed = True
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             reply = record.reply
@@ -295,6 +317,7 @@ class ChatCompletions:
             ttft=record.ttft,
             usage=record.usage,
             failed_attempts=max(0, record.attempts - 1),
+            overhead=record.overhead,
         )
         if gateway.settings.log_requests and access_log.isEnabledFor(logging.INFO):
             usage = record.usage

@@ -20,6 +20,7 @@ from ._access import allowed_hosts
 from ._discovery import HOW_TO_CONFIGURE, discover
 from ._metrics import Metrics
 from ._settings import ServerSettings, load_settings
+from ._tracing import ServerTracing, from_settings
 
 __all__ = ["Gateway", "gateway_for"]
 
@@ -49,6 +50,8 @@ class Gateway:
         self.allowed_hosts = allowed_hosts(self.settings, not self._keys)
         """``Host`` values answered (None: any); see ``_access``."""
         self.metrics = Metrics(factory)
+        self.tracing: ServerTracing | None = from_settings(self.settings.tracing, os.environ, factory)
+        """OpenTelemetry request spans; None: off (see ``_tracing``)."""
         self.known_models = frozenset(factory.model_names)
         self._closed = False
 
@@ -96,6 +99,8 @@ class Gateway:
             return
         self._closed = True
         self.metrics.close()
+        if self.tracing is not None:
+            await self.tracing.aclose()
         if self.owns_factory:
             await self.factory.aclose()
         else:  # not ours to close, but the pool it opened on this (ending) loop is

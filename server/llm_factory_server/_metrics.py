@@ -24,6 +24,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # LLM calls last from ~100 ms to minutes: the default buckets (5 ms .. 10 s) would lump them together.
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
 _TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30)
+# The gateway's own time per request is sub-millisecond when all is well: fine buckets down there.
+_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 _STATES = ("healthy", "cooldown", "disabled")
 
 
@@ -98,6 +100,14 @@ class Metrics:
             ["deployment", "model", "state"],
             registry=r,
         )
+        self._overhead = Histogram(
+            "llm_factory_gateway_overhead_seconds",
+            "The gateway's own time per reply: total time minus time waiting on upstreams, up to the "
+            "reply's start (for streams: the first chunk); as the x-llm-factory-overhead-ms header",
+            ["stream"],
+            buckets=_OVERHEAD_BUCKETS,
+            registry=r,
+        )
         r.register(_DeploymentCollector(factory))
         self._known_models = set(factory.model_names)
         self._stop_listening = factory.add_state_listener(self._state_changed)
@@ -131,6 +141,7 @@ class Metrics:
         ttft: float | None = None,
         usage: tuple[int, int] | None = None,
         failed_attempts: int = 0,
+        overhead: float | None = None,
     ) -> None:
         flag = "true" if stream else "false"
         self._child(self._requests, model, flag, str(status)).inc()
@@ -142,6 +153,8 @@ class Metrics:
             self._child(self._tokens, model, deployment, "completion").inc(usage[1])
         if failed_attempts:
             self._child(self._failovers, model).inc(failed_attempts)
+        if overhead is not None:
+            self._child(self._overhead, flag).observe(overhead)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from llm_factory_core import ConfigurationError
 
+from ._tracing import TracingSettings
+
 __all__ = ["ServerSettings", "load_settings", "ENV_PREFIX"]
 
 ENV_PREFIX = "LLM_FACTORY_"
@@ -53,6 +55,8 @@ class ServerSettings(BaseModel):
     """Seconds a client has to send a request's body once its headers are in (408 after)."""
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     """Largest request line plus headers accepted; bigger heads get 431 before any route runs."""
+    tracing: TracingSettings = TracingSettings()
+    """OpenTelemetry spans, exported with OTLP (``_tracing``); also the standard ``OTEL_*`` variables."""
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -122,7 +126,8 @@ def _describe(exc: ValidationError, name_of: Mapping[str, str]) -> str:
     for err in exc.errors(include_url=False, include_input=False):
         field = str(err["loc"][0]) if err["loc"] else "(top level)"
         msg = "unknown field (check its spelling)" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"{name_of.get(field, field)}: {msg}")
+        nested = "".join(f".{part}" for part in err["loc"][1:])  # server.tracing.endpont
+        lines.append(f"{name_of.get(field, field)}{nested}: {msg}")
     return "\n".join(lines)
 
 

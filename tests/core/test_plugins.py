@@ -93,7 +93,7 @@ def test_a_misspelt_installed_provider_suggests_the_installed_one() -> None:
 
 def test_a_misspelt_first_party_provider_names_the_right_distribution() -> None:
     registry = PluginRegistry(entry_points=False)
-    with pytest.raises(PluginError, match="did you mean 'gemini'.*pip install llm-factory-gemini") as caught:
+    with pytest.raises(PluginError, match=r"did you mean .gemini..*pip install llm-factory-gemini") as caught:
         LLMFactory(ModelConfig(provider="gemnii", model_name="m", api_key="k"), registry=registry)
     assert "llm-factory-gemnii" not in caught.value.message
 
@@ -104,6 +104,6 @@ def test_an_entry_point_named_unlike_its_key_says_so(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setitem(sys.modules, "llm_factory_cohere", plugin_module("llm_factory_cohere", CohereV2))
     fake_entry_points(monkeypatch, [importlib.metadata.EntryPoint("cohere", "llm_factory_cohere", "llm_factory")])
-    with pytest.raises(PluginError, match="entry point named 'cohere' but registers provider key.*'cohere-v2'") as e:
+    with pytest.raises(PluginError, match=r"entry point named .cohere. but registers provider key.*.cohere-v2.") as e:
         LLMFactory(ModelConfig(provider="cohere", model_name="m"), registry=PluginRegistry())
     assert "is not installed" not in e.value.message

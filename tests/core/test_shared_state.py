@@ -167,3 +167,23 @@ def test_state_setting_is_checked() -> None:
 
     with pytest.raises(ConfigurationError, match="state must be 'memory' or a redis://"):
         LLMFactory(cfg("a"), state="postgres://x")
+
+
+def test_the_gateway_health_probe_says_whether_state_is_shared(hosts: Hosts, redis_server: RedisServer) -> None:
+    from llm_factory_server import ServerSettings, create_app
+    from tests.server.helpers import ServerThread
+
+    with hosts.factory([cfg("a")], state=redis_server.url) as factory:
+        server = ServerThread(create_app(factory, settings=ServerSettings())).start()
+        try:
+            import httpx
+
+            factory.chat("warm up")
+            wait_for(lambda: httpx.get(f"{server.url}/health").json()["shared_state"]["connected"], within=5)
+            redis_server.stop()
+            wait_for(lambda: not httpx.get(f"{server.url}/health").json()["shared_state"]["connected"], within=5)
+            reply = httpx.get(f"{server.url}/health")
+            assert reply.status_code == 200 and reply.json()["status"] == "ok"  # local state still serves
+            assert "127.0.0.1" not in reply.text  # an open probe says nothing about where Redis is
+        finally:
+            server.stop()

@@ -1,5 +1,7 @@
-"""llm-factory provider for DeepSeek (``deepseek-chat``, ``deepseek-reasoner`` and later models):
-OpenAI's wire format with ``reasoning_content``, keep-alives and DeepSeek's failure modes."""
+"""llm-factory provider for DeepSeek (``deepseek-flash``, ``deepseek-v4-pro`` and the legacy
+``deepseek-chat`` / ``deepseek-reasoner``): OpenAI's wire format with ``reasoning_content`` and its
+round trip in thinking-mode tool loops, chat prefix completion, keep-alives and DeepSeek's failure
+modes."""
 
 from collections.abc import Callable
 

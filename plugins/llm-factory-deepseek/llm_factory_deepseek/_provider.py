@@ -94,6 +94,7 @@ class DeepSeekProvider(OpenAICompatibleProvider):
     settings: DeepSeekSettings
 
     def prepare(self) -> None:
+        super().prepare()
         self._chat_url = self.chat_url()
         self._beta_url = beta_base(self._chat_url[: -len(self.chat_path)]) + self.chat_path
 

@@ -15,6 +15,8 @@ from llm_factory_core import (
     ChatCompletionChunk,
     ChatRequest,
     ContentFilterError,
+    EmbeddingRequest,
+    EmbeddingResponse,
     ProviderError,
     ServerError,
     UpstreamConnectionError,
@@ -23,10 +25,20 @@ from llm_factory_core.providers import Capabilities, Provider, ProviderSettings,
 
 from ._auth import TokenError, TokenSource, load_credentials
 from ._decode import Blocked, StreamState, TurnFailed, decode_response
+from ._embeddings import decode_embeddings, encode_embeddings, merge, texts_of
 from ._encode import EncodeError, encode_request
 from ._errors import classify_error
 from ._rules import MODEL_RULES
-from ._settings import DEFAULT_API_BASE, GeminiSettings, auth_headers, endpoint, uses_google_auth, validate
+from ._settings import (
+    DEFAULT_API_BASE,
+    GeminiSettings,
+    auth_headers,
+    embeddings_endpoint,
+    endpoint,
+    is_vertex,
+    uses_google_auth,
+    validate,
+)
 from ._stream import aiter_payloads
 
 __all__ = ["GeminiProvider"]
@@ -37,7 +49,7 @@ log = logging.getLogger("llm_factory_gemini")
 class GeminiProvider(Provider):
     key = "gemini"
     Settings = GeminiSettings
-    capabilities = Capabilities(streaming=True, tools=True, vision=True, prefill=False)
+    capabilities = Capabilities(streaming=True, tools=True, vision=True, prefill=False, embeddings=True)
     default_api_base: ClassVar[str | None] = DEFAULT_API_BASE
     owned_by = "google"
     model_rules = MODEL_RULES
@@ -141,3 +153,33 @@ class GeminiProvider(Provider):
             raise self.error(UpstreamConnectionError, "upstream closed the stream before it finished")
         if request.include_usage and (usage := state.usage_chunk()) is not None:
             yield usage
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        s = self.settings
+        if is_vertex(s):
+            raise self.error(
+                BadRequestError,
+                "embeddings through Vertex AI are not supported by the gemini plugin yet: configure a "
+                "Gemini API deployment (api_key, no vertex_project) for this embedding model",
+                code="unsupported_operation",
+            )
+        try:
+            texts = texts_of(request)
+        except EncodeError as exc:
+            raise self.error(BadRequestError, str(exc), code="invalid_request", param="input") from None
+        size = s.embedding_batch_size
+        headers = await self._headers()
+        url = embeddings_endpoint(s)
+        batches = []
+        # One batch after the other: parallel batches would spend the per-minute quota in a burst.
+        for start in range(0, len(texts), size):
+            chunk = texts[start : start + size]
+            body = encode_embeddings(chunk, request, s.model.removeprefix("models/"), s.embedding_task_type)
+            data = await self.post_json(url, body, headers)
+            if isinstance(data, list) or (isinstance(data, dict) and "error" in data):
+                raise self._payload_error(data)
+            try:
+                batches.append(decode_embeddings(data, len(chunk), start, s.normalize_embeddings))
+            except ValueError as exc:
+                raise self.error(ServerError, str(exc)) from None
+        return merge(batches, s.model.removeprefix("models/"))

@@ -18,6 +18,7 @@ __all__ = [
     "SKIP_SIGNATURE",
     "GeminiSettings",
     "auth_headers",
+    "embeddings_endpoint",
     "endpoint",
     "is_vertex",
     "uses_google_auth",
@@ -76,6 +77,17 @@ class GeminiSettings(ProviderSettings):
     user_project: str | None = None
     """``x-goog-user-project`` (the project billed), for Vertex with user credentials."""
 
+    # Embeddings (``batchEmbedContents``)
+    embedding_batch_size: int = Field(default=100, ge=1, le=100)
+    """Inputs per ``batchEmbedContents`` call (Gemini takes at most 100); longer lists are sent
+    in several calls and merged in order."""
+    embedding_task_type: str | None = None
+    """The ``taskType`` sent with every input (``RETRIEVAL_DOCUMENT``, ``RETRIEVAL_QUERY``,
+    ``SEMANTIC_SIMILARITY``...); a call's ``task_type`` extra wins over it."""
+    normalize_embeddings: bool = True
+    """Scale vectors to unit length, as OpenAI's are (Gemini normalises only the full 3072
+    dimensions of gemini-embedding-001; shortened ones need it for cosine similarity)."""
+
 
 def is_vertex(settings: GeminiSettings) -> bool:
     return settings.vertex_project is not None
@@ -103,6 +115,13 @@ def endpoint(settings: GeminiSettings, *, stream: bool) -> str:
         )
     root = _versioned(settings.api_base or DEFAULT_API_BASE, settings.api_version)
     return f"{root}/models/{quote(model, safe='')}:{method}"
+
+
+def embeddings_endpoint(settings: GeminiSettings) -> str:
+    """The ``batchEmbedContents`` URL of a Gemini API deployment (Vertex is not served)."""
+    model = settings.model.removeprefix("models/")
+    root = _versioned(settings.api_base or DEFAULT_API_BASE, settings.api_version)
+    return f"{root}/models/{quote(model, safe='')}:batchEmbedContents"
 
 
 def auth_headers(settings: GeminiSettings) -> dict[str, str]:

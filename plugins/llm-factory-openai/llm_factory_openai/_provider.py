@@ -19,12 +19,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
+import httpx
 from pydantic import Field, SecretStr
 
 from llm_factory_core import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatRequest,
+    ContentFilterError,
     EmbeddingRequest,
     EmbeddingResponse,
     ProviderError,
@@ -35,6 +37,7 @@ from llm_factory_core.providers import (
     Capabilities,
     OpenAICompatibleProvider,
     ProviderSettings,
+    classify_openai_error,
     encode_openai_request,
 )
 
@@ -255,6 +258,15 @@ class OpenAIProvider(OpenAICompatibleProvider):
             self._note("stream_options", "dropped: this api_version predates stream_options (use 2024-10-21 or later)")
         return body
 
+    def parse_error(self, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+        cls, message, kwargs = classify_openai_error(status, headers, body)
+        if kwargs.get("code") == "invalid_prompt":
+            # OpenAI's safety check on reasoning models ("Invalid prompt: your prompt was flagged as
+            # potentially violating our usage policy", 400 code invalid_prompt): a content-filter
+            # rejection, which no other deployment of the same model would accept either.
+            cls = ContentFilterError
+        return self.error(cls, message, **kwargs)
+
     def _note(self, what: str, message: str) -> None:
         if what not in self._warned:
             self._warned.add(what)
@@ -302,6 +314,4 @@ class OpenAIProvider(OpenAICompatibleProvider):
         def mismatch(message: str) -> ProviderError:
             return self.error(ServerError, message)
 
-        return await embed_in_batches(
-            request, self._body_model, self.settings.embedding_batch_size, post, mismatch
-        )
+        return await embed_in_batches(request, self._body_model, self.settings.embedding_batch_size, post, mismatch)

@@ -3,8 +3,6 @@ the routing, balancing and failover of chat (``factory.embed_async``)."""
 
 from __future__ import annotations
 
-import json
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -12,18 +10,10 @@ from pydantic import ValidationError
 from llm_factory_core import EmbeddingRequest, LLMFactoryError
 from llm_factory_core.providers import json_dumps as dumps
 
-from .._access import check_access
-from .._errors import ErrorReply, from_exception, from_validation_error, simple
-from .._gateway import gateway_for
+from .._errors import from_exception, from_validation_error
+from ._common import JSON, json_object, reply, start
 
 __all__ = ["create_embeddings_router"]
-
-_JSON = "application/json"
-
-
-def _reply(reply: ErrorReply) -> Response:
-    status, body, headers = reply
-    return Response(body, status_code=status, media_type=_JSON, headers={k.decode(): v.decode() for k, v in headers})
 
 
 def create_embeddings_router() -> APIRouter:
@@ -31,21 +21,20 @@ def create_embeddings_router() -> APIRouter:
 
     @api.post("/embeddings", summary="Create embeddings (OpenAI's embeddings API)")
     async def create(request: Request) -> Response:
-        gateway = gateway_for(request.app)
-        denied = check_access(gateway, request.scope["headers"], post=True)
+        gateway, denied = await start(request, post=True)
         if denied is not None:
-            return _reply(denied)
+            return denied
+        body = await json_object(request)
+        if isinstance(body, Response):
+            return body
         try:
-            body = json.loads(await request.body())
             embedding_request = EmbeddingRequest.model_validate(body)
-        except ValueError as exc:
-            if isinstance(exc, ValidationError):
-                return _reply(from_validation_error(exc))
-            return _reply(simple(400, "The body is not valid JSON.", "invalid_request_error", "invalid_json"))
+        except ValidationError as exc:
+            return reply(from_validation_error(exc))
         try:
             result = await gateway.factory.embed_async(embedding_request)
         except LLMFactoryError as exc:
-            return _reply(from_exception(exc))
-        return Response(dumps(result.model_dump(exclude_none=True)), media_type=_JSON)
+            return reply(from_exception(exc))
+        return Response(dumps(result.model_dump(exclude_none=True)), media_type=JSON)
 
     return api

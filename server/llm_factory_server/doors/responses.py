@@ -31,20 +31,16 @@ from llm_factory_core.dialects import (
 from llm_factory_core.dialects.responses import IGNORED_FIELDS, input_items, usage_from_chat
 from llm_factory_core.providers import json_dumps as dumps
 
-from .._access import check_access, presented_key
-from .._errors import ErrorReply, from_exception, simple
+from .._access import presented_key
+from .._errors import from_exception, simple
 from .._gateway import Gateway, gateway_for
+from ._common import json_object, reply, start
 from ._response_store import ResponseStore, owner_of
 
 __all__ = ["create_responses_router"]
 
 _JSON = "application/json"
 _STORE_ATTR = "llm_factory_responses"
-
-
-def _reply(reply: ErrorReply) -> Response:
-    status, body, headers = reply
-    return Response(body, status_code=status, media_type=_JSON, headers={k.decode(): v.decode() for k, v in headers})
 
 
 def _store(request: Request) -> ResponseStore:
@@ -63,7 +59,7 @@ def _owner(gateway: Gateway, request: Request) -> str:
 
 def _not_found(response_id: str) -> Response:
     shown = response_id[:100]
-    return _reply(simple(404, f"No response found with id {shown!r}.", "invalid_request_error", "not_found", "id"))
+    return reply(simple(404, f"No response found with id {shown!r}.", "invalid_request_error", "not_found", "id"))
 
 
 def _sse(event: dict[str, Any]) -> bytes:
@@ -76,16 +72,12 @@ def create_responses_router() -> APIRouter:
 
     @api.post("/responses", summary="Create a model response (OpenAI's Responses API)")
     async def create(request: Request) -> Response:
-        gateway = gateway_for(request.app)
-        denied = check_access(gateway, request.scope["headers"], post=True)
+        gateway, denied = await start(request, post=True)
         if denied is not None:
-            return _reply(denied)
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            return _reply(simple(400, "The body is not valid JSON.", "invalid_request_error", "invalid_json"))
-        if not isinstance(body, dict):
-            return _reply(simple(400, "The body must be a JSON object.", "invalid_request_error", "invalid_json"))
+            return denied
+        body = await json_object(request)
+        if isinstance(body, Response):
+            return body
         store, owner = _store(request), _owner(gateway, request)
         history: list[dict[str, Any]] = []
         previous = body.get("previous_response_id")
@@ -97,10 +89,10 @@ def create_responses_router() -> APIRouter:
         try:
             chat = chat_request_from_responses(body, history)
         except LLMFactoryError as exc:
-            return _reply(from_exception(exc))
+            return reply(from_exception(exc))
         except ValueError as exc:  # pydantic: a bad value (temperature out of range...)
             message = str(exc).splitlines()[0:3]
-            return _reply(simple(400, " ".join(message), "invalid_request_error", "invalid_value"))
+            return reply(simple(400, " ".join(message), "invalid_request_error", "invalid_value"))
         headers = {}
         ignored = sorted(IGNORED_FIELDS & set(body))
         if ignored:
@@ -112,10 +104,10 @@ def create_responses_router() -> APIRouter:
             try:
                 completion = await gateway.factory.chat_async(chat)
             except LLMFactoryError as exc:
-                return _reply(from_exception(exc))
+                return reply(from_exception(exc))
             output = output_items_from_completion(completion)
             usage = completion.usage.model_dump(exclude_none=True) if completion.usage else None
-            reply = response_object(
+            result = response_object(
                 body,
                 response_id=response_id,
                 created_at=created_at,
@@ -125,25 +117,23 @@ def create_responses_router() -> APIRouter:
                 finish_reason=completion.choices[0].finish_reason,
             )
             if keep:
-                await store.put(reply, [*conversation, *output], owner)
-            return Response(dumps(reply), media_type=_JSON, headers=headers)
+                await store.put(result, [*conversation, *output], owner)
+            return Response(dumps(result), media_type=_JSON, headers=headers)
         return await _stream(gateway, store, owner, body, chat, response_id, created_at, conversation, keep, headers)
 
     @api.get("/responses/{response_id}", summary="A stored response")
     async def get(response_id: str, request: Request) -> Response:
-        gateway = gateway_for(request.app)
-        denied = check_access(gateway, request.scope["headers"], post=False)
+        gateway, denied = await start(request, post=False)
         if denied is not None:
-            return _reply(denied)
+            return denied
         found = await _store(request).get(response_id, _owner(gateway, request))
         return _not_found(response_id) if found is None else Response(dumps(found[0]), media_type=_JSON)
 
     @api.delete("/responses/{response_id}", summary="Delete a stored response")
     async def delete(response_id: str, request: Request) -> Response:
-        gateway = gateway_for(request.app)
-        denied = check_access(gateway, request.scope["headers"], post=False)
+        gateway, denied = await start(request, post=False)
         if denied is not None:
-            return _reply(denied)
+            return denied
         if not await _store(request).delete(response_id, _owner(gateway, request)):
             return _not_found(response_id)
         return Response(dumps({"id": response_id, "object": "response.deleted", "deleted": True}), media_type=_JSON)
@@ -171,7 +161,7 @@ async def _stream(
         first = None
     except LLMFactoryError as exc:
         await chunks.aclose()
-        return _reply(from_exception(exc))
+        return reply(from_exception(exc))
     model = first.model if first is not None else str(chat.model or "")
     events = ResponsesEventStream(body, response_id=response_id, created_at=created_at, model=model)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from llm_factory_core import LLMFactory
 
-__all__ = ["DEFAULT_INTERVAL", "DEFAULT_WINDOW", "Recorder"]
+__all__ = ["DEFAULT_INTERVAL", "DEFAULT_WINDOW", "Recorder", "check_period"]
 
 log = logging.getLogger("llm_factory_server.ui")
 
@@ -42,6 +42,13 @@ class _Sample:
     points: dict[str, _Point]
 
 
+def check_period(interval: float, window: float) -> None:
+    if not (isinstance(interval, int | float) and math.isfinite(interval) and interval > 0):
+        raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
+    if not (isinstance(window, int | float) and math.isfinite(window) and window >= interval):
+        raise ValueError(f"window must be a number of seconds at least the interval ({interval}), not {window!r}")
+
+
 class Recorder:
     """One sample per ``interval`` seconds for the last ``window`` seconds (plus one, the baseline
     of the first difference): ``window / interval`` samples at most, whatever the traffic."""
@@ -54,10 +61,7 @@ class Recorder:
         window: float = DEFAULT_WINDOW,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not (math.isfinite(interval) and interval > 0):
-            raise ValueError(f"interval must be a positive number of seconds, not {interval!r}")
-        if not (math.isfinite(window) and window >= interval):
-            raise ValueError(f"window must be at least the interval ({interval} s), not {window!r}")
+        check_period(interval, window)
         self.factory = factory
         self.interval = interval
         self.window = window
@@ -76,7 +80,8 @@ class Recorder:
             points[s.name] = _Point(s.successes, s.failures, s.in_flight, s.avg_latency_ms, s.state)
             if s.name not in self._info:
                 self._info[s.name] = {"name": s.name, "model_name": s.model_name, "provider": s.provider}
-        self._samples.append(_Sample(self._clock(), points))
+        # Rounded as served, so the page's ``since`` (a served time) matches exactly.
+        self._samples.append(_Sample(round(self._clock(), 3), points))
         self.samples_taken += 1
 
     async def run(self) -> None:
@@ -101,7 +106,7 @@ class Recorder:
         for previous, current in zip(samples, samples[1:], strict=False):
             if since is not None and current.t <= since:
                 continue
-            t.append(round(current.t, 3))
+            t.append(current.t)
             for name, column in columns.items():
                 now, before = current.points.get(name), previous.points.get(name)
                 if now is None:

@@ -31,7 +31,9 @@ class TestSample(ProviderConformance):
 
 def run_kit(pytester: pytest.Pytester, bugs: set[str]) -> dict[str, str]:
     pytester.makepyfile(test_sample=TEST_MODULE.format(bugs=sorted(bugs)))
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q", "-W", "error", "--rootdir", str(pytester.path))
+    result = pytester.runpytest_inprocess(
+        "-p", "no:cacheprovider", "-q", "-W", "error", "--rootdir", str(pytester.path)
+    )
     outcomes: dict[str, str] = {}
     for report in result.reprec.getreports("pytest_runtest_logreport"):  # type: ignore[attr-defined]
         if report.when == "call" or report.outcome != "passed":

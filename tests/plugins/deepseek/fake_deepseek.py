@@ -1,6 +1,6 @@
-"""A faithful fake of DeepSeek's chat completions API (reference §4), for httpx.MockTransport.
+"""A faithful fake of DeepSeek's chat completions API (reference §4) as an httpx handler.
 
-What it reproduces: ``POST /chat/completions`` (and ``/v1/chat/completions``) with Bearer auth;
+What it reproduces: ``POST /chat/completions`` (and ``/v1/...``, ``/beta/...``) with Bearer auth;
 OpenAI-shaped replies with a bare-UUID id, ``system_fingerprint`` and DeepSeek's usage
 (``prompt_cache_hit_tokens`` / ``prompt_cache_miss_tokens``, ``reasoning_tokens``);
 ``reasoning_content`` in messages and stream deltas (the reasoner's first delta carries
@@ -18,9 +18,10 @@ name still served (by V4.1 Flash); ``deepseek-chat`` / ``deepseek-reasoner`` are
 of V4 Flash's non-thinking / thinking modes (announced to retire after 2026-07-24; kept so configs
 that still name them are covered).
 
-``FakeDeepSeek`` is a handler for ``httpx.MockTransport``: sync for ``openai.OpenAI`` over
-``httpx.Client``, and the same handler serves ``httpx.AsyncClient`` (the plugin). Timed streams
-(``keepalive_interval`` / ``stall``) need the async client.
+``FakeDeepSeek`` is an httpx handler: ``llm_factory_core.testing.serve_handler(fake)`` serves it on
+127.0.0.1 (the plugin's tests, on both HTTP transports, and the ``openai`` SDK checks), and
+``fake.transport`` wraps it in ``httpx.MockTransport`` for the SDK request comparison and the
+conformance kit. Timed streams (``keepalive_interval`` / ``stall``) need an async reader.
 """
 
 from __future__ import annotations

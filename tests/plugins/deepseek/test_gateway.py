@@ -17,6 +17,8 @@ from llm_factory_core.testing import serve_handler
 from .fake_deepseek import FakeDeepSeek
 from .helpers import KEY, WEATHER, call_id, deepseek, tool_call
 
+TOOLS: Any = WEATHER
+
 server = pytest.importorskip("llm_factory_server")
 helpers = pytest.importorskip("tests.server.helpers")
 
@@ -54,18 +56,18 @@ def test_a_tool_loop_through_the_gateway_with_a_client_that_drops_reasoning(
     messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
     for result in ("sunny", None):
         if stream:
-            chunks = list(
-                sdk.chat.completions.create(model="deepseek-v4-pro", messages=messages, tools=WEATHER, stream=True)
-            )  # type: ignore[arg-type]
+            chunks: list[Any] = list(
+                sdk.chat.completions.create(model="deepseek-v4-pro", messages=messages, tools=TOOLS, stream=True)
+            )
             text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
             calls = [tc for c in chunks if c.choices for tc in c.choices[0].delta.tool_calls or []]
             message: dict[str, Any] = {"role": "assistant", "content": text or None}
             if calls:
                 message["tool_calls"] = [
-                    {"id": calls[0].id, "type": "function", "function": calls[0].function.model_dump()}  # type: ignore[union-attr]
+                    {"id": calls[0].id, "type": "function", "function": calls[0].function.model_dump()}
                 ]
         else:
-            reply = sdk.chat.completions.create(model="deepseek-v4-pro", messages=messages, tools=WEATHER)  # type: ignore[arg-type]
+            reply = sdk.chat.completions.create(model="deepseek-v4-pro", messages=messages, tools=TOOLS)
             message = _assistant(reply.choices[0].message)
         messages.append(message)
         if result is not None:

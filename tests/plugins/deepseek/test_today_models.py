@@ -23,6 +23,7 @@ HI: list[dict[str, Any]] = [{"role": "user", "content": "Hi"}]
 @pytest.mark.parametrize("stream", [False, True])
 async def test_max_completion_tokens_is_sent_as_max_tokens(http_transport: str, stream: bool) -> None:
     fake = FakeDeepSeek(keys=(KEY,)).add(text="one two three four", reasoning="")
+    finish: list[Any]
     async with served(fake, http_transport) as factory:
         if stream:
             chunks = [c async for c in factory.stream_async(HI, max_completion_tokens=2)]
@@ -30,7 +31,7 @@ async def test_max_completion_tokens_is_sent_as_max_tokens(http_transport: str, 
             finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
         else:
             reply = await factory.chat_async(HI, max_completion_tokens=2)
-            text, finish = reply.choices[0].message.content or "", [reply.choices[0].finish_reason or ""]
+            text, finish = reply.choices[0].message.content or "", [reply.choices[0].finish_reason]
     (sent,) = fake.bodies()
     assert sent["max_tokens"] == 2 and "max_completion_tokens" not in sent
     assert (text, finish) == ("one two", ["length"]), "the cap DeepSeek honours reached it"

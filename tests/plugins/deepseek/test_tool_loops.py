@@ -20,8 +20,8 @@ async def ask(factory: LLMFactory, messages: list[dict[str, Any]], stream: bool)
     content and tool calls only (``reasoning_content`` dropped)."""
     if not stream:
         message = (await factory.chat_async(messages, tools=WEATHER)).choices[0].message
-        calls = [c.model_dump(exclude_none=True) for c in message.tool_calls or []]
-        return {"role": "assistant", "content": message.content, **({"tool_calls": calls} if calls else {})}
+        made = [c.model_dump(exclude_none=True) for c in message.tool_calls or []]
+        return {"role": "assistant", "content": message.content, **({"tool_calls": made} if made else {})}
     text = ""
     calls: dict[int, dict[str, Any]] = {}
     async for chunk in factory.stream_async(messages, tools=WEATHER):

@@ -69,7 +69,7 @@ def test_a_null_reasoning_is_never_sent() -> None:
     """Never ``null`` (DeepSeek counts it as missing); in a tool stretch in thinking mode it is not
     deleted either (that is the 400 of finding 2) but sent as the empty reasoning; elsewhere it is
     dropped."""
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "user", "content": "Q"},
         {"role": "assistant", "content": "Hi", "reasoning_content": None},
         {"role": "user", "content": "Weather?"},
@@ -238,7 +238,7 @@ def test_a_twenty_thousand_message_conversation_encodes_in_linear_time() -> None
         else:
             role = "user" if (i // 3) % 2 == 0 else "assistant"  # runs of three same-role messages
             messages.append({"role": role, "content": f"m{i}", "reasoning_content": "r"})
-    request = ChatRequest(messages=messages[:20_000])  # type: ignore[arg-type]
+    request = ChatRequest(messages=messages[:20_000])
     started = time.perf_counter()
     body = provider.build_body(request, stream=False)
     elapsed = time.perf_counter() - started

@@ -13,7 +13,7 @@ separated by ``\\r\\n\\r\\n`` with no ``[DONE]``; cumulative ``usageMetadata`` w
 ``thoughtSignature`` that ``gemini-3*`` models require back on the next turn; a blocked prompt
 (``promptFeedback``); error bodies ``{"error": {code, message, status, details}}`` with
 ``RetryInfo``; an error written raw (not ``data:``) into a 200 stream; Vertex AI's URL shape
-with Bearer tokens (``tokens``).
+with Bearer tokens (``tokens``); ``batchEmbedContents`` (``fake_embeddings``).
 
 Today's models by name (``_model_rules``; each rule cites its source): Gemini 3 rejects a
 current-turn function call without its thought signature (unless Google's documented skip value);
@@ -38,6 +38,7 @@ import httpx
 
 from llm_factory_core.testing import serve_handler
 
+from .fake_embeddings import embeddings_reply
 from .fake_rules import model_rules as _model_rules
 
 __all__ = ["FakeGemini", "GeminiError", "Recorded", "Turn", "camel_body"]
@@ -62,6 +63,7 @@ _VERTEX_PATH = re.compile(
     r"^/(v1|v1beta1)/projects/([^/]+)/locations/([^/]+)/publishers/google/models/([^/:]+)"
     r":(generateContent|streamGenerateContent)$"
 )
+_EMBED_PATH = re.compile(r"^/(v1beta|v1|v1alpha)/models/([^/:]+):batchEmbedContents$")
 TOOL_FAILURES = {"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"}
 
 
@@ -185,6 +187,10 @@ class FakeGemini:
         self.default: Reply | Callable[[Recorded], Reply] = Turn(text="Hello from the fake")
         self._calls = 0
         self._lock = threading.Lock()
+        self.embedding_batches: list[int] = []
+        """The number of requests in each ``batchEmbedContents`` call, in order."""
+        self.embedding_usage = False
+        """Add ``usageMetadata.promptTokenCount`` to embeddings replies (google-genai reads it)."""
 
     def add(self, *replies: Reply | Callable[[Recorded], Reply]) -> FakeGemini:
         self._queue.extend(replies)
@@ -206,6 +212,21 @@ class FakeGemini:
             self.requests.append(recorded)
         match = _PATH.match(path)
         vertex = _VERTEX_PATH.match(path)
+        if method == "POST" and (embed := _EMBED_PATH.match(path)):
+            key = headers.get("x-goog-api-key") or query.get("key")
+            if not key:
+                return _error(GeminiError.permission_denied())
+            if key not in self.keys:
+                return _error(GeminiError.invalid_key())
+            with self._lock:
+                queued = self._queue.popleft() if self._queue and isinstance(self._queue[0], GeminiError) else None
+            if queued is not None:
+                return _error(queued)
+            self.embedding_batches.append(
+                len(body["requests"]) if isinstance(body, dict) and isinstance(body.get("requests"), list) else 0
+            )
+            status, reply = embeddings_reply(body, embed.group(2), usage=self.embedding_usage)
+            return status, {"content-type": "application/json; charset=UTF-8"}, iter([_json(reply)])
         if method != "POST" or not (match or vertex):
             return _error(GeminiError(404, "NOT_FOUND", f"Method not found: {path}"))
         model, verb = (match.group(2), match.group(3)) if match else (vertex.group(4), vertex.group(5))  # type: ignore[union-attr]

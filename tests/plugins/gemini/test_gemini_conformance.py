@@ -10,7 +10,15 @@ from .fake_gemini import VALID_KEY, FakeGemini, GeminiError, Turn
 ERRORS = {
     "rate_limit": GeminiError.rate_limit("7s"),
     "auth": GeminiError.invalid_key(),
-    "quota": GeminiError(400, "FAILED_PRECONDITION", "User location is not supported for the API use."),
+    # Gemini API troubleshooting guide: 400 FAILED_PRECONDITION when the free tier is not available
+    # and billing is not enabled, so the key cannot serve until billing is set up (the exact
+    # reply: kolbytn/mindcraft#133).
+    "quota": GeminiError(
+        400,
+        "FAILED_PRECONDITION",
+        "Gemini API free tier is not available in your country. Please enable billing on your project in "
+        "Google AI Studio.",
+    ),
     "bad_request": GeminiError.invalid_argument(),
     "context_length": GeminiError.context_too_long(),
     "server": GeminiError.unavailable(),
@@ -44,6 +52,8 @@ class TestGeminiConformance(ProviderConformance):
         return FakeGemini().add(Turn(calls=[(name, arguments)])).respond(request)
 
     def reply_stream_error(self, request: httpx.Request) -> httpx.Response | None:
+        # Gemini writes an error object into a 200 stream (overload mid-stream): the fake sends it
+        # raw, before any event, as the SDK's parser expects.
         return FakeGemini().add(Turn(text="x", stream_error=GeminiError.unavailable(), error_after=0)).respond(request)
 
 
@@ -64,6 +74,17 @@ class TestVertexConformance(TestGeminiConformance):
 
     def reply_error(self, request: httpx.Request, kind: str) -> httpx.Response | None:
         return super().reply_error(_as_gemini_api(request), kind)
+
+    def reply_finish(self, request: httpx.Request, text: str, reason: str, stream: bool) -> httpx.Response | None:
+        return super().reply_finish(_as_gemini_api(request), text, reason, stream)
+
+    def reply_tool_call(
+        self, request: httpx.Request, name: str, arguments: dict[str, Any], stream: bool
+    ) -> httpx.Response | None:
+        return super().reply_tool_call(_as_gemini_api(request), name, arguments, stream)
+
+    def reply_stream_error(self, request: httpx.Request) -> httpx.Response | None:
+        return super().reply_stream_error(_as_gemini_api(request))
 
 
 def _as_gemini_api(request: httpx.Request) -> httpx.Request:

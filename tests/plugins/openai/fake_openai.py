@@ -7,6 +7,8 @@ Routes (by path; any host):
 * ``/openai/v1/chat/completions``: Azure v1. Body ``model`` is the deployment; Bearer or ``api-key``.
 * any other ``.../chat/completions`` (``/v1/chat/completions``, ``/chat/completions``): OpenAI or an
   OpenAI-compatible server; ``Authorization: Bearer`` (optional with ``require_key=False``, like Ollama).
+* the same three with ``/embeddings`` instead of ``/chat/completions``: embeddings, same auth and
+  ``api-version`` rules (``fake_embeddings``).
 
 Wire shapes follow ../shared/reference/provider-wire-formats.md §1 and §2 (sources named there) and
 are validated by ``test_fake_with_sdk.py``: the official ``openai`` SDK parses every reply and raises its
@@ -35,6 +37,8 @@ from typing import Any
 
 import httpx
 
+from .fake_embeddings import MAX_INPUTS, embeddings_problem, embeddings_reply
+
 __all__ = ["FakeOpenAI", "RecordedRequest", "Reply", "TOOL_CALLS"]
 
 _REASONING = re.compile(r"^(o[134]($|-)|gpt-5($|[-.])|codex-mini)")
@@ -61,6 +65,8 @@ _PART_KEYS = {
 
 _AZURE_CLASSIC = re.compile(r"^(?P<prefix>.*)/openai/deployments/(?P<dep>[^/]+)/chat/completions$")
 _AZURE_V1 = re.compile(r"^(?P<prefix>.*)/openai/v1/chat/completions$")
+_AZURE_CLASSIC_EMBEDDINGS = re.compile(r"^(?P<prefix>.*)/openai/deployments/(?P<dep>[^/]+)/embeddings$")
+_AZURE_V1_EMBEDDINGS = re.compile(r"^(?P<prefix>.*)/openai/v1/embeddings$")
 
 SAFE_FILTER = {
     "hate": {"filtered": False, "severity": "safe"},
@@ -68,6 +74,7 @@ SAFE_FILTER = {
     "sexual": {"filtered": False, "severity": "safe"},
     "violence": {"filtered": False, "severity": "safe"},
 }
+FILTERED = {**SAFE_FILTER, "violence": {"filtered": True, "severity": "high"}}
 PROMPT_FILTER_RESULTS = [
     {
         "prompt_index": 0,
@@ -84,10 +91,11 @@ TOOL_CALLS: list[dict[str, Any]] = [
 
 @dataclass
 class Reply:
-    """One scripted behaviour. ``kind``: ``text``, ``tools``, ``rate_limit``, ``auth``,
-    ``content_filter``, ``context_length``, ``server_error``, ``stream_error`` (a 200 stream with an
-    error event after some content), ``stream_filtered`` (an Azure stream blocked by the async filter:
-    ``finish_reason: content_filter`` on an annotation chunk)."""
+    """One scripted behaviour. ``kind``: ``text``, ``tools``, ``rate_limit``, ``auth``, ``quota``,
+    ``bad_request``, ``invalid_prompt``, ``content_filter``, ``context_length``, ``server_error``,
+    ``stream_error`` (a 200 stream with an error event after some content), ``stream_filtered`` (an
+    Azure stream blocked by the async filter: ``finish_reason: content_filter`` on an annotation
+    chunk)."""
 
     kind: str = "text"
     text: str | None = None
@@ -96,6 +104,12 @@ class Reply:
     retry_after_ms: str | None = None
     hint_only: bool = False
     """A 429 without Retry-After headers: only the message says how long to wait."""
+    calls: list[dict[str, Any]] | None = None
+    """A ``tools`` reply's calls (``{"id", "name", "arguments"}``) instead of ``TOOL_CALLS``."""
+    finish: str | None = None
+    """A ``text`` reply's finish reason instead of ``stop``: ``length`` (the token limit was hit) or
+    ``content_filter`` (the completion was filtered: OpenAI's documented finish reasons; Azure also
+    marks the choice's ``content_filter_results`` as filtered)."""
 
 
 @dataclass
@@ -146,8 +160,12 @@ class FakeOpenAI:
     strict_messages: bool = True
     """Reject message fields OpenAI does not define, as OpenAI and Azure do (False: a lenient
     OpenAI-compatible server such as vLLM, which ignores them)."""
+    max_embedding_inputs: int = MAX_INPUTS
+    """Inputs one embeddings request may hold (2048 on OpenAI and Azure)."""
     default: Reply = field(default_factory=Reply)
     queue: deque[Reply] = field(default_factory=deque)
+    embedding_batches: list[int] = field(default_factory=list)
+    """The number of inputs of each embeddings request, in order."""
     requests: list[RecordedRequest] = field(default_factory=list)
 
     def push(self, kind: str, *, times: int = 1, **options: Any) -> FakeOpenAI:
@@ -166,11 +184,12 @@ class FakeOpenAI:
         path = request.url.path
         route: str | None
         deployment = None
-        if m := _AZURE_CLASSIC.match(path):
+        embeddings = path.endswith("/embeddings")
+        if m := _AZURE_CLASSIC.match(path) or _AZURE_CLASSIC_EMBEDDINGS.match(path):
             route, deployment = "azure", m.group("dep")
-        elif _AZURE_V1.match(path):
+        elif _AZURE_V1.match(path) or _AZURE_V1_EMBEDDINGS.match(path):
             route = "azure-v1"
-        elif path.endswith("/chat/completions"):
+        elif path.endswith("/chat/completions") or embeddings:
             route = "openai"
         else:
             route = None
@@ -206,6 +225,8 @@ class FakeOpenAI:
             )
         if (key is None and (self.require_key or azure)) or (key is not None and key in self.invalid_keys):
             return self._auth_error(azure, key)
+        if embeddings:
+            return self._embeddings(body, route, deployment)
         problem = _validate_body(body, needs_model=route != "azure")
         if problem:
             return _json(
@@ -235,6 +256,29 @@ class FakeOpenAI:
             return self._stream(reply, body, azure)
         return self._error(reply, azure, body)
 
+    # -- embeddings -----------------------------------------------------------------------------
+
+    def _embeddings(self, body: Any, route: str, deployment: str | None) -> httpx.Response:
+        """``POST .../embeddings`` (rules in ``fake_embeddings``). Queued error replies answer it as
+        they answer chat; queued ``text`` / ``tools`` replies are for chat and stay queued."""
+        azure = route in ("azure", "azure-v1")
+        if route != "azure" and not (isinstance(body, dict) and body.get("model")):
+            return _bad_request("you must provide a model parameter", None, None)
+        if route == "azure":
+            model = self.deployment_models.get(deployment or "", deployment or "")
+        else:
+            model = self.deployment_models.get(str(body.get("model")), str(body.get("model")))
+        self.embedding_batches.append(
+            len(body["input"]) if isinstance(body, dict) and isinstance(body.get("input"), list) else 1
+        )
+        if self.queue and self.queue[0].kind not in ("text", "tools", "stream_error", "stream_filtered"):
+            return self._error(self.queue.popleft(), azure, body if isinstance(body, dict) else {})
+        problem = embeddings_problem(body, model, self.max_embedding_inputs)
+        if problem is not None:
+            return _bad_request(problem[0], problem[1], None)
+        assert isinstance(body, dict)
+        return _json(embeddings_reply(body, model))
+
     # -- replies --------------------------------------------------------------------------------
 
     def _text(self, reply: Reply) -> str:
@@ -251,9 +295,10 @@ class FakeOpenAI:
                     "type": "function",
                     "function": {"name": c["name"], "arguments": c["arguments"]},
                 }
-                for c in TOOL_CALLS
+                for c in reply.calls or TOOL_CALLS
             ]
             finish = "tool_calls"
+        finish = reply.finish or finish
         choice: dict[str, Any] = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
         data: dict[str, Any] = {
             "id": "chatcmpl-" + uuid.uuid4().hex[:24],
@@ -272,7 +317,7 @@ class FakeOpenAI:
         }
         if azure:
             data["prompt_filter_results"] = PROMPT_FILTER_RESULTS
-            choice["content_filter_results"] = SAFE_FILTER
+            choice["content_filter_results"] = FILTERED if finish == "content_filter" else SAFE_FILTER
         else:
             data["service_tier"] = "default"
             message["annotations"] = []
@@ -338,7 +383,7 @@ class FakeOpenAI:
         )
         finish = "stop"
         if reply.kind == "tools":
-            for i, call in enumerate(TOOL_CALLS):
+            for i, call in enumerate(reply.calls or TOOL_CALLS):
                 first = {
                     "index": i,
                     "id": call["id"],
@@ -372,7 +417,7 @@ class FakeOpenAI:
                 annotation("content_filter", {"protected_material_text": {"detected": True, "filtered": True}})
             )
             return _sse(events)
-        events.append(chunk({}, finish))
+        events.append(chunk({}, reply.finish or finish, FILTERED if reply.finish == "content_filter" else None))
         if azure and self.async_filter:
             events.append(annotation(None, SAFE_FILTER))  # may arrive after the finish chunk
         if include_usage:
@@ -463,6 +508,27 @@ class FakeOpenAI:
                 429,
                 headers,
             )
+        if kind == "quota":
+            # OpenAI's reply when the account is out of credit: a 429 that waiting does not fix
+            # (OpenAI error-codes guide, "429 - You exceeded your current quota").
+            message = (
+                "You exceeded your current quota, please check your plan and billing details. For more "
+                "information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors."
+            )
+            error = {"message": message, "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}
+            return _json({"error": error}, 429)
+        if kind == "bad_request":
+            return _bad_request(
+                "Invalid value for 'temperature': expected a number between 0 and 2.", "temperature", "invalid_value"
+            )
+        if kind == "invalid_prompt":
+            # OpenAI's safety check on reasoning models: 400 code invalid_prompt
+            # (BeehiveInnovations/pal-mcp-server#178, lobehub/lobehub#9101).
+            message = (
+                "Invalid prompt: your prompt was flagged as potentially violating our usage policy. Please try "
+                "again with a different prompt: https://platform.openai.com/docs/guides/reasoning#advice-on-prompting"
+            )
+            return _bad_request(message, None, "invalid_prompt")
         if kind == "content_filter":
             filters = {
                 "hate": {"filtered": True, "severity": "high"},

@@ -15,6 +15,7 @@ import pytest
 
 from llm_factory_core import LLMFactory, ModelConfig
 
+from .fake_embeddings import vector_for
 from .fake_openai import TOOL_CALLS, FakeOpenAI, RecordedRequest
 
 AZURE = "https://res-east.openai.azure.com"
@@ -505,3 +506,67 @@ def test_sdk_current_api_versions_take_stream_options(version: str) -> None:
         )
     )
     assert chunks[-1].usage is not None
+
+
+# -- embeddings: the SDK reads the fake's replies (its default is encoding_format="base64") -------
+
+
+def test_sdk_embeddings_default_base64_is_decoded() -> None:
+    fake = FakeOpenAI()
+    reply = openai_sdk(fake).embeddings.create(model="text-embedding-3-small", input=["hello world", "bye"])
+    # The SDK asks for base64 when the caller names no format, and decodes it to floats itself.
+    assert fake.requests[0].body["encoding_format"] == "base64"
+    assert [d.embedding for d in reply.data] == [vector_for("hello world", 1536), vector_for("bye", 1536)]
+    assert [d.index for d in reply.data] == [0, 1]
+    assert reply.model == "text-embedding-3-small"
+    assert (reply.usage.prompt_tokens, reply.usage.total_tokens) == (3, 3)
+    assert fake.requests[0].path == "/v1/embeddings"
+
+
+def test_sdk_embeddings_float_and_dimensions() -> None:
+    fake = FakeOpenAI()
+    reply = openai_sdk(fake).embeddings.create(
+        model="text-embedding-3-large", input="hello", dimensions=256, encoding_format="float"
+    )
+    assert reply.data[0].embedding == vector_for("hello", 256)
+    assert sum(v * v for v in reply.data[0].embedding) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_sdk_azure_embeddings_url_and_key() -> None:
+    fake = FakeOpenAI(deployment_models={"emb-prod": "text-embedding-3-small"})
+    reply = azure_sdk(fake).embeddings.create(model="emb-prod", input=["a"])
+    assert reply.data[0].embedding == vector_for("a", 1536)
+    seen = fake.requests[0]
+    assert (seen.route, seen.deployment, seen.auth_header, seen.query) == (
+        "azure",
+        "emb-prod",
+        "api-key",
+        {"api-version": "2024-10-21"},
+    )
+    assert seen.path == "/openai/deployments/emb-prod/embeddings"
+
+
+@pytest.mark.parametrize(
+    ("model", "kwargs", "message"),
+    [
+        ("text-embedding-ada-002", {"dimensions": 256}, "does not support specifying dimensions"),
+        ("text-embedding-3-small", {"dimensions": 4096}, "dimensions"),
+        ("text-embedding-3-small", {"input": ""}, "input"),
+        ("text-embedding-3-small", {"input": ["x"] * 2049}, "input"),
+    ],
+    ids=["ada-dimensions", "too-many-dimensions", "empty", "over-2048"],
+)
+def test_sdk_raises_bad_request_for_invalid_embeddings(model: str, kwargs: dict[str, Any], message: str) -> None:
+    fake = FakeOpenAI()
+    params: dict[str, Any] = {"model": model, "input": "hello", **kwargs}
+    with pytest.raises(openai.BadRequestError, match=message):
+        openai_sdk(fake).embeddings.create(**params)
+
+
+def test_sdk_embeddings_errors_are_its_error_types() -> None:
+    fake = FakeOpenAI(invalid_keys={"sk-revoked-0000"})
+    fake.push("rate_limit", retry_after="3")
+    with pytest.raises(openai.RateLimitError):
+        openai_sdk(fake).embeddings.create(model="text-embedding-3-small", input="hi")
+    with pytest.raises(openai.AuthenticationError):
+        openai_sdk(fake, key="sk-revoked-0000").embeddings.create(model="text-embedding-3-small", input="hi")
