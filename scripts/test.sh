@@ -9,5 +9,10 @@ if ! command -v redis-server >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v
     || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q redis-server >/dev/null 2>&1; } \
     || echo "could not install redis-server: the shared-state tests will skip" >&2
 fi
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  apt-get install -y -q chromium >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+    || echo "could not install chromium: the status page browser tests will skip" >&2
+fi
 python -m pip install --disable-pip-version-check -q -r requirements-dev.txt
 python -m pytest "$@"

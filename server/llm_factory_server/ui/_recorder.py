@@ -9,6 +9,7 @@ differences of consecutive samples, latency is the deployment's moving average a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import time
@@ -103,7 +104,7 @@ class Recorder:
         columns: dict[str, dict[str, list[Any]]] = {
             name: {"requests": [], "errors": [], "latency_ms": [], "in_flight": [], "state": []} for name in self._info
         }
-        for previous, current in zip(samples, samples[1:], strict=False):
+        for previous, current in itertools.pairwise(samples):
             if since is not None and current.t <= since:
                 continue
             t.append(current.t)

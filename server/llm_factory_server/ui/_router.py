@@ -99,7 +99,7 @@ def _denied(request: Request, *, key: bool) -> Response | None:
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-def _since(request: Request) -> float | None | Response:
+def _since(request: Request) -> float | Response | None:
     raw = request.query_params.get("since")
     if raw is None or raw == "":
         return None

@@ -65,9 +65,7 @@ def usage_report(source: object | None, since: float | None) -> dict[str, Any]:
     if source is None:
         return {"enabled": False}
     if not isinstance(source, UsageSource):
-        raise TypeError(
-            f"app.state.{USAGE_ATTR} must have a usage_report(since) method, not {type(source).__name__}"
-        )
+        raise TypeError(f"app.state.{USAGE_ATTR} must have a usage_report(since) method, not {type(source).__name__}")
     report = source.usage_report(since)
     if not isinstance(report, UsageReport):
         report = UsageReport.model_validate(report)

@@ -219,14 +219,15 @@ class FakeGemini:
             if key not in self.keys:
                 return _error(GeminiError.invalid_key())
             with self._lock:
-                queued = self._queue.popleft() if self._queue and isinstance(self._queue[0], GeminiError) else None
-            if queued is not None:
-                return _error(queued)
-            self.embedding_batches.append(
-                len(body["requests"]) if isinstance(body, dict) and isinstance(body.get("requests"), list) else 0
-            )
-            status, reply = embeddings_reply(body, embed.group(2), usage=self.embedding_usage)
-            return status, {"content-type": "application/json; charset=UTF-8"}, iter([_json(reply)])
+                self.embedding_batches.append(
+                    len(body["requests"]) if isinstance(body, dict) and isinstance(body.get("requests"), list) else 0
+                )
+                head = self._queue[0] if self._queue else None
+                if isinstance(head, GeminiError):  # queued errors answer embeddings too; turns wait for chat
+                    self._queue.popleft()
+                    return _error(head)
+            status, embedded = embeddings_reply(body, embed.group(2), usage=self.embedding_usage)
+            return status, {"content-type": "application/json; charset=UTF-8"}, iter([_json(embedded)])
         if method != "POST" or not (match or vertex):
             return _error(GeminiError(404, "NOT_FOUND", f"Method not found: {path}"))
         model, verb = (match.group(2), match.group(3)) if match else (vertex.group(4), vertex.group(5))  # type: ignore[union-attr]

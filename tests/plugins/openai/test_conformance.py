@@ -16,7 +16,7 @@ from .fake_openai import FakeOpenAI
 # The kit's error kinds -> the fake's reply kinds. OpenAI has no content-filter error on chat
 # prompts except the reasoning models' 400 ``invalid_prompt``; Azure's prompt filter is a 400
 # ``content_filter``; Azure has no "out of credit" reply of its own (quota is a 429 rate limit).
-OPENAI_ERRORS = {
+OPENAI_ERRORS: dict[str, str | None] = {
     "rate_limit": "rate_limit",
     "auth": "auth",
     "quota": "quota",
@@ -25,7 +25,7 @@ OPENAI_ERRORS = {
     "content_filter": "invalid_prompt",
     "server": "server_error",
 }
-AZURE_ERRORS = {**OPENAI_ERRORS, "quota": None, "content_filter": "content_filter"}
+AZURE_ERRORS: dict[str, str | None] = {**OPENAI_ERRORS, "quota": None, "content_filter": "content_filter"}
 
 
 class TestOpenAIConformance(ProviderConformance):

@@ -23,6 +23,7 @@ from llm_factory_core import (
     InsufficientQuotaError,
     LLMFactory,
     ModelConfig,
+    ProviderError,
     RateLimitError,
     ServerError,
 )
@@ -201,7 +202,7 @@ async def test_errors_are_typed_and_show_no_secret(http_transport: str, kind: st
         with pytest.raises((error_class, AllDeploymentsFailedError)) as info:
             await factory.embed_async("hi")
     error = info.value.last_error if isinstance(info.value, AllDeploymentsFailedError) else info.value
-    assert isinstance(error, error_class)
+    assert isinstance(error, error_class) and isinstance(error, ProviderError)
     assert error.provider == "openai"
     assert OPENAI_KEY not in str(info.value) and OPENAI_KEY not in repr(info.value)
 

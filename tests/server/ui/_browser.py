@@ -172,17 +172,17 @@ def read_png(path: Path) -> Image:
     previous = bytearray(stride)
     for y in range(height):
         start = y * (stride + 1)
-        kind, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
-        if kind == 1:  # Sub
+        filtering, line = raw[start], bytearray(raw[start + 1 : start + 1 + stride])
+        if filtering == 1:  # Sub
             for i in range(channels, stride):
                 line[i] = (line[i] + line[i - channels]) & 0xFF
-        elif kind == 2:  # Up
+        elif filtering == 2:  # Up
             line = bytearray((a + b) & 0xFF for a, b in zip(line, previous, strict=True))
-        elif kind == 3:  # Average
+        elif filtering == 3:  # Average
             for i in range(stride):
                 left = line[i - channels] if i >= channels else 0
                 line[i] = (line[i] + ((left + previous[i]) >> 1)) & 0xFF
-        elif kind == 4:  # Paeth
+        elif filtering == 4:  # Paeth
             for i in range(stride):
                 a = line[i - channels] if i >= channels else 0
                 b = previous[i]
@@ -191,7 +191,7 @@ def read_png(path: Path) -> Image:
                 pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
         else:
-            assert kind == 0, f"unknown PNG filter {kind}"
+            assert filtering == 0, f"unknown PNG filter {filtering}"
         out[y * stride : (y + 1) * stride] = line
         previous = line
     return Image(width, height, channels, bytes(out))

@@ -43,9 +43,7 @@ def start_gateway(upstream: Upstream, serve: Serve) -> Iterator[StartGateway]:
 
     def start(*, keyed: bool = False, chat: bool = True, **settings: Any) -> Gateway:
         """``chat``: send the 429 and the healthy request now (else the test sends them)."""
-        upstream.script(
-            "a", lambda r: error_reply(429, RATE_LIMITED, "rate_limit_exceeded", {"Retry-After": "60"})
-        )
+        upstream.script("a", lambda r: error_reply(429, RATE_LIMITED, "rate_limit_exceeded", {"Retry-After": "60"}))
         factory = make_factory(upstream, deployment("a", "gpt-4o"), deployment("b", "qwen-plus"))
         if keyed:
             settings["api_keys"] = [CLIENT_KEY]

@@ -54,6 +54,9 @@ def test_the_page_and_its_files_have_their_types_and_cache_headers(start_gateway
         assert plain.status_code == 200 and plain.headers["cache-control"] == "no-cache"
         assert plain.content == reply.content
     assert b"uPlot" in gw.http.get("/" + next(u for u in found if "uPlot.iife" in u)).content
+    # /ui/ goes to /ui: the page's relative URLs (ui/static/..., v1/...) resolve from /ui only.
+    slash = gw.http.get("/ui/")
+    assert slash.status_code == 307 and slash.headers["location"].endswith("/ui")
 
 
 @pytest.mark.parametrize("path", ["/ui/static/nothing.js", "/ui/static/index.html", "/ui/static/..%2f_router.py"])
@@ -146,20 +149,19 @@ class Source:
         return self.report
 
 
-REPORT = {
+SERIES: dict[str, Any] = {
+    "key": "team-search",
+    "model": "gpt-4o",
+    "requests": [3, 4],
+    "prompt_tokens": [300, 400],
+    "completion_tokens": [30, None],
+    "cost": [0.012, 0.02],
+}
+REPORT: dict[str, Any] = {
     "interval": 300,
     "currency": "USD",
     "t": [1_800_000_000.0, 1_800_000_300.0],
-    "series": [
-        {
-            "key": "team-search",
-            "model": "gpt-4o",
-            "requests": [3, 4],
-            "prompt_tokens": [300, 400],
-            "completion_tokens": [30, None],
-            "cost": [0.012, 0.02],
-        }
-    ],
+    "series": [SERIES],
 }
 
 
@@ -180,7 +182,7 @@ def test_usage_is_off_until_a_source_reports_it(start_gateway: StartGateway) -> 
     ("report", "message"),
     [
         ({**REPORT, "t": [1.0]}, "requests has 2 values for 1 times"),
-        ({**REPORT, "series": [{**REPORT["series"][0], "api_key": "sk-x"}]}, "Extra inputs are not permitted"),
+        ({**REPORT, "series": [{**SERIES, "api_key": "sk-x"}]}, "Extra inputs are not permitted"),
     ],
 )
 def test_a_malformed_usage_report_is_an_error_not_a_broken_page(
@@ -194,7 +196,9 @@ def test_a_malformed_usage_report_is_an_error_not_a_broken_page(
     assert message in caplog.text
 
 
-def test_a_usage_source_without_the_method_is_named(start_gateway: StartGateway, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_usage_source_without_the_method_is_named(
+    start_gateway: StartGateway, caplog: pytest.LogCaptureFixture
+) -> None:
     gw = start_gateway()
     setattr(gw.app.state, USAGE_ATTR, object())
     assert gw.http.get("/ui/api/usage").status_code == 500

@@ -109,7 +109,7 @@
       th.className = "name";
       th.textContent = s.name;
       tr.appendChild(th);
-      cell(tr, s.model_name);
+      cell(tr, s.model_name, "model");
       cell(tr, s.provider);
       var badge = document.createElement("span");
       badge.className = "badge " + s.state;
