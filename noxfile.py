@@ -28,7 +28,8 @@ PLUGINS = {
 def core(session: nox.Session) -> None:
     """The core alone (no extras): its tests use the openai plugin as the reference provider and
     the openai SDK as the oracle of the fault-injecting fake upstream."""
-    session.install("-e", ".", "-e", "plugins/llm-factory-openai", *TEST_TOOLS, "openai>=1.40")
+    # opentelemetry-sdk: a test tool (the tracing tests read spans back through its in-memory exporter)
+    session.install("-e", ".", "-e", "plugins/llm-factory-openai", *TEST_TOOLS, "openai>=1.40", "opentelemetry-sdk")
     session.run("pytest", "tests/core", *session.posargs)
 
 
@@ -51,7 +52,7 @@ def server(session: nox.Session) -> None:
         "-e",
         "plugins/llm-factory-openai",
         "-e",
-        "server",
+        "server[otel]",
         *TEST_TOOLS,
         "openai>=1.40",
         "langchain-openai>=0.2",

@@ -80,6 +80,7 @@ class Tracing:
         self.capture_content = capture_content
         """Record prompts and replies on spans (off: they often hold personal data)."""
         self.deployments = {d.name: d for d in deployments}
+        self._by_deployment: dict[str, tuple[str, dict[str, Any]]] = {}
 
     # -- the router's two entry points ----------------------------------------------------------
 
@@ -135,6 +136,25 @@ class Tracing:
             call.end(error if not isinstance(error, GeneratorExit) else None)
 
     # -- attributes -----------------------------------------------------------------------------
+
+    def deployment_attributes(self, deployment: Deployment) -> tuple[str, dict[str, Any]]:
+        """The upstream model and what an attempt span says of its deployment (computed once)."""
+        cached = self._by_deployment.get(deployment.name)
+        if cached is None:
+            model = deployment.settings.model or deployment.model_name
+            attributes: dict[str, Any] = {
+                "gen_ai.provider.name": provider_name(deployment),
+                "gen_ai.request.model": model,
+                "llm_factory.deployment": deployment.name,
+                "llm_factory.model_name": deployment.model_name,
+            }
+            host, port = _server(deployment)
+            if host:
+                attributes["server.address"] = host
+                if port:
+                    attributes["server.port"] = port
+            cached = self._by_deployment[deployment.name] = (model, attributes)
+        return cached
 
     def request_attributes(self, request: Any) -> dict[str, Any]:
         attributes: dict[str, Any] = {}
@@ -228,23 +248,15 @@ class _Attempt:
         self.error: BaseException | None = None
         self.first_chunk = False
         tracing = call.tracing
-        model = deployment.settings.model or deployment.model_name
-        attributes: dict[str, Any] = {
+        model, attributes = tracing.deployment_attributes(deployment)
+        attributes = {
+            **attributes,
             "gen_ai.operation.name": call.operation,
-            "gen_ai.provider.name": provider_name(deployment),
-            "gen_ai.request.model": model,
-            "llm_factory.deployment": deployment.name,
-            "llm_factory.model_name": deployment.model_name,
             "llm_factory.attempt": number,
             "llm_factory.failover": number > 1,
         }
         if call.stream:
             attributes["gen_ai.request.stream"] = True
-        host, port = _server(deployment)
-        if host:
-            attributes["server.address"] = host
-            if port:
-                attributes["server.port"] = port
         parent = tracing._trace.set_span_in_context(call.span)
         self.span: Span = tracing.tracer.start_span(
             f"{call.operation} {model}",

@@ -1,8 +1,9 @@
 """Who may call the gateway, decided the same way on every route.
 
-* **Client keys**: one reading of ``Authorization: Bearer <key>`` / ``api-key: <key>`` for every
-  route (chat, models, status, docs, metrics): the raw header bytes, compared in constant time.
-  Two ``Authorization`` (or two ``api-key``) headers are refused rather than one of them picked
+* **Client keys**: one reading of ``Authorization: Bearer <key>`` / ``api-key: <key>`` /
+  ``x-api-key: <key>`` (Anthropic's clients) for every route (chat, messages, models, status, docs,
+  metrics): the raw header bytes, compared in constant time, the first of those three that is sent.
+  Two ``Authorization`` (or two ``api-key``, or two ``x-api-key``) headers are refused rather than one of them picked
   (proxies and frameworks disagree on which one wins), and a key that is not printable ASCII is
   wrong without being compared (configured keys are printable ASCII, see ``ServerSettings``).
 * **Host allow-list**: the open gateway (no client keys) answers only the host names in
@@ -65,7 +66,9 @@ def _printable(key: bytes) -> bool:
 def unauthorized(presented: bytes | None, message: str | None = None) -> ErrorReply:
     if message is None:
         if presented is None:
-            message = "Missing API key: send it as 'Authorization: Bearer <key>' (or an 'api-key' header)."
+            message = (
+                "Missing API key: send it as 'Authorization: Bearer <key>' (or an 'api-key' or 'x-api-key' header)."
+            )
         else:
             message = "Incorrect API key provided."
     status, body, _ = simple(401, message, "invalid_request_error", "invalid_api_key")
@@ -81,7 +84,7 @@ def check_access(
     need_key = key and not gateway.open
     if hosts is None and not need_key and not (post and gateway.open):
         return None
-    host = content_type = authorization = api_key = None
+    host = content_type = authorization = api_key = x_api_key = None
     twice: bytes | None = None
     for name, value in headers:
         if name == b"host":
@@ -96,6 +99,10 @@ def check_access(
             if api_key is not None:
                 twice = b"api-key"
             api_key = value
+        elif name == b"x-api-key":
+            if x_api_key is not None:
+                twice = b"x-api-key"
+            x_api_key = value
     if hosts is not None and not _host_ok(host, hosts):
         shown = "no Host header" if host is None else f"Host {host[:100].decode('latin-1')!r}"
         return simple(
@@ -118,23 +125,25 @@ def check_access(
         return None
     if twice is not None:
         return unauthorized(None, f"Send the client key once: the request has more than one {twice.decode()} header.")
-    presented = _key(authorization, api_key)
+    presented = _key(authorization, api_key, x_api_key)
     if presented is not None and not _printable(presented):
         return unauthorized(presented)  # no configured key can match; not compared
     return None if gateway.authorized(presented) else unauthorized(presented)
 
 
-def _key(authorization: bytes | None, api_key: bytes | None) -> bytes | None:
+def _key(authorization: bytes | None, api_key: bytes | None, x_api_key: bytes | None = None) -> bytes | None:
     if authorization is not None and authorization[:7].lower() == b"bearer ":
         return authorization[7:].strip()
-    return api_key.strip() if api_key is not None else None
+    if api_key is not None:
+        return api_key.strip()
+    return x_api_key.strip() if x_api_key is not None else None
 
 
 def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
     """The client key a request presents, read as ``check_access`` reads it (None when there is
     none, or when it is sent twice). For routes that need to know *which* key called (ownership
     of stored objects); ``check_access`` has already decided whether it is a valid one."""
-    authorization = api_key = None
+    authorization = api_key = x_api_key = None
     for name, value in headers:
         if name == b"authorization":
             if authorization is not None:
@@ -144,7 +153,11 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
             if api_key is not None:
                 return None
             api_key = value
-    return _key(authorization, api_key)
+        elif name == b"x-api-key":
+            if x_api_key is not None:
+                return None
+            x_api_key = value
+    return _key(authorization, api_key, x_api_key)
 
 
 async def send_reply(send: Any, reply: ErrorReply) -> None:

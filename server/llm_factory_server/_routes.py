@@ -17,7 +17,7 @@ from ._access import check_access
 from ._chat import ChatCompletions
 from ._errors import ErrorReply, from_exception
 from ._gateway import Gateway, gateway_for
-from .doors import create_embeddings_router, create_responses_router
+from .doors import create_embeddings_router, create_messages_router, create_responses_router
 
 __all__ = ["create_router", "router"]
 
@@ -49,6 +49,7 @@ def create_router() -> APIRouter:
     # (Starlette runs a non-function endpoint as an ASGI app; the annotation only knows functions.)
     api.add_route("/chat/completions", ChatCompletions(), methods=["POST"], name="chat_completions")  # type: ignore[arg-type]
     api.include_router(create_responses_router())
+    api.include_router(create_messages_router())
     api.include_router(create_embeddings_router())
 
     @api.get("/models", summary="List the configured model names (OpenAI's list shape)")

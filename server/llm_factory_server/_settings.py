@@ -24,7 +24,7 @@ class ServerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     api_keys: list[SecretStr] = []
-    """Client keys accepted as ``Authorization: Bearer <key>`` or ``api-key: <key>``; empty: open.
+    """Client keys accepted as ``Authorization: Bearer <key>``, ``api-key: <key>`` or ``x-api-key: <key>``; empty: open.
     Printable ASCII without spaces; a blank one (``${GATEWAY_KEY}`` set to nothing) is an error,
     never a silently open gateway."""
     allowed_hosts: list[str] | None = None

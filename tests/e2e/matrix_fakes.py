@@ -18,10 +18,12 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import httpx
+from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletionChunk as OpenAIChunk
 
 from llm_factory_core import ChatCompletionChunk, ModelConfig
 from llm_factory_core.testing import serve_handler
-from tests.plugins.claude.fake_claude import FakeAnthropic, Fail, sign_thinking
+from tests.plugins.claude.fake_claude import Fail, FakeBedrock, sign_thinking
 from tests.plugins.claude.fake_claude import Reply as ClaudeReply
 from tests.plugins.deepseek.fake_deepseek import FakeDeepSeek
 from tests.plugins.deepseek.fake_deepseek import Reply as DeepSeekReply
@@ -219,13 +221,16 @@ class DeepSeekUpstream(Upstream):
 
 
 class ClaudeUpstream(Upstream):
+    """Claude on Bedrock with SigV4 access keys and a cross-region inference profile id (its ``:``
+    must stay ``%3A`` in the signed path on both transports)."""
+
     name = "claude"
-    model = "claude-sonnet-4-5-20250929"
-    key = "sk-ant-matrix-key-0001"
+    model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    access_key, secret = "AKIDMATRIXKEY0001", "bedrock-matrix-secret-0001"
     redacted = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpPkNRj2YfWXGmKDxH4mPnZ5sQ7vB4URj"
 
-    def new_fake(self) -> FakeAnthropic:
-        return FakeAnthropic(api_keys={self.key})
+    def new_fake(self) -> FakeBedrock:
+        return FakeBedrock(region="us-east-1", credentials={self.access_key: (self.secret, None)})
 
     def new_call_id(self) -> str:
         return "toolu_01" + uuid.uuid4().hex[:22]
@@ -235,8 +240,8 @@ class ClaudeUpstream(Upstream):
 
     def config(self, model_name: str) -> ModelConfig:
         return ModelConfig.model_validate(
-            {"provider": "claude", "model_name": model_name, "model": self.model, "mode": "anthropic",
-             "api_key": self.key, "api_base": self.base}
+            {"provider": "claude", "model_name": model_name, "model": self.model, "aws_region": "us-east-1",
+             "aws_access_key_id": self.access_key, "aws_secret_access_key": self.secret, "api_base": self.base}
         )  # fmt: skip
 
     @property
@@ -266,7 +271,8 @@ class ClaudeUpstream(Upstream):
         self.fake.script.append(ClaudeReply.text(text))
 
     def script_failure(self) -> None:
-        self.fake.script.append(Fail("overloaded_error", "Overloaded"))  # Anthropic's 529
+        # Bedrock's 503 (botocore's bedrock-runtime service model lists it for InvokeModel).
+        self.fake.script.append(Fail("ServiceUnavailableException", "Bedrock is unable to process your request."))
 
     def bodies(self) -> list[dict[str, Any]]:
         return list(self.fake.bodies)
@@ -276,6 +282,7 @@ class ClaudeUpstream(Upstream):
         assert message["thinking_blocks"] == self.blocks()
         assert message["reasoning_content"] == self.thinking
         assert message["tool_calls"][0]["id"] == self.call_id
+        assert self.bodies()[-1]["thinking"]["type"] == "enabled"  # reasoning_effort turned it on
 
     def check_continuation(self, body: dict[str, Any], origin: Upstream, keeps: bool) -> None:
         roles = [m["role"] for m in body["messages"]]
@@ -401,32 +408,15 @@ def served_upstreams() -> Iterator[dict[str, Upstream]]:
 
 
 def assemble(chunks: list[ChatCompletionChunk]) -> dict[str, Any]:
-    """The assistant message an OpenAI client builds from stream deltas, the way the openai SDK's
-    stream helpers accumulate them: strings appended, tool calls merged by ``index``, other fields
-    of a tool call kept (``extra_content``), and the extra fields of the conventions:
-    ``reasoning_content`` appended, ``thinking_blocks`` collected in order."""
-    message: dict[str, Any] = {"role": "assistant"}
-    calls: dict[int, dict[str, Any]] = {}
+    """The assistant message an OpenAI client builds from stream deltas: what the openai SDK's
+    stream helpers (``client.chat.completions.stream``) accumulate, as the SDK's own
+    ``ChatCompletionStreamState`` does it (strings appended, list entries merged by ``index``,
+    other fields kept: ``reasoning_content``, ``thinking_blocks``, a tool call's
+    ``extra_content``), dumped as a client sends it back."""
+    state = ChatCompletionStreamState()
     for chunk in chunks:
-        for choice in chunk.choices:
-            delta = choice.delta.model_dump(exclude_none=True)
-            for name in ("content", "reasoning_content"):
-                if isinstance(delta.get(name), str):
-                    message[name] = message.get(name, "") + delta[name]
-            for block in delta.get("thinking_blocks") or []:
-                message.setdefault("thinking_blocks", []).append(block)
-            for call in delta.get("tool_calls") or []:
-                slot = calls.setdefault(call["index"], {"type": "function", "function": {}})
-                for key, value in call.items():
-                    if key == "function":
-                        for part, text in value.items():
-                            slot["function"][part] = slot["function"].get(part, "") + text
-                    elif key == "id":
-                        slot["id"] = slot.get("id", "") + value
-                    elif key != "index":
-                        slot[key] = value
-    if calls:
-        message["tool_calls"] = [calls[i] for i in sorted(calls)]
+        state.handle_chunk(OpenAIChunk.model_validate(chunk.model_dump(exclude_none=True)))
+    message: dict[str, Any] = state.current_completion_snapshot.choices[0].message.model_dump(exclude_none=True)
     return message
 
 

@@ -145,9 +145,8 @@ def _tool_use_blocks(tool_calls: Iterable[dict[str, Any]]) -> list[dict[str, Any
                 ) from None
         if not isinstance(parsed, dict):
             raise RequestError(f"tool call {call.get('id')!r}: arguments must be a JSON object")
-        blocks.append(
-            {"type": "tool_use", "id": _tool_id(call.get("id")), "name": function.get("name"), "input": parsed}
-        )
+        block = {"type": "tool_use", "id": _tool_id(call.get("id")), "name": function.get("name"), "input": parsed}
+        blocks.append(_cache_control(call, block))
     return blocks
 
 
@@ -158,7 +157,7 @@ def _tool_result_block(message: dict[str, Any], *, allow_urls: bool) -> dict[str
         block["content"] = content
     if message.get("is_error"):
         block["is_error"] = True
-    return block
+    return _cache_control(message, block)
 
 
 def _system_blocks(message: Mapping[str, Any]) -> list[dict[str, Any]]:

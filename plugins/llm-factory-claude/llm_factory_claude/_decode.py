@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from llm_factory_core import ChatCompletion, ChatCompletionChunk
+from llm_factory_core.dialects.anthropic import usage_from_anthropic
 from llm_factory_core.providers import new_completion_id
 
 from ._json_mode import JSON_TOOL, JsonMode
@@ -46,30 +47,6 @@ def map_stop_reason(reason: str | None) -> str | None:
         return _STOP_REASONS[reason]
     log.warning("unknown Claude stop_reason %r mapped to 'stop'", reason)
     return "stop"
-
-
-def usage_from_anthropic(usage: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Claude's input_tokens excludes cache reads and writes; OpenAI's prompt_tokens includes them.
-    Reads are ``cached_tokens``, writes ``cache_write_tokens`` (openai-python's CompletionUsage)."""
-    if not usage:
-        return None
-    cached = int(usage.get("cache_read_input_tokens") or 0)
-    written = int(usage.get("cache_creation_input_tokens") or 0)
-    prompt = int(usage.get("input_tokens") or 0) + cached + written
-    completion = int(usage.get("output_tokens") or 0)
-    out: dict[str, Any] = {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-    }
-    details = {}
-    if cached:
-        details["cached_tokens"] = cached
-    if written:
-        details["cache_write_tokens"] = written
-    if details:
-        out["prompt_tokens_details"] = details
-    return out
 
 
 def _guardrail_intervened(data: dict[str, Any]) -> bool:
@@ -129,8 +106,10 @@ def decode_message(data: Any, *, model: str, json_answer: JsonMode | None = None
     if finish == "tool_calls" and not tool_calls:
         finish = "stop"  # the forced JSON tool: an answer, not a call to make
     choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish or "stop"}
-    if data.get("stop_reason") == "pause_turn":
-        choice["stop_reason"] = "pause_turn"
+    if data.get("stop_reason") in ("pause_turn", "stop_sequence"):
+        choice["stop_reason"] = data["stop_reason"]  # what chat's finish_reason cannot say
+        if data.get("stop_sequence"):
+            choice["stop_sequence"] = data["stop_sequence"]
     return ChatCompletion.model_validate(
         {
             "id": data.get("id") or new_completion_id(),
@@ -150,7 +129,7 @@ class MessagesStreamState:
     after ``message_delta`` still finishes (``close``). Tool calls get OpenAI indices: the ordinal
     of the tool call, not Claude's content block index. Thinking text streams as
     ``reasoning_content``; at each thinking block's end one delta carries the whole block
-    (signature included) in ``thinking_blocks``.
+    (signature included, and its ``index`` among the turn's blocks) in ``thinking_blocks``.
     """
 
     def __init__(self, model: str, *, include_usage: bool, json_answer: JsonMode | None = None) -> None:
@@ -163,6 +142,7 @@ class MessagesStreamState:
         self.include_usage = include_usage
         self.usage: dict[str, Any] = {}
         self.stop_reason: str | None = None
+        self.stop_sequence: str | None = None
         self.guardrail = False
         self.finished = False
         self._tool_index: dict[int, int] = {}
@@ -201,6 +181,7 @@ class MessagesStreamState:
             return self._block_stop(int(event.get("index", 0)))
         if kind == "message_delta":
             self.stop_reason = (event.get("delta") or {}).get("stop_reason") or self.stop_reason
+            self.stop_sequence = (event.get("delta") or {}).get("stop_sequence") or self.stop_sequence
             self.usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
             if _guardrail_intervened(event):
                 self.guardrail = True
@@ -268,7 +249,11 @@ class MessagesStreamState:
             if block is None:
                 return []
             self.thinking_blocks.append(block)
-            return [self._chunk({"thinking_blocks": [block]})]
+            # An ``index`` (the block's place in the turn), as list deltas of dicts carry in
+            # OpenAI's shape: the openai SDK's stream helpers (``accumulate_delta``) raise
+            # "Expected list delta entry to have an `index` key" on a second block without one.
+            # The encoder drops it again (``_thinking._clean``).
+            return [self._chunk({"thinking_blocks": [{**block, "index": len(self.thinking_blocks) - 1}]})]
         if self._json_parts and index == self._json_block:
             return self._json_end()
         return []
@@ -300,8 +285,10 @@ class MessagesStreamState:
         if finish == "tool_calls" and not self._tool_index:
             finish = "stop"  # the forced JSON tool: an answer, not a call to make
         out = [self._chunk({}, finish)]
-        if self.stop_reason == "pause_turn":  # as in chat: the choice says why it stopped
-            out[0].choices[0].stop_reason = "pause_turn"  # type: ignore[attr-defined]
+        if self.stop_reason in ("pause_turn", "stop_sequence"):  # as in chat: the choice says why it stopped
+            out[0].choices[0].stop_reason = self.stop_reason  # type: ignore[attr-defined]
+            if self.stop_sequence:
+                out[0].choices[0].stop_sequence = self.stop_sequence  # type: ignore[attr-defined]
         if self.include_usage:
             # OpenAI's shape: a last chunk with empty choices that carries the usage.
             usage = usage_from_anthropic(self.usage) or usage_from_anthropic({"output_tokens": 0})

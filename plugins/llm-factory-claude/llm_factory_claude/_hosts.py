@@ -10,7 +10,7 @@ import base64
 import binascii
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -37,7 +37,7 @@ from ._settings import (
     bedrock_region,
 )
 
-__all__ = ["AnthropicHost", "BedrockHost", "Host"]
+__all__ = ["AnthropicHost", "BedrockHost", "Host", "request_betas"]
 
 log = logging.getLogger("llm_factory_claude")
 
@@ -61,7 +61,8 @@ class Host:
     async def auth(self) -> httpx.Auth | None:
         return None
 
-    def headers(self, *, stream: bool) -> dict[str, str]:
+    def headers(self, *, stream: bool, betas: Sequence[str] = ()) -> dict[str, str]:
+        """``betas``: the request's own ``anthropic_beta`` flags (beside the deployment's)."""
         raise NotImplementedError
 
     def finish_body(self, body: dict[str, Any], request: ChatRequest, *, stream: bool) -> dict[str, Any]:
@@ -148,7 +149,7 @@ class BedrockHost(Host):
             self._auth = SigV4Auth(self.credentials, region, on_error)
         return self._auth
 
-    def headers(self, *, stream: bool) -> dict[str, str]:
+    def headers(self, *, stream: bool, betas: Sequence[str] = ()) -> dict[str, str]:
         headers = {"accept": "application/json"}
         if stream:
             headers = {"x-amzn-bedrock-accept": "application/json"}
@@ -161,8 +162,9 @@ class BedrockHost(Host):
 
     def finish_body(self, body: dict[str, Any], request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         out = {"anthropic_version": self.settings.anthropic_version or BEDROCK_ANTHROPIC_VERSION, **body}
-        if self.settings.anthropic_beta:
-            out["anthropic_beta"] = list(self.settings.anthropic_beta)
+        betas = _merged_betas(self.settings.anthropic_beta, out.pop("anthropic_beta", None))
+        if betas:  # Bedrock takes betas in the body, the deployment's and the request's own
+            out["anthropic_beta"] = betas
         out.pop("model", None)
         out.pop("stream", None)
         return out
@@ -197,6 +199,20 @@ class BedrockHost(Host):
             raise self._make_error(
                 UpstreamConnectionError, f"corrupt event stream from Bedrock ({type(exc).__name__})", {}
             ) from None
+
+
+def request_betas(body: dict[str, Any]) -> list[str]:
+    """The request's own beta flags (the ``anthropic_beta`` extra, a list or a comma list)."""
+    raw = body.get("anthropic_beta")
+    items = raw.split(",") if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    return [str(b).strip() for b in items if str(b).strip()]
+
+
+def _merged_betas(configured: Sequence[str] | None, given: Any) -> list[str]:
+    extra = request_betas({"anthropic_beta": list(given) if isinstance(given, tuple) else given})
+    merged = list(configured or [])
+    merged += [b for b in extra if b not in merged]
+    return merged
 
 
 def json_bytes(message: str) -> bytes:
@@ -239,11 +255,15 @@ class AnthropicHost(Host):
     async def url(self, *, stream: bool) -> str:
         return self._url
 
-    def headers(self, *, stream: bool) -> dict[str, str]:
-        return self._headers
+    def headers(self, *, stream: bool, betas: Sequence[str] = ()) -> dict[str, str]:
+        if not betas:
+            return self._headers
+        merged = _merged_betas(self.settings.anthropic_beta, betas)
+        return {**self._headers, "anthropic-beta": ",".join(merged)}
 
     def finish_body(self, body: dict[str, Any], request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         out = {"model": self.settings.model, **body}
+        out.pop("anthropic_beta", None)  # a header on Anthropic's API (``headers``), never a body field
         if stream:
             out["stream"] = True
         if request.user and "metadata" not in out:

@@ -28,11 +28,17 @@ from llm_factory_core.providers import (
 from ._aws import scrub_sigv4
 from ._codec import RequestError, encode_messages_request, json_answer_mode
 from ._decode import MessagesStreamState, decode_message
-from ._hosts import AnthropicHost, BedrockHost, Host
+from ._hosts import AnthropicHost, BedrockHost, Host, request_betas
 from ._rules import CLAUDE_RULES
 from ._settings import ClaudeSettings, auth_kind, resolve_mode
 
 __all__ = ["ClaudeProvider"]
+
+# anthropic-sdk-python types/message_count_tokens_params.py: the prompt's fields, no sampling ones.
+_COUNT_FIELDS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control",
+     "mcp_servers", "context_management"}
+)  # fmt: skip
 
 
 class ClaudeProvider(Provider):
@@ -119,8 +125,9 @@ class ClaudeProvider(Provider):
             )
         except RequestError as exc:
             raise self.error(BadRequestError, str(exc)) from None
+        betas = request_betas(body)  # a request's own flags: a header on Anthropic, the body on Bedrock
         body = self.host.finish_body(body, request, stream=stream)
-        return await self.host.url(stream=stream), body, self.host.headers(stream=stream)
+        return await self.host.url(stream=stream), body, self.host.headers(stream=stream, betas=betas)
 
     def _json_answer(self, request: ChatRequest) -> Any:
         return json_answer_mode(request, model=self.settings.model, structured_output=self.settings.structured_output)
@@ -134,6 +141,18 @@ class ClaudeProvider(Provider):
             return decode_message(data, model=self.settings.model, json_answer=self._json_answer(request))
         except ValueError:
             raise self.error(ServerError, "upstream sent a reply that is not a Claude message") from None
+
+    async def count_tokens(self, request: ChatRequest) -> int | None:
+        """The request's input tokens by Anthropic's own counter (``POST /v1/messages/count_tokens``,
+        which takes the Messages body's prompt fields only); None on Bedrock (no counter here)."""
+        if not isinstance(self.host, AnthropicHost):
+            return None
+        url, body, headers = await self._prepare(request, stream=False)
+        counted = {k: v for k, v in body.items() if k in _COUNT_FIELDS}
+        data = await self.post_json(url + "/count_tokens", counted, headers, auth=await self.host.auth())
+        if not isinstance(data, dict) or not isinstance(data.get("input_tokens"), int):
+            raise self.error(ServerError, "upstream sent a count_tokens reply without input_tokens")
+        return int(data["input_tokens"])
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         url, body, headers = await self._prepare(request, stream=True)

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from llm_factory_core.dialects.anthropic import thinking_block
 from llm_factory_core.providers import reasoning_memory
 
 from ._models import ModelInfo
@@ -92,16 +93,10 @@ def fit_max_tokens(body: dict[str, Any], info: ModelInfo) -> None:
     body["thinking"] = {**thinking, "budget_tokens": max(MIN_BUDGET, limit - max(MIN_BUDGET, limit // 4))}
 
 
-def _clean(block: Any) -> dict[str, Any] | None:
-    """A client's thinking block, reduced to the fields Claude defines (exactly as Claude sent them)."""
-    if not isinstance(block, Mapping):
-        return None
-    kind = block.get("type")
-    if kind == "thinking" and isinstance(block.get("signature"), str) and block["signature"]:
-        return {"type": "thinking", "thinking": str(block.get("thinking") or ""), "signature": block["signature"]}
-    if kind == "redacted_thinking" and isinstance(block.get("data"), str) and block["data"]:
-        return {"type": "redacted_thinking", "data": block["data"]}
-    return None  # unsigned thinking (another provider's reasoning) cannot go back to Claude
+# A client's thinking block, reduced to the fields Claude defines (exactly as Claude sent them);
+# unsigned thinking (another provider's reasoning) cannot go back to Claude. The Messages
+# dialect's own helper: the gateway's /v1/messages door reads blocks the same way.
+_clean = thinking_block
 
 
 def client_blocks(message: Mapping[str, Any]) -> list[dict[str, Any]] | None:

@@ -18,7 +18,6 @@ import hashlib
 import math
 from collections.abc import AsyncIterator
 from importlib import resources
-from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
@@ -173,12 +172,12 @@ def create_ui_router(*, interval: float = DEFAULT_INTERVAL, window: float = DEFA
     check_period(interval, window)  # a bad value fails here, not when the app starts
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         recorder = Recorder(gateway_for(app).factory, interval=interval, window=window)
         setattr(app.state, RECORDER_ATTR, recorder)
         task = asyncio.create_task(recorder.run(), name="llm-factory status page recorder")
         try:
-            yield {}
+            yield  # no lifespan state: servers without "state" support still run the app
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

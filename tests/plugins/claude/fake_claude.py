@@ -621,8 +621,21 @@ ANTHROPIC_ERRORS = {
 }
 
 
+COUNT_PATH = "/v1/messages/count_tokens"
+COUNT_KEYS = {
+    "model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control",
+    "mcp_servers", "context_management",
+}  # fmt: skip
+
+
+def fake_token_count(body: dict[str, Any]) -> int:
+    """The fake's own count: a fixed function of the prompt (a test can tell it from an estimate)."""
+    prompt = {k: body.get(k) for k in ("system", "messages", "tools")}
+    return len(json.dumps(prompt, sort_keys=True)) // 3 + 7
+
+
 class FakeAnthropic:
-    """Anthropic's ``POST /v1/messages``."""
+    """Anthropic's ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``."""
 
     def __init__(self, *, api_keys: set[str] | None = None) -> None:
         self.api_keys = api_keys if api_keys is not None else {"sk-ant-test-key-0001"}
@@ -637,7 +650,7 @@ class FakeAnthropic:
     def render(self, request: httpx.Request, reply: Reply | Fail) -> httpx.Response:
         if isinstance(reply, Fail):
             return self.error(reply.code, reply.message, reply.headers)
-        if request.method != "POST" or request.url.path != "/v1/messages":
+        if request.method != "POST" or request.url.path not in ("/v1/messages", COUNT_PATH):
             return self.error("not_found_error", f"Not found: {request.url.path}")
         # The documented x-api-key header, or a bearer token (how anthropic-python 2.x sends keys).
         bearer = request.headers.get("authorization", "")
@@ -652,6 +665,8 @@ class FakeAnthropic:
         except ValueError:
             return self.error("invalid_request_error", "There was an issue with the request body")
         self.bodies.append(body)
+        if request.url.path == COUNT_PATH:
+            return self.count_tokens(body)
         problem = "model: Field required" if not body.get("model") else check_body(body, body["model"], bedrock=False)
         if problem:
             return self.error("invalid_request_error", problem)
@@ -662,6 +677,21 @@ class FakeAnthropic:
             content=json.dumps(message_json(reply, body["model"], bedrock=False)).encode(),
             headers={"content-type": "application/json", "request-id": "req_" + uuid.uuid4().hex[:20]},
         )
+
+    def count_tokens(self, body: dict[str, Any]) -> httpx.Response:
+        """``POST /v1/messages/count_tokens``: the prompt's fields only (sampling fields such as
+        max_tokens are refused), answered ``{"input_tokens": n}`` (docs.claude.com/en/api/
+        messages-count-tokens; anthropic-sdk-python types/message_count_tokens_params.py and
+        message_tokens_count.py)."""
+        for key in body:
+            if key not in COUNT_KEYS:
+                return self.error("invalid_request_error", f"{key}: Extra inputs are not permitted")
+        if not body.get("model"):
+            return self.error("invalid_request_error", "model: Field required")
+        problem = _check_messages(body) or _check_cache(body)
+        if problem:
+            return self.error("invalid_request_error", problem)
+        return httpx.Response(200, json={"input_tokens": fake_token_count(body)})
 
     def stream(self, reply: Reply, model: str) -> httpx.Response:
         events = stream_events(reply, model, bedrock=False)

@@ -9,6 +9,8 @@ import uuid
 from typing import Any
 
 import pytest
+from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletionChunk as OpenAIChunk
 
 from llm_factory_claude._codec import encode_messages_request
 from llm_factory_claude._decode import MessagesStreamState, decode_message
@@ -77,8 +79,17 @@ def test_a_stream_s_thinking_arrives_as_text_and_whole_blocks() -> None:
     chunks = [c for e in events for c in state.feed(e)]
     deltas = [c.choices[0].delta for c in chunks if c.choices]
     assert "".join(d.get("reasoning_content") or "" for d in deltas) == expected_blocks()[0]["thinking"]
-    assert [b for d in deltas for b in d.get("thinking_blocks") or []] == expected_blocks()
+    # Each whole block with its place in the turn: list deltas of dicts need an ``index``.
+    indexed = [{**b, "index": i} for i, b in enumerate(expected_blocks())]
+    assert [b for d in deltas for b in d.get("thinking_blocks") or []] == indexed
     assert reasoning_memory.recall(MEMORY_KIND, call_id) == expected_blocks()
+    # The openai SDK's stream helpers accumulate them (without the index they raise
+    # "Expected list delta entry to have an `index` key" at the second block).
+    sdk = ChatCompletionStreamState()
+    for chunk in chunks:
+        sdk.handle_chunk(OpenAIChunk.model_validate(chunk.model_dump(exclude_none=True)))
+    message = sdk.current_completion_snapshot.choices[0].message.model_dump(exclude_none=True)
+    assert message["thinking_blocks"] == indexed
 
 
 def second_turn(first: dict[str, Any], *, keep_blocks: bool) -> list[dict[str, Any]]:
@@ -127,7 +138,7 @@ async def test_thinking_and_tool_use_round_trip(
             first = from_chunks([c async for c in f.stream_async("Weather in Paris?", **params)])
         else:
             first = (await f.chat_async("Weather in Paris?", **params)).choices[0].message.model_dump(exclude_none=True)
-        assert first["thinking_blocks"] == expected_blocks()
+        assert [{k: v for k, v in b.items() if k != "index"} for b in first["thinking_blocks"]] == expected_blocks()
         reply = await f.chat_async(second_turn(first, keep_blocks=keep_blocks), **params)
     assert reply.choices[0].message.content == "21C in Paris."
     assistant = fake.bodies[-1]["messages"][1]["content"]

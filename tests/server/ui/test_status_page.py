@@ -54,7 +54,7 @@ def test_the_page_shows_every_deployment_and_the_cooldown(start_gateway: StartGa
     iso = datetime.fromtimestamp(until, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     assert shown.attrs["datetime"] == iso
     assert time.strftime("%I:%M:%S", time.gmtime(until)) in shown.text  # chromium runs with TZ=UTC
-    left = re.search(r"\(in (\d+) s\)", shown.text)
+    left = re.search(r"\u00a0\(in (\d+) s\)", shown.text)
     assert left is not None and 40 <= int(left.group(1)) <= 60, shown.text
     numbers = [td.text for td in a.find_all("td", cls="num")]
     assert numbers == ["0", "0", "1", "100.0 %", "\u2014"]  # in flight, successes, failures, rate, latency

@@ -120,7 +120,11 @@
         var time = document.createElement("time");
         time.dateTime = new Date(s.until * 1000).toISOString();
         time.setAttribute("data-until", String(s.until));
-        time.textContent = fmtTime(s.until) + " (" + fmtIn(s.until) + ")";
+        [fmtTime(s.until), "\u00a0(" + fmtIn(s.until) + ")"].forEach(function (part) {
+          var span = document.createElement("span");
+          span.textContent = part;
+          time.appendChild(span);
+        });
         until.appendChild(time);
       } else {
         until.textContent = "\u2014";

@@ -1,0 +1,228 @@
+"""``POST /messages`` and ``POST /messages/count_tokens``: Anthropic's Messages API over every
+provider, a thin adapter from HTTP to the Messages dialect codec and the router.
+
+The request becomes a ``ChatRequest`` (``llm_factory_core.dialects.anthropic``), so routing,
+failover and health are exactly those of chat completions. When every deployment the model can
+reach (its fallbacks included) speaks Messages itself (Claude), Anthropic's own fields (``thinking``,
+``top_k``, server tools, ``anthropic-beta``...) ride unchanged; otherwise ``thinking`` becomes
+``reasoning_effort`` and what has no effect is named in the ``x-llm-factory-ignored`` reply header.
+Client keys come as ``x-api-key`` or ``Authorization: Bearer`` (``_access``); errors use Anthropic's
+envelope and statuses (``overloaded_error`` 529 when no deployment is available). A stream's status
+is chosen at its first content; a failure after that ends it with an ``error`` event.
+
+``count_tokens`` asks the first deployment with a counter of its own (Claude on Anthropic's API);
+elsewhere it answers a documented estimate (``estimate_input_tokens``) and says so in the
+``x-llm-factory-token-count`` header.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from llm_factory_core import ChatCompletionChunk, ChatRequest, LLMFactoryError
+from llm_factory_core.dialects import MessagesEventStream, chat_request_from_messages, message_from_completion
+from llm_factory_core.dialects.anthropic import estimate_input_tokens, new_message_id
+from llm_factory_core.providers import json_dumps as dumps
+
+from .._access import check_access
+from .._errors import ErrorReply, from_exception
+from .._gateway import Gateway, gateway_for
+
+__all__ = ["ESTIMATE_HEADER", "NATIVE_PROVIDERS", "anthropic_error", "create_messages_router"]
+
+log = logging.getLogger("llm_factory_server")
+
+_JSON = "application/json"
+NATIVE_PROVIDERS = frozenset({"claude"})
+"""Providers whose upstream speaks Messages and reads Anthropic's own fields from request extras."""
+ESTIMATE_HEADER = "x-llm-factory-token-count"
+_ESTIMATE = "estimate: ceil(characters/4) + 4 per message + 1600 per image"
+
+# Anthropic's error types by status (docs.claude.com/en/api/errors; anthropic-sdk-python types/shared).
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+_KEPT_HEADERS = frozenset({b"retry-after", b"www-authenticate"})
+
+
+def _error_body(kind: str, message: str) -> bytes:
+    data: bytes = dumps({"type": "error", "error": {"type": kind, "message": message}})
+    return data
+
+
+def _error_of(status: int, body: bytes) -> tuple[int, str, str]:
+    """Anthropic's status, error type and message for one of the gateway's (OpenAI-shaped) errors.
+    No deployment available (503) is Anthropic's "overloaded" (529), which its clients retry."""
+    try:
+        message = str(json.loads(body)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        message = "The gateway failed to answer."
+    if status == 503:
+        status = 529
+    kind = _ERROR_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
+    return status, kind, message
+
+
+def anthropic_error(reply: ErrorReply) -> Response:
+    """One of the gateway's error replies in Anthropic's envelope (its retry-after kept)."""
+    status, kind, message = _error_of(reply[0], reply[1])
+    headers = {k.decode(): v.decode() for k, v in reply[2] if k in _KEPT_HEADERS}
+    return Response(_error_body(kind, message), status_code=status, media_type=_JSON, headers=headers)
+
+
+def _invalid(message: str) -> Response:
+    return Response(_error_body("invalid_request_error", message), status_code=400, media_type=_JSON)
+
+
+def _reachable(gateway: Gateway, model: str) -> list[Any]:
+    """The deployments a request for ``model`` can reach: its own, then its fallbacks'."""
+    router = gateway.factory.router
+    names = [model, *router.settings.fallbacks.get(model, [])]
+    return [d for name in names for d in router.groups.get(name, [])]
+
+
+def _native(gateway: Gateway, model: str) -> bool:
+    deployments = _reachable(gateway, model)
+    return bool(deployments) and all(d.provider_key in NATIVE_PROVIDERS for d in deployments)
+
+
+def _betas(request: Request) -> list[str]:
+    values = request.headers.getlist("anthropic-beta")
+    return [b.strip() for value in values for b in value.split(",") if b.strip()]
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    data: bytes = dumps(event)
+    return b"event: " + str(event["type"]).encode() + b"\ndata: " + data + b"\n\n"
+
+
+async def _read(request: Request, *, count_only: bool) -> tuple[Gateway, Any] | Response:
+    """Access, the body, and its chat request with the reply headers; or the error reply."""
+    gateway = gateway_for(request.app)
+    denied = check_access(gateway, request.scope["headers"], post=True)
+    if denied is not None:
+        return anthropic_error(denied)
+    if len(await request.body()) > gateway.settings.max_body_bytes:
+        limit = gateway.settings.max_body_bytes
+        reply = Response(
+            _error_body("request_too_large", f"The request body is larger than this gateway accepts ({limit} bytes)."),
+            status_code=413,
+            media_type=_JSON,
+        )
+        return reply
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        return _invalid("The request body is not valid JSON.")
+    if not isinstance(body, dict):
+        return _invalid("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return _invalid("model: Field required (a configured model name)")
+    try:
+        parsed = chat_request_from_messages(
+            body, native=_native(gateway, model), betas=_betas(request), count_only=count_only
+        )
+    except LLMFactoryError as exc:
+        return anthropic_error(from_exception(exc))
+    headers = {"x-llm-factory-ignored": ",".join(parsed.ignored)} if parsed.ignored else {}
+    return gateway, (body, parsed.chat, headers)
+
+
+def create_messages_router() -> APIRouter:
+    api = APIRouter()
+
+    @api.post("/messages", summary="Create a message (Anthropic's Messages API)")
+    async def create(request: Request) -> Response:
+        read = await _read(request, count_only=False)
+        if isinstance(read, Response):
+            return read
+        gateway, (_, chat, headers) = read
+        if chat.stream:
+            return await _stream(gateway, chat, headers)
+        try:
+            completion = await gateway.factory.chat_async(chat)
+        except LLMFactoryError as exc:
+            return anthropic_error(from_exception(exc))
+        return Response(dumps(message_from_completion(completion)), media_type=_JSON, headers=headers)
+
+    @api.post("/messages/count_tokens", summary="Count a message's input tokens (Anthropic's API)")
+    async def count_tokens(request: Request) -> Response:
+        read = await _read(request, count_only=True)
+        if isinstance(read, Response):
+            return read
+        gateway, (body, chat, headers) = read
+        try:
+            counted = await _count(gateway, chat)
+        except LLMFactoryError as exc:
+            return anthropic_error(from_exception(exc))
+        if counted is None:
+            counted, headers[ESTIMATE_HEADER] = estimate_input_tokens(body), _ESTIMATE
+        else:
+            headers[ESTIMATE_HEADER] = "provider"
+        return Response(dumps({"input_tokens": counted}), media_type=_JSON, headers=headers)
+
+    return api
+
+
+async def _count(gateway: Gateway, chat: ChatRequest) -> int | None:
+    """The first counter a deployment of the model has (a provider's ``count_tokens``), or None."""
+    providers = gateway.factory.providers()
+    for deployment in _reachable(gateway, str(chat.model)):
+        counter = getattr(providers.get(deployment.name), "count_tokens", None)
+        if counter is not None:
+            counted = await counter(chat)
+            if counted is not None:
+                return int(counted)
+    return None
+
+
+async def _stream(gateway: Gateway, chat: ChatRequest, headers: dict[str, str]) -> Response:
+    chunks = gateway.factory.stream_async(chat)
+    iterator = chunks.__aiter__()
+    try:  # the router yields nothing before the first content: until then, a plain error reply
+        first: ChatCompletionChunk | None = await iterator.__anext__()
+    except StopAsyncIteration:
+        first = None
+    except LLMFactoryError as exc:
+        await chunks.aclose()
+        return anthropic_error(from_exception(exc))
+    model = first.model if first is not None else str(chat.model or "")
+    events = MessagesEventStream(message_id=new_message_id(), model=model)
+
+    async def frames() -> AsyncIterator[bytes]:
+        try:
+            out = events.start()
+            if first is not None:
+                out += events.feed(first)
+            yield b"".join(_sse(e) for e in out)
+            try:
+                async for chunk in iterator:
+                    out = events.feed(chunk)
+                    if out:
+                        yield b"".join(_sse(e) for e in out)
+            except LLMFactoryError as exc:  # committed: the stream ends with Anthropic's error event
+                log.warning("a /v1/messages stream failed after it started: %s", exc)
+                _, kind, message = _error_of(*from_exception(exc)[:2])
+                yield b"".join(_sse(e) for e in events.fail(kind, message))
+                return
+            yield b"".join(_sse(e) for e in events.finish())
+        finally:
+            await chunks.aclose()
+
+    sse_headers = {"cache-control": "no-cache", "x-accel-buffering": "no", **headers}
+    return StreamingResponse(frames(), media_type="text/event-stream", headers=sse_headers)
