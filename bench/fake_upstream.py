@@ -7,6 +7,11 @@ Run: ``python bench/fake_upstream.py --port 9100``.
   written on its own (one send per chunk, as a real upstream produces them).
 - When the body names the model ``bench-paced`` the stream's chunks are 10 ms apart: the bench
   uses it to check that a gateway forwards every chunk on its own instead of batching them.
+- When the body names the model ``bench-real-<n>`` (n from 1 to 1000) the stream is a realistic one:
+  the role chunk and the first content chunk after 20 ms, then the other content chunks (n in all)
+  20 ms apart, the finish chunk with usage, ``[DONE]``. One timer drives every such stream (a tick
+  every 20 ms writes each stream's next frame), so thousands of concurrent streams cost this
+  process one wake-up per tick, not one per stream.
 - ``GET`` anything answers ``{"status":"ok"}``.
 
 It is deliberately minimal (no validation, no allocation beyond what a reply needs) so what a
@@ -24,6 +29,8 @@ from typing import Any
 
 PACED_MODEL = b"bench-paced"
 PACE_SECONDS = 0.010
+REAL_MODEL = b"bench-real-"
+REAL_TICK = 0.020
 CONTENT_CHUNKS = 20
 
 COMPLETION = json.dumps(
@@ -68,6 +75,67 @@ STREAM_EVENTS = [
     b"data: [DONE]\n\n",
 ]
 STREAM_FRAMES = [_chunked(e) for e in STREAM_EVENTS]
+_USAGE_FINISH = _chunked(
+    b"data: "
+    + json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": "bench-model",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 20, "total_tokens": 29},
+        },
+        separators=(",", ":"),
+    ).encode()
+    + b"\n\n"
+)
+_REAL_CACHE: dict[int, list[bytes]] = {}
+
+
+def real_frames(n: int) -> list[bytes]:
+    """The frames of a ``bench-real-<n>`` stream, one per tick (the first tick: role + first token)."""
+    frames = _REAL_CACHE.get(n)
+    if frames is None:
+        content = [_chunked(_chunk({"content": f"tok{i} "})) for i in range(n)]
+        frames = [STREAM_FRAMES[0] + content[0], *content[1:], _USAGE_FINISH + STREAM_FRAMES[-1] + STREAM_END]
+        _REAL_CACHE[n] = frames
+    return frames
+
+
+class _Ticker:
+    """Every ``REAL_TICK`` writes the next frame of every realistic stream in flight."""
+
+    def __init__(self) -> None:
+        self.streams: dict[Upstream, tuple[list[bytes], int]] = {}
+        self.handle: asyncio.TimerHandle | None = None
+
+    def add(self, protocol: Upstream, frames: list[bytes]) -> None:
+        self.streams[protocol] = (frames, 0)
+        if self.handle is None:
+            self.handle = asyncio.get_running_loop().call_later(REAL_TICK, self.tick)
+
+    def tick(self) -> None:
+        finished = []
+        for protocol, (frames, at) in self.streams.items():
+            transport = protocol.transport
+            if transport is None or transport.is_closing():
+                finished.append(protocol)
+                continue
+            transport.write(frames[at])
+            if at + 1 == len(frames):
+                finished.append(protocol)
+            else:
+                self.streams[protocol] = (frames, at + 1)
+        for protocol in finished:
+            del self.streams[protocol]
+            protocol.busy = False
+            if protocol.transport is not None:
+                protocol._process()
+        self.handle = asyncio.get_running_loop().call_later(REAL_TICK, self.tick) if self.streams else None
+
+
+TICKER = _Ticker()
 STREAM_END = b"0\r\n\r\n"
 
 JSON_REPLY = (
@@ -125,6 +193,14 @@ class Upstream(asyncio.Protocol):
             if b'"stream":true' not in compact:
                 transport.write(JSON_REPLY)
                 continue
+            at = body.find(REAL_MODEL)
+            if at >= 0:
+                digits = body[at + len(REAL_MODEL) : at + len(REAL_MODEL) + 4]
+                n = int(bytes(c for c in digits if 48 <= c <= 57) or b"20")
+                self.busy = True
+                transport.write(SSE_HEAD)
+                TICKER.add(self, real_frames(max(1, min(n, 1000))))
+                return
             if PACED_MODEL in body:
                 self.busy = True
                 asyncio.get_running_loop().create_task(self._paced())

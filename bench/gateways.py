@@ -34,6 +34,8 @@ __all__ = [
 BENCH_DIR = Path(__file__).resolve().parent
 CHAT_BODY = json.dumps({"model": "bench-model", "messages": [{"role": "user", "content": "hi"}]}).encode()
 API_KEY = "sk-bench-0000"
+REAL_MODELS = ("bench-real-20", "bench-real-200")
+"""The realistic-stream profile's models (fake_upstream: first token after 20 ms, n chunks 20 ms apart)."""
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -200,7 +202,7 @@ def start_ours(workdir: Path, cpus: set[int] | None, upstream: int, workers: int
         "providers:\n"
         + "".join(
             f"  - provider: openai\n    model_name: {name}\n    api_key: {API_KEY}\n    api_base: {base}\n"
-            for name in ("bench-model", "bench-paced")
+            for name in ("bench-model", "bench-paced", *REAL_MODELS)
         )
     )
     argv = [sys.executable, "-m", "llm_factory_server", "--config", str(config), "--port", str(port)]
@@ -280,7 +282,7 @@ def start_litellm(workdir: Path, cpus: set[int] | None, upstream: int, command: 
         + "".join(
             f"  - model_name: {name}\n    litellm_params:\n      model: openai/{name}\n"
             f"      api_base: {base}\n      api_key: {API_KEY}\n"
-            for name in ("bench-model", "bench-paced")
+            for name in ("bench-model", "bench-paced", *REAL_MODELS)
         )
     )
     env = {

@@ -13,7 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import httpx
 
@@ -28,6 +28,7 @@ from ._errors import (
 from ._json import dumps, loads
 from ._message_fields import MessageFields
 from ._provider import Provider, error_for_status, parse_retry_after
+from ._raw_sse import RAW_SSE, raw_openai_stream
 from ._request import ChatRequest
 from ._sse import aiter_sse
 from ._types import ChatCompletion, ChatCompletionChunk
@@ -244,6 +245,10 @@ class OpenAICompatibleProvider(Provider):
     """
 
     chat_path: ClassVar[str] = "/chat/completions"
+    raw_sse: ClassVar[bool] = False
+    """Whether ``decode_stream`` may forward plain events byte for byte to a caller that asked for
+    it (``RAW_SSE``, see ``_raw_sse``). Only for providers whose ``adapt_chunk`` changes nothing in
+    a plain OpenAI chunk (``raw_passthrough`` narrows it per event)."""
 
     # -- request --------------------------------------------------------------------------------
 
@@ -320,10 +325,20 @@ class OpenAICompatibleProvider(Provider):
         data["model"] = data.get("model") or state.model
         return data
 
+    def raw_passthrough(self, data: dict[str, Any]) -> bool:
+        """Whether this plain-shaped event may be forwarded unchanged (with ``raw_sse``); False
+        sends it through ``adapt_chunk``. A hook for subclasses that fix up some events."""
+        return True
+
     async def decode_stream(self, response: httpx.Response) -> AsyncIterator[ChatCompletionChunk]:
         """Chunks of an OpenAI SSE stream. ``[DONE]`` ends it; an error event raises a typed
         error; one malformed event is skipped and logged; a stream that ends without ``[DONE]``
         is complete if a finish reason arrived and an error otherwise."""
+        if self.raw_sse and RAW_SSE.get():
+            # The caller writes raw frames (the server's pass-through): same contract, no re-encoding.
+            async for raw in raw_openai_stream(self, response):
+                yield cast(ChatCompletionChunk, raw)
+            return
         state = OpenAIStreamState(self.settings.model)
         async for event in aiter_sse(response):
             data_text = event.data

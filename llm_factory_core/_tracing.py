@@ -133,7 +133,7 @@ class Tracing:
             raise
         finally:
             await chunks.aclose()
-            call.end(error if not isinstance(error, GeneratorExit) else None)
+            call.end(error)  # GeneratorExit: the reader stopped early, marked as cancelled
 
     # -- attributes -----------------------------------------------------------------------------
 

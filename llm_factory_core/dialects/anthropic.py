@@ -5,8 +5,8 @@ Anthropic ``Message``; the chunk stream's event sequence is ``anthropic_stream``
 pieces (images, usage, stop reasons, signed thinking blocks) are shared with the encoder that
 speaks Messages to an upstream. Nothing here knows a provider.
 
-Mapping (Messages -> chat): ``system`` (string or text blocks) -> a system message (blocks with
-``cache_control`` kept as parts carrying it); text and image blocks -> content parts (base64 ->
+Mapping (Messages -> chat): ``system`` (string or text blocks) -> system messages, one per block
+(a block with ``cache_control`` as a part carrying it); text and image blocks -> content parts (base64 ->
 ``data:`` URL, url -> its URL; ``cache_control`` kept); ``tool_use`` -> ``tool_calls``;
 ``tool_result`` -> ``tool`` messages in place (``is_error`` and ``cache_control`` kept on the
 message); ``thinking`` / ``redacted_thinking`` -> the assistant's ``thinking_blocks`` (exactly as
@@ -35,6 +35,7 @@ from .._request import ChatRequest
 from .._types import ChatCompletion
 
 __all__ = [
+    "ERROR_PREFIX",
     "NATIVE_FIELDS",
     "MessagesRequest",
     "chat_request_from_messages",
@@ -84,6 +85,9 @@ _OWN = frozenset(
 )
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 _DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^,;]*)*?),(?P<data>.*)$", re.DOTALL)
+_TOOL_CACHE = "tools[].cache_control"
+ERROR_PREFIX = "Error: "
+"""Leads a failed tool's result for upstreams without ``is_error``."""
 _NATIVE_BLOCKS = frozenset({"document", "search_result", "container_upload"})
 """Content blocks only a Messages upstream understands (passed through as they are)."""
 
@@ -160,7 +164,11 @@ def usage_from_anthropic(usage: Mapping[str, Any] | None) -> dict[str, Any] | No
     written = int(usage.get("cache_creation_input_tokens") or 0)
     prompt = int(usage.get("input_tokens") or 0) + cached + written
     completion = int(usage.get("output_tokens") or 0)
-    out: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    out: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
     details = {}
     if cached:
         details["cached_tokens"] = cached
@@ -250,8 +258,12 @@ def _tool_message(block: Mapping[str, Any], where: str, native: bool) -> dict[st
         text = _collapse(parts) if parts else ""
     else:
         raise _fail(f"{where}.content must be a string or a list of blocks", where)
+    if block.get("is_error") and not native:
+        # Chat APIs have no error flag on a tool result (their encoders drop unknown fields): the
+        # model is told in the text instead.
+        text = ERROR_PREFIX + text if isinstance(text, str) else [{"type": "text", "text": ERROR_PREFIX}, *text]
     message: dict[str, Any] = {"role": "tool", "tool_call_id": call_id, "content": text}
-    if block.get("is_error"):
+    if block.get("is_error") and native:
         message["is_error"] = True
     if block.get("cache_control") is not None:
         message["cache_control"] = block["cache_control"]
@@ -334,22 +346,24 @@ def _assistant_messages(content: list[Any], where: str) -> list[dict[str, Any]]:
     return out
 
 
-def _system(system: Any) -> dict[str, Any] | None:
+def _system(system: Any) -> list[dict[str, Any]]:
+    """System blocks as system messages, one per block (so an upstream that speaks Messages
+    rebuilds the same blocks; a block with ``cache_control`` is a part that carries it)."""
     if system is None or system == "" or system == []:
-        return None
+        return []
     if isinstance(system, str):
-        return {"role": "system", "content": system}
+        return [{"role": "system", "content": system}]
     if not isinstance(system, list):
         raise _fail("system must be a string or a list of text blocks", "system")
-    parts = []
+    out = []
     for i, block in enumerate(system):
         if not isinstance(block, dict) or block.get("type") != "text":
             raise _fail(f"system[{i}] must be a text block", "system")
-        parts.append(_text_part(block, f"system[{i}]"))
-    return {"role": "system", "content": _collapse(parts)}
+        out.append({"role": "system", "content": _collapse([_text_part(block, f"system[{i}]")])})
+    return out
 
 
-def _tools(tools: Any, native: bool) -> list[dict[str, Any]] | None:
+def _tools(tools: Any, native: bool, ignored: list[str]) -> list[dict[str, Any]] | None:
     if not tools:
         return None
     if not isinstance(tools, list):
@@ -363,8 +377,13 @@ def _tools(tools: Any, native: bool) -> list[dict[str, Any]] | None:
             if tool.get("description"):
                 function["description"] = tool["description"]
             spec: dict[str, Any] = {"type": "function", "function": function}
+            # Chat APIs reject unknown keys on a tool, and their encoders pass tools as they are:
+            # the marker goes only to upstreams that speak Messages (reported as ignored elsewhere).
             if tool.get("cache_control") is not None:
-                spec["cache_control"] = tool["cache_control"]
+                if native:
+                    spec["cache_control"] = tool["cache_control"]
+                elif _TOOL_CACHE not in ignored:
+                    ignored.append(_TOOL_CACHE)
             out.append(spec)
         elif native:
             out.append(dict(tool))  # a server tool (web search, code execution...): as it is
@@ -426,8 +445,7 @@ def chat_request_from_messages(
     if not isinstance(raw, list) or not raw:
         raise _fail("messages: at least one message is required", "messages")
     messages: list[dict[str, Any]] = []
-    if (system := _system(body.get("system"))) is not None:
-        messages.append(system)
+    messages += _system(body.get("system"))
     for i, message in enumerate(raw):
         where = f"messages[{i}]"
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
@@ -455,7 +473,7 @@ def chat_request_from_messages(
             data["stop_sequences"] = list(stops)  # Messages takes more than chat's four
         else:
             data["stop"] = list(stops)
-    if tools := _tools(body.get("tools"), native):
+    if tools := _tools(body.get("tools"), native, ignored):
         data["tools"] = tools
     _tool_choice(body.get("tool_choice"), data)
     metadata = body.get("metadata")

@@ -39,7 +39,7 @@ class MessagesEventStream:
         self._arguments: dict[int, str] = {}
 
     def start(self) -> list[dict[str, Any]]:
-        message = {
+        message: dict[str, Any] = {
             "id": self.message_id,
             "type": "message",
             "role": "assistant",
@@ -89,8 +89,10 @@ class MessagesEventStream:
         events: list[dict[str, Any]] = []
         if self._open_kind() != "thinking" or self.blocks[self._open or 0].get("signature"):
             # the block came whole (no text streamed before it): its text first
-            events += self._thinking_text(block["thinking"]) if block["thinking"] else self._begin(
-                {"type": "thinking", "thinking": "", "signature": ""}
+            events += (
+                self._thinking_text(block["thinking"])
+                if block["thinking"]
+                else self._begin({"type": "thinking", "thinking": "", "signature": ""})
             )
         assert self._open is not None
         self.blocks[self._open]["signature"] = block["signature"]
@@ -111,7 +113,12 @@ class MessagesEventStream:
         function = call.get("function") or {}
         index = self._calls.get(position)
         if index is None:
-            block = {"type": "tool_use", "id": call.get("id") or "", "name": function.get("name") or "", "input": {}}
+            block: dict[str, Any] = {
+                "type": "tool_use",
+                "id": call.get("id") or "",
+                "name": function.get("name") or "",
+                "input": {},
+            }
             events += self._begin(block, dict(block))
             index = self._calls[position] = len(self.blocks) - 1
             self._arguments[index] = ""

@@ -23,7 +23,8 @@ from ._metrics import CONTENT_TYPE
 from ._openapi import document_chat_completions
 from ._routes import JSON, error_response, json_response, router
 from ._settings import ServerSettings
-from .ui import create_ui_router
+from .ops._admin import create_admin_router
+from .ui import USAGE_ATTR, create_ui_router
 
 __all__ = ["create_app"]
 
@@ -109,6 +110,8 @@ def _build(gateway: Gateway) -> FastAPI:
     setattr(app.state, STATE_ATTR, gateway)
     app.include_router(router, prefix="/v1")
     app.include_router(create_ui_router())  # the status page, /ui (its data routes check the key)
+    app.include_router(create_admin_router())  # /admin/keys, /admin/usage (the admin key)
+    setattr(app.state, USAGE_ATTR, gateway.ops)  # the status page's usage section
     document_chat_completions(app, CHAT_PATH)
 
     async def health(request: Request) -> Response:

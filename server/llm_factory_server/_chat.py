@@ -28,6 +28,7 @@ from llm_factory_core.providers import json_dumps as dumps
 from ._access import check_access
 from ._errors import ErrorReply, error_body, from_exception, from_validation_error, simple
 from ._gateway import Gateway, access_log, gateway_for
+from ._passthrough import RAW_SSE, RawChunk, raw_frame, wants_raw
 from ._tracing import OVERHEAD_HEADER, TRACED
 
 __all__ = ["ChatCompletions"]
@@ -58,6 +59,7 @@ class _Record:
 
     __slots__ = (
         "attempts",
+        "chunks",
         "committed",
         "deployment",
         "model",
@@ -68,6 +70,8 @@ class _Record:
         "started",
         "status",
         "stream",
+        "strip_usage",
+        "ticket",
         "ttft",
         "upstream",
         "usage",
@@ -83,6 +87,11 @@ class _Record:
         """True once the 200 and the stream's headers are sent."""
         self.deployment: str | None = None
         self.usage: tuple[int, int] | None = None
+        self.ticket: Any = None
+        """Who called and what they used (``ops.Ticket``); None until admitted."""
+        self.chunks = 0
+        self.strip_usage = False
+        """The usage chunk was asked upstream for the usage records, not by the client: not sent."""
         self.ttft: float | None = None
         self.attempts = 0
         self.reply: list[str] | None = None
@@ -212,6 +221,13 @@ class ChatCompletions:
             return from_validation_error(exc)
         record.model = request.model or gateway.factory.router.default_model
         record.stream = request.stream
+        ticket = await gateway.ops.admit(scope["headers"], record.model, "chat", len(body))
+        if isinstance(ticket, tuple):
+            return ticket
+        record.ticket = ticket
+        if request.stream and not request.include_usage:  # the records need the usage chunk
+            request.stream_options = {**(request.stream_options or {}), "include_usage": True}
+            record.strip_usage = True
         if gateway.settings.log_content:
             record.reply = []
             record.prompt = dumps(request.messages)
@@ -257,6 +273,7 @@ class ChatCompletions:
         record.attempts = len(info.attempts) + 1
         record.deployment = result.deployment
         record.usage = _usage(result)
+        record.ticket.usage = result.usage
         if record.reply is not None:
             record.reply.extend(c.message.content or "" for c in result.choices)
         return 200, result.__pydantic_serializer__.to_json(result, exclude_none=True), []
@@ -265,6 +282,7 @@ class ChatCompletions:
         factory = gateway.factory
         info = CallInfo()
         chunks = factory.router.stream(request, factory.providers(), info=info)
+        raw = RAW_SSE.set(True) if wants_raw(gateway) else None  # the pass-through (``_passthrough``)
         try:
             try:
                 first = await chunks.__anext__()
@@ -283,10 +301,11 @@ class ChatCompletions:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             reply = record.reply
             try:
-                if first is not None:
-                    await send({"type": "http.response.body", "body": _frame(first, record, reply), "more_body": True})
+                if first is not None and (frame := _frame(first, record, reply)):
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
                 async for chunk in chunks:
-                    await send({"type": "http.response.body", "body": _frame(chunk, record, reply), "more_body": True})
+                    if frame := _frame(chunk, record, reply):
+                        await send({"type": "http.response.body", "body": frame, "more_body": True})
             except Exception as exc:
                 if isinstance(exc, LLMFactoryError):
                     record.status = exc.http_status
@@ -304,9 +323,22 @@ class ChatCompletions:
             record.attempts = len(info.attempts) + (info.deployment is not None)
             with anyio.CancelScope(shield=True):
                 await chunks.aclose()  # at once, also on cancellation: the connection goes back to the pool
+            if raw is not None:
+                RAW_SSE.reset(raw)
 
     def _finish(self, gateway: Gateway, record: _Record) -> None:
         duration = time.monotonic() - record.started
+        if record.ticket is not None:
+            gateway.ops.finish(
+                record.ticket,
+                model=record.model,
+                deployment=record.deployment,
+                stream=record.stream,
+                status=record.status,
+                latency=duration,
+                usage=record.ticket.usage,
+                streamed_chunks=record.chunks,
+            )
         model = gateway.metrics.model_label(record.model)
         gateway.metrics.observe(
             model,
@@ -337,8 +369,14 @@ class ChatCompletions:
 
 
 def _frame(chunk: ChatCompletionChunk, record: _Record, reply: list[str] | None) -> bytes:
+    if type(chunk) is RawChunk:  # upstream bytes, forwarded as they are (``_passthrough``)
+        return raw_frame(chunk, record, reply)
+    record.chunks += 1
     if chunk.usage is not None:
         record.usage = _usage(chunk)
+        record.ticket.usage = chunk.usage
+        if record.strip_usage and not chunk.choices:
+            return b""
     if reply is not None:
         reply.extend(c.delta.content or "" for c in chunk.choices)
     return b"data: " + chunk.__pydantic_serializer__.to_json(chunk, exclude_none=True) + b"\n\n"

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from llm_factory_core import ConfigurationError
 
 from ._commands import add_client_commands, run_command
+from .ops._cli import add_admin_commands
 
 __all__ = ["main"]
 
@@ -25,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_serve_arguments(serve)
     add_client_commands(sub)
+    add_admin_commands(sub)  # keys, usage
     return parser
 
 
@@ -61,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return run_serve(args)
+    if hasattr(args, "run"):  # the admin commands carry their own runner
+        return int(args.run(args))
     return run_command(args)
 
 

@@ -21,6 +21,7 @@ from ._discovery import HOW_TO_CONFIGURE, discover
 from ._metrics import Metrics
 from ._settings import ServerSettings, load_settings
 from ._tracing import ServerTracing, from_settings
+from .ops._operations import Operations
 
 __all__ = ["Gateway", "gateway_for"]
 
@@ -47,9 +48,12 @@ class Gateway:
         self.started = int(time.time())
         # Encoded once; compared in constant time against every key on each request.
         self._keys = [k.get_secret_value().encode() for k in self.settings.api_keys]
-        self.allowed_hosts = allowed_hosts(self.settings, not self._keys)
+        self.ops = Operations(factory, self.settings)
+        """Managed client keys, limits, budgets and usage records (``ops``)."""
+        self.allowed_hosts = allowed_hosts(self.settings, self.open)
         """``Host`` values answered (None: any); see ``_access``."""
         self.metrics = Metrics(factory)
+        self.metrics.registry.register(self.ops.collector())
         self.tracing: ServerTracing | None = from_settings(self.settings.tracing, os.environ, factory)
         """OpenTelemetry request spans; None: off (see ``_tracing``)."""
         self.known_models = frozenset(factory.model_names)
@@ -70,7 +74,7 @@ class Gateway:
 
     @property
     def open(self) -> bool:
-        return not self._keys
+        return not self._keys and not self.ops.managed
 
     def authorized(self, presented: bytes | None) -> bool:
         if presented is None:
@@ -78,7 +82,7 @@ class Gateway:
         ok = False
         for key in self._keys:  # no early exit: timing does not tell which key (or whether any) matched
             ok |= hmac.compare_digest(presented, key)
-        return ok
+        return ok or self.ops.is_client_key(presented)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -99,6 +103,7 @@ class Gateway:
             return
         self._closed = True
         self.metrics.close()
+        await self.ops.aclose()
         if self.tracing is not None:
             await self.tracing.aclose()
         if self.owns_factory:

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from llm_factory_core import ConfigurationError
 
 from ._tracing import TracingSettings
+from .ops._prices import Price
 
 __all__ = ["ServerSettings", "load_settings", "ENV_PREFIX"]
 
@@ -57,6 +58,15 @@ class ServerSettings(BaseModel):
     """Largest request line plus headers accepted; bigger heads get 431 before any route runs."""
     tracing: TracingSettings = TracingSettings()
     """OpenTelemetry spans, exported with OTLP (``_tracing``); also the standard ``OTEL_*`` variables."""
+    admin_key: SecretStr | None = None
+    """Key of the admin API (``/admin/...``: client keys, usage); setting it turns managed client keys
+    on. Never accepted as a client key. Blank is an error, as for ``api_keys``."""
+    usage_db: str | None = None
+    """SQLite file of managed keys and usage records (default ``$XDG_STATE_HOME/llm-factory/usage.sqlite3``)."""
+    usage_queue: int = Field(default=10_000, ge=1)
+    """Usage records waiting to be written at most; beyond, records are dropped and counted in /metrics."""
+    prices: dict[str, Price] = {}
+    """USD per million tokens by deployment name, model name or upstream model; else genai-prices' table."""
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -77,6 +87,27 @@ class ServerSettings(BaseModel):
                     if not all(33 <= ord(c) < 127 for c in key):
                         raise ValueError(f"key {i + 1} is not printable ASCII without spaces (HTTP headers carry it)")
         return value
+
+    @field_validator("admin_key", mode="before")
+    @classmethod
+    def _admin_key(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                raise ValueError("the admin key is blank (a variable that expands to nothing?); set or remove it")
+            if len(value) < 16 or not all(33 <= ord(c) < 127 for c in value):
+                raise ValueError("use at least 16 printable ASCII characters without spaces (HTTP headers carry it)")
+        return value
+
+    @model_validator(mode="after")
+    def _admin_is_not_a_client_key(self) -> ServerSettings:
+        if self.admin_key is not None and any(
+            k.get_secret_value() == self.admin_key.get_secret_value() for k in self.api_keys
+        ):
+            raise ValueError("admin_key must differ from every key in api_keys (the admin key is never a client key)")
+        return self
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod
@@ -118,6 +149,8 @@ def _env_values(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
     for var in (ENV_PREFIX + "API_KEYS", ENV_PREFIX + "API_KEY"):
         if "api_keys" not in out and var in env:
             out["api_keys"] = (var, env[var])
+    if "admin_key" not in out and ENV_PREFIX + "ADMIN_KEY" in env:  # set but empty: an error, not "off"
+        out["admin_key"] = (ENV_PREFIX + "ADMIN_KEY", env[ENV_PREFIX + "ADMIN_KEY"])
     return out
 
 

@@ -3,9 +3,10 @@ in-memory exporter, over real sockets on every HTTP transport."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -54,6 +55,7 @@ def upstreams(**behaviours: list[Behaviour]) -> Iterator[str]:
 
 
 def factory(base: str, transport: str, *hosts: str, **router: Any) -> LLMFactory:
+    limits = {k: router.pop(k) for k in ("first_token_timeout",) if k in router}
     configs = [
         ModelConfig(
             provider="openai",
@@ -62,6 +64,7 @@ def factory(base: str, transport: str, *hosts: str, **router: Any) -> LLMFactory
             api_key=KEYS[h],
             api_base=f"{base}/{h}/v1",
             name=f"dep-{h}",
+            **limits,
         )
         for h in hosts
     ]
@@ -200,6 +203,30 @@ async def test_streams_trace_the_attempt_to_its_end_with_usage_and_first_chunk_t
     assert call.attributes["gen_ai.usage.output_tokens"] == 5 and call.attributes["llm_factory.attempts"] == 2
 
 
+async def test_a_silent_stream_timing_out_is_an_attempt_with_the_timeout_error(
+    http_transport: str, provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    async def silent(request: httpx.Request) -> httpx.Response:
+        async def body() -> AsyncIterator[bytes]:
+            await asyncio.sleep(5)  # headers, then nothing: the first-token limit fires first
+            yield b""
+
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body())
+
+    with upstreams(a=[silent], b=[reply]) as base:
+        async with factory(base, http_transport, "a", "b", first_token_timeout=0.2) as f:
+            f.enable_tracing(provider)
+            text = "".join([c.choices[0].delta.content or "" async for c in f.stream_async(PROMPT) if c.choices])
+    assert text == REPLY
+    call, (timed_out, good) = by_kind(exporter.get_finished_spans())
+    assert timed_out.attributes is not None and good.attributes is not None
+    assert timed_out.status.status_code is StatusCode.ERROR
+    assert timed_out.attributes["error.type"] == "UpstreamTimeoutError"
+    assert "llm_factory.cancelled" not in timed_out.attributes
+    assert good.attributes["llm_factory.attempt"] == 2 and good.status.status_code is StatusCode.UNSET
+    assert call.status.status_code is StatusCode.UNSET and (call.attributes or {})["llm_factory.attempts"] == 2
+
+
 async def test_the_call_span_continues_the_callers_trace(
     http_transport: str, provider: TracerProvider, exporter: InMemorySpanExporter
 ) -> None:
@@ -271,7 +298,9 @@ async def test_a_stream_the_caller_abandons_ends_its_spans_without_an_error(
                     break
     call, (attempt,) = by_kind(exporter.get_finished_spans())
     assert call.status.status_code is StatusCode.UNSET and attempt.status.status_code is StatusCode.UNSET
-    assert attempt.attributes is not None and "error.type" not in attempt.attributes
+    for span in (call, attempt):
+        assert span.attributes is not None and "error.type" not in span.attributes
+        assert span.attributes["llm_factory.cancelled"] is True
 
 
 def test_without_the_api_installed_enabling_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,6 +54,8 @@ WEATHER: dict[str, Any] = {
     },
 }
 ARGUMENTS = {"city": "Paris"}
+PARALLEL = ({"city": "Paris"}, {"city": "Rome"})
+"""The arguments of a parallel tool-call turn (``script_parallel_calls``)."""
 
 
 class Upstream:
@@ -104,6 +106,10 @@ class Upstream:
         """The next request is answered with one get_weather call (and this provider's reasoning)."""
         raise NotImplementedError
 
+    def script_parallel_calls(self) -> None:
+        """The next request is answered with two get_weather calls (``PARALLEL``), fresh ids."""
+        raise NotImplementedError
+
     def script_text(self, text: str) -> None:
         raise NotImplementedError
 
@@ -123,6 +129,10 @@ class Upstream:
         assert len(call["id"]) <= 40
         assert call["function"]["name"] == "get_weather"
         assert json.loads(call["function"]["arguments"]) == ARGUMENTS
+
+    def check_own_first_turn(self, body: dict[str, Any]) -> None:
+        """In a request this provider accepted, its own first tool-call turn came back with its
+        reasoning state (a provider without any has nothing to check)."""
 
     def check_continuation(self, body: dict[str, Any], origin: Upstream, keeps: bool) -> None:
         """The accepted request continuing a tool loop begun on ``origin`` carries what this
@@ -154,6 +164,10 @@ class OpenAIUpstream(Upstream):
 
     def script_tool_call(self) -> None:
         self.fake.push("tools", calls=[{"id": self.call_id, "name": "get_weather", "arguments": json.dumps(ARGUMENTS)}])
+
+    def script_parallel_calls(self) -> None:
+        calls = [{"id": self.new_call_id(), "name": "get_weather", "arguments": json.dumps(a)} for a in PARALLEL]
+        self.fake.push("tools", calls=calls)
 
     def script_text(self, text: str) -> None:
         self.fake.push("text", text=text)
@@ -194,6 +208,17 @@ class DeepSeekUpstream(Upstream):
                 "function": {"name": "get_weather", "arguments": json.dumps(ARGUMENTS)}}  # fmt: skip
         self.fake.add(text="", reasoning=self.reasoning, tool_calls=[call], finish_reason="tool_calls")
 
+    def script_parallel_calls(self) -> None:
+        calls = [
+            {
+                "id": self.new_call_id(),
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": json.dumps(a)},
+            }
+            for a in PARALLEL
+        ]
+        self.fake.add(text="", reasoning=self.reasoning, tool_calls=calls, finish_reason="tool_calls")
+
     def script_text(self, text: str) -> None:
         self.fake.add(DeepSeekReply(text=text))
 
@@ -207,11 +232,17 @@ class DeepSeekUpstream(Upstream):
         super().check_first_reply(message)
         assert message["reasoning_content"] == self.reasoning
 
+    def check_own_first_turn(self, body: dict[str, Any]) -> None:
+        first = next(m for m in body["messages"] if m["role"] == "assistant")
+        assert first["reasoning_content"] == self.reasoning
+
     def check_continuation(self, body: dict[str, Any], origin: Upstream, keeps: bool) -> None:
         call_id, answered = _openai_history_ids(body["messages"])
         assert call_id == answered
         (assistant,) = [m for m in body["messages"] if m["role"] == "assistant"]
-        # Thinking mode: the tool stretch must carry reasoning_content (the fake's 400 otherwise).
+        # Still thinking (not switched off to dodge the rule) ...
+        assert (body.get("thinking") or {}).get("type") != "disabled"
+        # ... so the tool stretch must carry reasoning_content (the fake's 400 otherwise).
         assert isinstance(assistant.get("reasoning_content"), str)
         if origin.name == "deepseek":
             # Its own reasoning comes back, from the message or (client dropped it) from memory.
@@ -267,6 +298,10 @@ class ClaudeUpstream(Upstream):
             )
         )
 
+    def script_parallel_calls(self) -> None:
+        uses = [{"type": "tool_use", "id": self.new_call_id(), "name": "get_weather", "input": a} for a in PARALLEL]
+        self.fake.script.append(ClaudeReply(blocks=[*self.blocks(), *uses], stop_reason="tool_use"))
+
     def script_text(self, text: str) -> None:
         self.fake.script.append(ClaudeReply.text(text))
 
@@ -279,10 +314,17 @@ class ClaudeUpstream(Upstream):
 
     def check_first_reply(self, message: dict[str, Any]) -> None:
         super().check_first_reply(message)
-        assert message["thinking_blocks"] == self.blocks()
+        # A stream's blocks keep the ``index`` they were accumulated by (Claude's encoder drops it).
+        blocks = [{k: v for k, v in b.items() if k != "index"} for b in message["thinking_blocks"]]
+        assert blocks == self.blocks()
         assert message["reasoning_content"] == self.thinking
         assert message["tool_calls"][0]["id"] == self.call_id
         assert self.bodies()[-1]["thinking"]["type"] == "enabled"  # reasoning_effort turned it on
+
+    def check_own_first_turn(self, body: dict[str, Any]) -> None:
+        first = next(m for m in body["messages"] if m["role"] == "assistant")
+        if body.get("thinking"):  # with thinking off (a foreign last turn) Claude may drop them
+            assert first["content"][:2] == self.blocks()
 
     def check_continuation(self, body: dict[str, Any], origin: Upstream, keeps: bool) -> None:
         roles = [m["role"] for m in body["messages"]]
@@ -315,6 +357,9 @@ class GeminiUpstream(Upstream):
     def script_tool_call(self) -> None:
         self.fake.add(Turn(thoughts="The user wants Paris weather.", calls=[("get_weather", ARGUMENTS)]))
 
+    def script_parallel_calls(self) -> None:
+        self.fake.add(Turn(thoughts="Both cities.", calls=[("get_weather", dict(a)) for a in PARALLEL]))
+
     def script_text(self, text: str) -> None:
         self.fake.add(Turn(text=text))
 
@@ -330,6 +375,13 @@ class GeminiUpstream(Upstream):
         issued = self.fake.issued_signatures["get_weather"]
         assert call["extra_content"] == {"google": {"thought_signature": issued}}
         assert "~ts~" not in call["id"]
+
+    def check_own_first_turn(self, body: dict[str, Any]) -> None:
+        first = next(c for c in body["contents"] if c["role"] == "model")
+        calls = [p for p in first["parts"] if "functionCall" in p]
+        # Its own signature (not the skip value) on the step's first call only.
+        assert calls[0]["thoughtSignature"] in self.fake.all_signatures
+        assert all("thoughtSignature" not in p for p in calls[1:])
 
     def check_continuation(self, body: dict[str, Any], origin: Upstream, keeps: bool) -> None:
         contents = body["contents"]
@@ -364,6 +416,10 @@ class QwenUpstream(Upstream):
         call = {"id": self.call_id, "name": "get_weather", "arguments": json.dumps(ARGUMENTS)}
         self.fake.queue(QwenTurn(pieces=[], reasoning=["Paris weather: ", "call the tool."], tool_calls=[call]))
 
+    def script_parallel_calls(self) -> None:
+        calls = [{"id": self.new_call_id(), "name": "get_weather", "arguments": json.dumps(a)} for a in PARALLEL]
+        self.fake.queue(QwenTurn(pieces=[], reasoning=["Both cities."], tool_calls=calls))
+
     def script_text(self, text: str) -> None:
         self.fake.queue(QwenTurn(pieces=[text], reasoning=["Answer from the result."]))
 
@@ -379,6 +435,7 @@ class QwenUpstream(Upstream):
         assert message["reasoning_content"] == "Paris weather: call the tool."
 
     def check_continuation(self, body: dict[str, Any], origin: Upstream, keeps: bool) -> None:
+        assert body["parameters"]["enable_thinking"] is True  # reasoning_effort kept thinking on
         messages = body["input"]["messages"]
         call_id, answered = _openai_history_ids(messages)
         assert call_id == answered

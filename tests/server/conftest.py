@@ -19,6 +19,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterato
         if name.split("_", 1)[0] in {"OPENAI", "QWEN", "DEEPSEEK", "CLAUDE", "GEMINI", "LLM"}:
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # usage and responses databases
     yield
 
 

@@ -235,8 +235,14 @@ def test_off_unless_settings_or_the_opentelemetry_environment_ask() -> None:
         assert from_settings(TracingSettings(), {**on, "OTEL_SDK_DISABLED": "true"}, f) is None
         tracing = from_settings(TracingSettings(), on, f)
         assert tracing is not None and tracing.owned and f.router.tracing is not None
+        assert not f.router.tracing.capture_content
         anyio.run(tracing.aclose)
         assert f.router.tracing is None
+        # enabled with nowhere to send: the process's global provider (a host app's); content on request
+        hosted = from_settings(TracingSettings(enabled=True, capture_content=True), {}, f)
+        assert hosted is not None and not hosted.owned and hosted.provider is None
+        assert f.router.tracing is not None and f.router.tracing.capture_content
+        anyio.run(hosted.aclose)
     finally:
         f.close()
 

@@ -167,6 +167,11 @@ def classify_anthropic_payload(data: dict[str, Any], status: int | None) -> Clas
         cls = ContextLengthError
     if cls is BadRequestError and "content filter" in message.lower():
         cls = ContentFilterError
+    # An account out of credit is a 400 invalid_request_error ("Your credit balance is too low to
+    # access the Anthropic API"), not the documented 402 billing_error: the key is spent, not the
+    # request wrong (anthropics/claude-code#4684, anthropics/claude-quickstarts#229).
+    if cls is BadRequestError and "credit balance" in message.lower():
+        cls = InsufficientQuotaError
     return cls, message, {"status": status, "code": err_type or None}
 
 

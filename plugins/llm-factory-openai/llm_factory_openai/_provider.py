@@ -128,6 +128,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
     default_api_base: ClassVar[str | None] = "https://api.openai.com/v1"
     owned_by = "openai"
     model_rules = OPENAI_RULES
+    raw_sse: ClassVar[bool] = True  # adapt_chunk is the codec's: plain chunks may pass through unchanged
 
     settings: OpenAISettings
 

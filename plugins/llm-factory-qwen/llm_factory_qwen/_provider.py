@@ -15,6 +15,8 @@ from llm_factory_core import (
     ChatCompletion,
     ChatCompletionChunk,
     ChatRequest,
+    EmbeddingRequest,
+    EmbeddingResponse,
     ProviderError,
     ServerError,
     UpstreamConnectionError,
@@ -32,6 +34,17 @@ from llm_factory_core.providers import (
 )
 
 from ._aggregate import ChunkAggregator
+from ._embeddings import (
+    EMBEDDINGS_PATH,
+    Batch,
+    batch_limit,
+    decode_compatible_batch,
+    decode_native_batch,
+    embedding_texts,
+    encode_compatible_batch,
+    encode_native_batch,
+    merge,
+)
 from ._native_errors import classify_native_error, refine_compatible_error, status_for_code, unwrap_sse_error
 from ._native_request import (
     MULTIMODAL_PATH,
@@ -74,7 +87,7 @@ class QwenProvider(OpenAICompatibleProvider):
 
     key = "qwen"
     Settings = QwenSettings
-    capabilities = Capabilities(streaming=True, tools=True, vision=True, prefill=True)
+    capabilities = Capabilities(streaming=True, tools=True, vision=True, prefill=True, embeddings=True)
     default_api_base: ClassVar[str | None] = DEFAULT_NATIVE_BASE
     owned_by = "qwen"
     model_rules = QWEN_RULES
@@ -133,7 +146,9 @@ class QwenProvider(OpenAICompatibleProvider):
         cls, message, kwargs = classify_native_error(status, headers, body)
         return self.error(cls, message, **kwargs)
 
-    def adapt_chunk(self, data: dict[str, Any], state: OpenAIStreamState) -> dict[str, Any] | None:
+    def adapt_chunk(
+        self, data: dict[str, Any], state: OpenAIStreamState
+    ) -> dict[str, Any] | list[dict[str, Any]] | None:
         """Compatible mode: a native-shaped error event (``{"code", "message"}``, no choices)
         inside a 200 stream is an error, not an empty chunk to skip."""
         if "choices" not in data and data.get("code") and data.get("message"):
@@ -175,6 +190,45 @@ class QwenProvider(OpenAICompatibleProvider):
                 raise self.error(cls, message, **kwargs)
             raise self.error(ServerError, "DashScope reply has no output", status=200)
         return ChatCompletion.model_validate(decode_native_completion(data, self.settings.model))
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Text embeddings on either API, in batches within the model's limit, one after the other
+        (parallel batches would spend the per-minute quota in a burst)."""
+        try:
+            texts = embedding_texts(request)
+        except ValueError as exc:
+            raise self.error(BadRequestError, str(exc), code="invalid_request", param="input") from None
+        model = self.settings.model
+        size = self.settings.embedding_batch_size or batch_limit(model)
+        batches = []
+        for start in range(0, len(texts), size):
+            batches.append(await self._embed_batch(texts[start : start + size], request, start))
+        return merge(batches, model)
+
+    async def _embed_batch(self, texts: list[str], request: EmbeddingRequest, offset: int) -> Batch:
+        model = self.settings.model
+        if self.mode == "compatible":
+            data = await self.post_json(
+                self.base + "/embeddings", encode_compatible_batch(texts, request, model), self.auth_headers()
+            )
+            if isinstance(data, dict) and isinstance(data.get("error"), dict):
+                raise self.error_from_payload(data)
+        else:
+            s = self.settings
+            key = s.api_key.get_secret_value() if s.api_key is not None else None
+            headers = native_headers(key, stream=False, workspace=s.workspace)
+            data = await self.post_json(
+                self.base + EMBEDDINGS_PATH, encode_native_batch(texts, request, model), headers
+            )
+            if isinstance(data, dict) and data.get("code") and "output" not in data:
+                cls, message, kwargs = classify_native_error(status_for_code(data["code"]), {}, data)
+                raise self.error(cls, message, **kwargs)
+        try:
+            if self.mode == "compatible":
+                return decode_compatible_batch(data, len(texts), offset, model)
+            return decode_native_batch(data, len(texts), offset)
+        except ValueError as exc:
+            raise self.error(ServerError, str(exc), status=200) from None
 
     async def _chat_by_stream(self, request: ChatRequest) -> ChatCompletion:
         """A stream-only model, or a call with thinking on (see ``_thinking``), made without

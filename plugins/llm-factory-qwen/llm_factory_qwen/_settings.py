@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from llm_factory_core.providers import ProviderSettings
+
+from ._embeddings import MAX_BATCH
 
 __all__ = [
     "COMPATIBLE_SUFFIX",
@@ -46,6 +50,9 @@ class QwenSettings(ProviderSettings):
     omni / audio models and requests carrying image, audio or video parts use it."""
     workspace: str | None = None
     """A DashScope workspace id, sent as ``X-DashScope-WorkSpace`` (as the SDK does)."""
+    embedding_batch_size: int | None = Field(default=None, ge=1, le=MAX_BATCH)
+    """Texts per upstream embeddings request; by default the model's limit (10 on
+    text-embedding-v3/v4, 25 on v1/v2). A longer list is sent in several requests, merged in order."""
 
 
 def api_mode(settings: QwenSettings) -> Mode:

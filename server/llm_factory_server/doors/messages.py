@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
-from llm_factory_core import ChatCompletionChunk, ChatRequest, LLMFactoryError
+from llm_factory_core import ChatCompletionChunk, ChatRequest, LLMFactoryError, NoDeploymentAvailableError
 from llm_factory_core.dialects import MessagesEventStream, chat_request_from_messages, message_from_completion
 from llm_factory_core.dialects.anthropic import estimate_input_tokens, new_message_id
 from llm_factory_core.providers import json_dumps as dumps
@@ -80,6 +81,20 @@ def _error_of(status: int, body: bytes) -> tuple[int, str, str]:
 def anthropic_error(reply: ErrorReply) -> Response:
     """One of the gateway's error replies in Anthropic's envelope (its retry-after kept)."""
     status, kind, message = _error_of(reply[0], reply[1])
+    return _anthropic_reply(status, kind, message, reply)
+
+
+def _failure(exc: LLMFactoryError) -> Response:
+    """The reply for an error of the router. Every deployment cooling down or disabled is
+    Anthropic's "overloaded" (529, with when to retry), as its API says when it has no capacity."""
+    reply = from_exception(exc)
+    status, kind, message = _error_of(reply[0], reply[1])
+    if isinstance(exc, NoDeploymentAvailableError):
+        status, kind = 529, "overloaded_error"
+    return _anthropic_reply(status, kind, message, reply)
+
+
+def _anthropic_reply(status: int, kind: str, message: str, reply: ErrorReply) -> Response:
     headers = {k.decode(): v.decode() for k, v in reply[2] if k in _KEPT_HEADERS}
     return Response(_error_body(kind, message), status_code=status, media_type=_JSON, headers=headers)
 
@@ -110,22 +125,42 @@ def _sse(event: dict[str, Any]) -> bytes:
     return b"event: " + str(event["type"]).encode() + b"\ndata: " + data + b"\n\n"
 
 
-async def _read(request: Request, *, count_only: bool) -> tuple[Gateway, Any] | Response:
+class _Read(NamedTuple):
+    gateway: Gateway
+    body: dict[str, Any]
+    chat: ChatRequest
+    headers: dict[str, str]
+    size: int
+    """The body's bytes (what a stream the client leaves early is billed by)."""
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it is larger than ``limit`` (read no further than that)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        return None
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            return None
+        parts.append(part)
+    return b"".join(parts)
+
+
+async def _read(request: Request, *, count_only: bool) -> _Read | Response:
     """Access, the body, and its chat request with the reply headers; or the error reply."""
     gateway = gateway_for(request.app)
     denied = check_access(gateway, request.scope["headers"], post=True)
     if denied is not None:
         return anthropic_error(denied)
-    if len(await request.body()) > gateway.settings.max_body_bytes:
-        limit = gateway.settings.max_body_bytes
-        reply = Response(
-            _error_body("request_too_large", f"The request body is larger than this gateway accepts ({limit} bytes)."),
-            status_code=413,
-            media_type=_JSON,
-        )
-        return reply
+    limit = gateway.settings.max_body_bytes
+    raw = await _bounded_body(request, limit)
+    if raw is None:
+        message = f"The request body is larger than this gateway accepts ({limit} bytes; server.max_body_bytes)."
+        return Response(_error_body("request_too_large", message), status_code=413, media_type=_JSON)
     try:
-        body = json.loads(await request.body())
+        body = json.loads(raw)
     except ValueError:
         return _invalid("The request body is not valid JSON.")
     if not isinstance(body, dict):
@@ -138,9 +173,9 @@ async def _read(request: Request, *, count_only: bool) -> tuple[Gateway, Any] | 
             body, native=_native(gateway, model), betas=_betas(request), count_only=count_only
         )
     except LLMFactoryError as exc:
-        return anthropic_error(from_exception(exc))
+        return _failure(exc)
     headers = {"x-llm-factory-ignored": ",".join(parsed.ignored)} if parsed.ignored else {}
-    return gateway, (body, parsed.chat, headers)
+    return _Read(gateway, body, parsed.chat, headers, len(raw))
 
 
 def create_messages_router() -> APIRouter:
@@ -151,13 +186,21 @@ def create_messages_router() -> APIRouter:
         read = await _read(request, count_only=False)
         if isinstance(read, Response):
             return read
-        gateway, (_, chat, headers) = read
+        gateway, chat, headers = read.gateway, read.chat, read.headers
+        # The key's model list, limits and budget (``ops``), as on every door.
+        ticket = await gateway.ops.admit(request.scope["headers"], chat.model, "messages", read.size)
+        if isinstance(ticket, tuple):
+            return anthropic_error(ticket)
         if chat.stream:
-            return await _stream(gateway, chat, headers)
+            return await _stream(gateway, chat, headers, ticket)
+        started = time.monotonic()
         try:
             completion = await gateway.factory.chat_async(chat)
         except LLMFactoryError as exc:
-            return anthropic_error(from_exception(exc))
+            reply = _failure(exc)
+            _finish(gateway, ticket, chat, None, reply.status_code, started, None)
+            return reply
+        _finish(gateway, ticket, chat, completion.deployment, 200, started, completion.usage)
         return Response(dumps(message_from_completion(completion)), media_type=_JSON, headers=headers)
 
     @api.post("/messages/count_tokens", summary="Count a message's input tokens (Anthropic's API)")
@@ -165,11 +208,18 @@ def create_messages_router() -> APIRouter:
         read = await _read(request, count_only=True)
         if isinstance(read, Response):
             return read
-        gateway, (body, chat, headers) = read
+        gateway, body, headers = read.gateway, read.body, read.headers
+        ticket = await gateway.ops.admit(request.scope["headers"], read.chat.model, "messages.count_tokens")
+        if isinstance(ticket, tuple):
+            return anthropic_error(ticket)
+        started = time.monotonic()
         try:
-            counted = await _count(gateway, chat)
+            counted = await _count(gateway, read.chat)
         except LLMFactoryError as exc:
-            return anthropic_error(from_exception(exc))
+            reply = _failure(exc)
+            _finish(gateway, ticket, read.chat, None, reply.status_code, started, None)
+            return reply
+        _finish(gateway, ticket, read.chat, None, 200, started, None)
         if counted is None:
             counted, headers[ESTIMATE_HEADER] = estimate_input_tokens(body), _ESTIMATE
         else:
@@ -191,7 +241,32 @@ async def _count(gateway: Gateway, chat: ChatRequest) -> int | None:
     return None
 
 
-async def _stream(gateway: Gateway, chat: ChatRequest, headers: dict[str, str]) -> Response:
+def _finish(
+    gateway: Gateway,
+    ticket: Any,
+    chat: ChatRequest,
+    deployment: str | None,
+    status: int,
+    started: float,
+    usage: Any,
+    *,
+    stream: bool = False,
+    chunks: int = 0,
+) -> None:
+    gateway.ops.finish(
+        ticket,
+        model=chat.model,
+        deployment=deployment,
+        stream=stream,
+        status=status,
+        latency=time.monotonic() - started,
+        usage=usage,
+        streamed_chunks=chunks,
+    )
+
+
+async def _stream(gateway: Gateway, chat: ChatRequest, headers: dict[str, str], ticket: Any) -> Response:
+    started = time.monotonic()
     chunks = gateway.factory.stream_async(chat)
     iterator = chunks.__aiter__()
     try:  # the router yields nothing before the first content: until then, a plain error reply
@@ -200,9 +275,14 @@ async def _stream(gateway: Gateway, chat: ChatRequest, headers: dict[str, str]) 
         first = None
     except LLMFactoryError as exc:
         await chunks.aclose()
-        return anthropic_error(from_exception(exc))
+        reply = _failure(exc)
+        _finish(gateway, ticket, chat, None, reply.status_code, started, None, stream=True)
+        return reply
     model = first.model if first is not None else str(chat.model or "")
     events = MessagesEventStream(message_id=new_message_id(), model=model)
+    # What the usage record needs; 499 until the stream ends (a client that leaves is billed for
+    # what it was sent).
+    seen: dict[str, Any] = {"status": 499, "chunks": 0, "usage": first.usage if first is not None else None}
 
     async def frames() -> AsyncIterator[bytes]:
         try:
@@ -212,17 +292,32 @@ async def _stream(gateway: Gateway, chat: ChatRequest, headers: dict[str, str]) 
             yield b"".join(_sse(e) for e in out)
             try:
                 async for chunk in iterator:
+                    seen["chunks"] += 1
+                    if chunk.usage is not None:
+                        seen["usage"] = chunk.usage
                     out = events.feed(chunk)
                     if out:
                         yield b"".join(_sse(e) for e in out)
             except LLMFactoryError as exc:  # committed: the stream ends with Anthropic's error event
                 log.warning("a /v1/messages stream failed after it started: %s", exc)
-                _, kind, message = _error_of(*from_exception(exc)[:2])
+                seen["status"], kind, message = _error_of(*from_exception(exc)[:2])
                 yield b"".join(_sse(e) for e in events.fail(kind, message))
                 return
+            seen["status"] = 200
             yield b"".join(_sse(e) for e in events.finish())
         finally:
             await chunks.aclose()
+            _finish(
+                gateway,
+                ticket,
+                chat,
+                chunks.deployment,
+                int(seen["status"]),
+                started,
+                seen["usage"],
+                stream=True,
+                chunks=int(seen["chunks"]),
+            )
 
     sse_headers = {"cache-control": "no-cache", "x-accel-buffering": "no", **headers}
     return StreamingResponse(frames(), media_type="text/event-stream", headers=sse_headers)

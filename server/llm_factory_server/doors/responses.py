@@ -62,6 +62,20 @@ def _not_found(response_id: str) -> Response:
     return reply(simple(404, f"No response found with id {shown!r}.", "invalid_request_error", "not_found", "id"))
 
 
+def _finish(
+    gateway: Gateway, ticket: Any, chat: Any, deployment: str | None, status: int, started: float, usage: Any
+) -> None:
+    gateway.ops.finish(
+        ticket,
+        model=chat.model,
+        deployment=deployment,
+        stream=False,
+        status=status,
+        latency=time.monotonic() - started,
+        usage=usage,
+    )
+
+
 def _sse(event: dict[str, Any]) -> bytes:
     data: bytes = dumps(event)
     return b"event: " + str(event["type"]).encode() + b"\ndata: " + data + b"\n\n"
@@ -100,11 +114,18 @@ def create_responses_router() -> APIRouter:
         conversation = [*history, *input_items(body)]
         response_id, created_at = new_response_id(), int(time.time())
         keep = body.get("store", True) is not False
+        ticket = await gateway.ops.admit(request.scope["headers"], chat.model, "responses")
+        if isinstance(ticket, tuple):
+            return reply(ticket)
         if not chat.stream:
+            started = time.monotonic()
             try:
                 completion = await gateway.factory.chat_async(chat)
             except LLMFactoryError as exc:
-                return reply(from_exception(exc))
+                error = from_exception(exc)
+                _finish(gateway, ticket, chat, None, error[0], started, None)
+                return reply(error)
+            _finish(gateway, ticket, chat, completion.deployment, 200, started, completion.usage)
             output = output_items_from_completion(completion)
             usage = completion.usage.model_dump(exclude_none=True) if completion.usage else None
             result = response_object(
@@ -119,7 +140,9 @@ def create_responses_router() -> APIRouter:
             if keep:
                 await store.put(result, [*conversation, *output], owner)
             return Response(dumps(result), media_type=_JSON, headers=headers)
-        return await _stream(gateway, store, owner, body, chat, response_id, created_at, conversation, keep, headers)
+        return await _stream(
+            gateway, store, owner, body, chat, response_id, created_at, conversation, keep, headers, ticket
+        )
 
     @api.get("/responses/{response_id}", summary="A stored response")
     async def get(response_id: str, request: Request) -> Response:
@@ -152,7 +175,9 @@ async def _stream(
     conversation: list[dict[str, Any]],
     keep: bool,
     headers: dict[str, str],
+    ticket: Any,
 ) -> Response:
+    started = time.monotonic()
     chunks = gateway.factory.stream_async(chat)
     iterator = chunks.__aiter__()
     try:  # the router yields nothing before the first content: until then, a plain error reply
@@ -161,9 +186,13 @@ async def _stream(
         first = None
     except LLMFactoryError as exc:
         await chunks.aclose()
-        return reply(from_exception(exc))
+        error = from_exception(exc)
+        _finish(gateway, ticket, chat, None, error[0], started, None)
+        return reply(error)
     model = first.model if first is not None else str(chat.model or "")
     events = ResponsesEventStream(body, response_id=response_id, created_at=created_at, model=model)
+
+    seen: dict[str, Any] = {"status": 499, "chunks": 0, "usage": first.usage if first is not None else None}
 
     async def frames() -> AsyncIterator[bytes]:
         try:
@@ -173,19 +202,34 @@ async def _stream(
             yield b"".join(_sse(e) for e in out)
             try:
                 async for chunk in iterator:
+                    seen["chunks"] += 1
+                    if chunk.usage is not None:
+                        seen["usage"] = chunk.usage
                     out = events.feed(chunk)
                     if out:
                         yield b"".join(_sse(e) for e in out)
             except LLMFactoryError as exc:  # committed: the stream ends with the error, never cleanly
                 error = json.loads(from_exception(exc)[1])["error"]
                 failure = {"code": error.get("code") or "server_error", "message": error.get("message", "")}
+                seen["status"] = exc.http_status
                 yield b"".join(_sse(e) for e in events.fail(failure))
                 return
+            seen["status"] = 200
             yield b"".join(_sse(e) for e in events.finish())
             if keep:
                 await store.put(events.response, [*conversation, *events.output], owner)
         finally:
             await chunks.aclose()
+            gateway.ops.finish(
+                ticket,
+                model=chat.model,
+                deployment=chunks.deployment,
+                stream=True,
+                status=int(seen["status"]),
+                latency=time.monotonic() - started,
+                usage=seen["usage"],
+                streamed_chunks=int(seen["chunks"]) + (first is not None),
+            )
 
     sse_headers = {"cache-control": "no-cache", "x-accel-buffering": "no", **headers}
     return StreamingResponse(frames(), media_type="text/event-stream", headers=sse_headers)

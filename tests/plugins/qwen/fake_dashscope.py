@@ -28,6 +28,8 @@ import httpx
 
 from llm_factory_core.testing import serve_handler
 
+from .fake_embeddings import COMPAT_EMBEDDINGS_PATH, NATIVE_EMBEDDINGS_PATH, compat_embeddings, native_embeddings
+
 TEXT_PATH = "/api/v1/services/aigc/text-generation/generation"
 MULTIMODAL_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
 COMPAT_PATH = "/compatible-mode/v1/chat/completions"
@@ -203,6 +205,8 @@ class FakeDashScope:
         self.default = default or Turn()
         self.turns: deque[Turn] = deque()
         self.requests: list[Recorded] = []
+        self.embedding_batches: list[int] = []
+        """Texts in each embeddings request, in order."""
         self.transport = httpx.MockTransport(self._mock_handler)
         self.live_url: str | None = None
         """Set while the fake is served on 127.0.0.1 for a test (conftest's ``fake`` fixture)."""
@@ -246,8 +250,8 @@ class FakeDashScope:
             body = None
         request_id = str(uuid.uuid4())
         self.requests.append(Recorded(method, path, lower, body, lower.get("host", ""), request_id))
-        compat = path == COMPAT_PATH
-        if method != "POST" or path not in (TEXT_PATH, MULTIMODAL_PATH, COMPAT_PATH):
+        compat = path in (COMPAT_PATH, COMPAT_EMBEDDINGS_PATH)
+        if method != "POST" or path not in (TEXT_PATH, MULTIMODAL_PATH, COMPAT_PATH, *EMBEDDING_PATHS):
             return _json_reply(
                 404, {"code": "InvalidURL", "message": "Invalid URL provided.", "request_id": request_id}
             )
@@ -256,6 +260,10 @@ class FakeDashScope:
             return self._error(ERRORS["auth"], request_id, compat)
         if turn.error is not None:
             return self._error(turn.error, request_id, compat, sse_status=turn.sse_error_status)
+        if path in EMBEDDING_PATHS:  # fake_embeddings.py
+            self.embedding_batches.append(_embedding_count(body, compat))
+            answer = compat_embeddings if compat else native_embeddings
+            return _json_reply(*answer(body, request_id))
         if compat:
             problem = _check_compat(body)
             if problem:
@@ -304,6 +312,17 @@ class FakeDashScope:
         else:
             body = {"code": error.code, "message": error.message, "request_id": request_id}
         return _json_reply(error.status, body, error.headers)
+
+
+EMBEDDING_PATHS = (NATIVE_EMBEDDINGS_PATH, COMPAT_EMBEDDINGS_PATH)
+
+
+def _embedding_count(body: Any, compat: bool) -> int:
+    body = body if isinstance(body, dict) else {}
+    texts = body.get("input")
+    if not compat:
+        texts = texts.get("texts") if isinstance(texts, dict) else None
+    return 1 if isinstance(texts, str) else len(texts) if isinstance(texts, list) else 0
 
 
 # -- validation ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Any
 
 import dashscope
 import pytest
-from dashscope import Generation, MultiModalConversation
+from dashscope import Generation, MultiModalConversation, TextEmbedding
 
 from llm_factory_core import LLMFactory
 
@@ -25,6 +25,7 @@ from .fake_dashscope import (
     FakeDashScope,
     Turn,
 )
+from .fake_embeddings import NATIVE_EMBEDDINGS_PATH, vector_for
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
 TOOLS = [
@@ -367,3 +368,65 @@ def test_plugin_thinking_request_matches_the_sdk(fake: FakeDashScope, server: st
     assert mine.path == sdk.path
     assert {h: mine.headers.get(h) for h in SAME_HEADERS} == {h: sdk.headers.get(h) for h in SAME_HEADERS}
     assert mine.body == sdk.body
+
+
+# -- embeddings: the SDKs parse the fake, and the plugin sends what the SDK sends -------------------
+
+EMBED_TEXTS = ["风急天高猿啸哀", "The quick brown fox"]
+
+
+def test_sdk_parses_a_native_embeddings_reply(fake: FakeDashScope, server: str) -> None:
+    reply = TextEmbedding.call(
+        model="text-embedding-v4", input=EMBED_TEXTS, api_key=KEY, dimension=256, text_type="query"
+    )
+    assert reply.status_code == 200, reply.message
+    embeddings = reply.output["embeddings"]
+    assert [e["text_index"] for e in embeddings] == [0, 1]
+    assert [e["embedding"] for e in embeddings] == [vector_for(t, 256, "query") for t in EMBED_TEXTS]
+    assert reply.usage["total_tokens"] == 1 + 4
+    assert fake.requests[-1].path == NATIVE_EMBEDDINGS_PATH
+
+
+def test_sdk_reports_the_embeddings_batch_limit(fake: FakeDashScope, server: str) -> None:
+    reply = TextEmbedding.call(model="text-embedding-v3", input=[f"t{i}" for i in range(11)], api_key=KEY)
+    assert (reply.status_code, reply.code) == (400, "InvalidParameter")
+    assert "should not be larger than 10" in reply.message
+    assert (
+        TextEmbedding.call(model="text-embedding-v2", input=[f"t{i}" for i in range(25)], api_key=KEY).status_code
+        == 200
+    )
+
+
+def test_sdk_reports_embeddings_http_errors(fake: FakeDashScope, server: str) -> None:
+    fake.queue(Turn(error=ERRORS["rate_limit"]))
+    reply = TextEmbedding.call(model="text-embedding-v4", input="hi", api_key=KEY)
+    assert (reply.status_code, reply.code) == (429, "Throttling.RateQuota")
+
+
+@pytest.mark.parametrize("one_text", [True, False], ids=["one-text", "texts"])
+def test_plugin_embeddings_request_matches_the_sdk(fake: FakeDashScope, server: str, one_text: bool) -> None:
+    texts: Any = EMBED_TEXTS[0] if one_text else EMBED_TEXTS
+    TextEmbedding.call(model="text-embedding-v4", input=texts, api_key=KEY, dimension=512, text_type="document")
+    sdk = fake.requests[-1]
+    with make_factory(fake, qwen_config(model_name="embed", model="text-embedding-v4")) as factory:
+        factory.embed(texts, model="embed", dimensions=512, text_type="document")
+    ours = fake.requests[-1]
+    assert ours.path == sdk.path
+    assert ours.body == sdk.body, "the plugin's native embeddings body differs from the SDK's"
+
+
+def test_openai_sdk_parses_compatible_embeddings(fake: FakeDashScope, server: str) -> None:
+    import openai
+
+    client = openai.OpenAI(api_key=KEY, base_url=server + "/compatible-mode/v1", max_retries=0)
+    with client:
+        # No encoding_format: the SDK asks base64 and takes the floats DashScope answers.
+        reply = client.embeddings.create(model="text-embedding-v4", input=EMBED_TEXTS, dimensions=128)
+        assert fake.requests[-1].body["encoding_format"] == "base64"
+        assert [d.embedding for d in reply.data] == [vector_for(t, 128) for t in EMBED_TEXTS]
+        assert reply.usage.total_tokens == 5 and reply.model == "text-embedding-v4"
+        with pytest.raises(openai.BadRequestError, match="should not be larger than 10"):
+            client.embeddings.create(model="text-embedding-v4", input=[f"t{i}" for i in range(11)])
+        fake.queue(Turn(error=ERRORS["auth"]))
+        with pytest.raises(openai.AuthenticationError):
+            client.embeddings.create(model="text-embedding-v4", input="hi")

@@ -11,8 +11,9 @@ from typing import Any
 import openai
 import pytest
 
-from .conftest import make_factory, qwen_config
+from .conftest import NATIVE_BASE, make_factory, qwen_config
 from .fake_dashscope import FakeDashScope, Turn
+from .fake_embeddings import vector_for
 
 server = pytest.importorskip("llm_factory_server")
 helpers = pytest.importorskip("tests.server.helpers")
@@ -66,3 +67,31 @@ def test_reasoning_effort_and_required_through_the_gateway(fake: FakeDashScope, 
     second = params_of(fake.requests[-1])
     assert (second["enable_thinking"], second["thinking_budget"]) == (True, 4096)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "ab"
+
+
+@pytest.fixture
+def embed_sdk(fake: FakeDashScope, base: str) -> Iterator[openai.OpenAI]:
+    config = qwen_config(base, model_name="embed", model="text-embedding-v4")
+    with make_factory(fake, config) as factory, helpers.serving(server.create_app(factory)) as running:
+        client = openai.OpenAI(api_key="any-key", base_url=f"{running.url}/v1", max_retries=0)
+        with client:
+            yield client
+
+
+def test_embeddings_through_the_gateway(fake: FakeDashScope, embed_sdk: openai.OpenAI, base: str) -> None:
+    """The openai SDK's default (base64 asked) and floats, a list longer than v4's 10 rows, and
+    text_type through extra_body."""
+    texts = [f"passage {i}" for i in range(12)]
+    reply = embed_sdk.embeddings.create(model="embed", input=texts, dimensions=64)
+    assert fake.embedding_batches == [10, 2]
+    assert [d.embedding for d in reply.data] == [vector_for(t, 64) for t in texts]
+    assert [d.index for d in reply.data] == list(range(12))
+    assert reply.usage.total_tokens == 24
+    floats = embed_sdk.embeddings.create(
+        model="embed", input="query", encoding_format="float", extra_body={"text_type": "query"}
+    )
+    # Native: a parameter; compatible mode documents no text_type (the fake embeds a document).
+    native = base == NATIVE_BASE
+    assert floats.data[0].embedding == vector_for("query", 1024, "query" if native else "document")
+    if native:
+        assert fake.requests[-1].body["parameters"] == {"text_type": "query"}

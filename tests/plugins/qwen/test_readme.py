@@ -17,6 +17,7 @@ from llm_factory_core.providers import default_registry
 
 from .conftest import COMPAT_BASE, NATIVE_BASE
 from .fake_dashscope import COMPAT_PATH, KEY, TEXT_PATH, FakeDashScope
+from .fake_embeddings import NATIVE_EMBEDDINGS_PATH, vector_for
 
 README = Path(llm_factory_qwen.__file__).parents[1] / "README.md"
 
@@ -115,3 +116,20 @@ def test_public_api_is_pinned() -> None:
         "wants_multimodal",
     ]
     assert (Path(llm_factory_qwen.__file__).parent / "py.typed").is_file()
+
+
+def test_embeddings_yaml_from_the_readme(tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Embeddings section's YAML: Beijing's native API by default (URL-host test: MockTransport)."""
+    section = README.read_text(encoding="utf-8").split("## Embeddings", 1)[1]
+    found = re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert found, "the Embeddings section has no yaml example"
+    config = tmp_path / "config.yaml"
+    config.write_text(found[0], encoding="utf-8")
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    fake = FakeDashScope()
+    texts = [f"passage {i}" for i in range(11)]
+    with LLMFactory.create_from_config(config, transport=fake.transport) as factory:
+        result = factory.embed(texts, model="embed")
+    assert [e.embedding for e in result.data] == [vector_for(t, 1024) for t in texts]
+    assert [(r.host, r.path) for r in fake.requests] == [("dashscope.aliyuncs.com", NATIVE_EMBEDDINGS_PATH)] * 2
+    assert fake.embedding_batches == [10, 1], "v4 takes at most 10 texts a request"

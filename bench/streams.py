@@ -1,0 +1,131 @@
+"""The realistic-stream profile: many long concurrent streams, the load a gateway mostly carries.
+
+Each stream's upstream (``fake_upstream``, model ``bench-real-<n>``) sends its first token after
+20 ms and ``n`` content chunks 20 ms apart, as a model generating at ~50 tokens/s does. A closed
+loop of ``concurrency`` keep-alive connections streams back to back; per level it reports streams/s,
+full-stream p50 / p99, first byte p50, the full-stream overhead over ``direct`` in the same run,
+errors, and the gateway's CPU µs per streamed chunk (``/proc`` CPU time over the counted window
+divided by the chunks of the streams counted in it).
+
+Run alone: ``python bench/streams.py [--concurrency 1,64,512] [--chunks 20] [--duration 4]``
+(starts the upstream, llm-factory and nginx when installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import gateways
+import loadgen
+from fake_upstream import run as run_loop
+
+__all__ = ["body", "chunks_per_stream", "measure", "overheads"]
+
+
+def body(chunks: int) -> bytes:
+    return json.dumps(
+        {
+            "model": f"bench-real-{chunks}",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    ).encode()
+
+
+def chunks_per_stream(chunks: int) -> int:
+    """SSE events a gateway forwards per stream: role, ``chunks`` contents, finish with usage."""
+    return chunks + 2
+
+
+def measure(gw: gateways.Gateway, concurrency: int, chunks: int, duration: float, warmup: float) -> dict[str, Any]:
+    samples: dict[str, float | None] = {}
+    proc = gw.proc if gw.name != "direct" else None
+
+    def window(edge: str) -> None:
+        samples[edge] = proc.cpu_seconds() if proc is not None else None
+
+    target = loadgen.Target("127.0.0.1", gw.port, gw.path)
+    outcome = run_loop(
+        loadgen.drive(
+            target, body(chunks), concurrency=concurrency, duration=duration, warmup=warmup, stream=True, on_window=window
+        )
+    )
+    result = outcome.summary()
+    lat = sorted(outcome.latencies)
+    result["p90_ms"] = loadgen.percentile(lat, 90) * 1000 if lat else None
+    start, end = samples.get("start"), samples.get("end")
+    # Chunks forwarded in the window by Little's law (closed loop: ``concurrency`` streams always in
+    # flight, each ``chunks_per_stream`` long, lasting the mean latency). Counting only the streams
+    # that start and end inside the window would miss most of the chunks of long streams.
+    mean = sum(lat) / len(lat) if lat else None
+    streamed = concurrency * chunks_per_stream(chunks) / mean * duration if mean else 0
+    result["chunks_per_s"] = streamed / duration if streamed else None
+    result["cpu_us_per_chunk"] = (end - start) / streamed * 1e6 if start is not None and end is not None and streamed else None
+    result["rss_mb"] = proc.memory_mb("VmRSS") if proc is not None else None
+    return {"target": gw.name, "concurrency": concurrency, "chunks": chunks, **result}
+
+
+def overheads(cells: list[dict[str, Any]]) -> None:
+    """Add each cell's full-stream overhead over ``direct`` at the same concurrency and length."""
+    direct = {(c["concurrency"], c["chunks"]): c for c in cells if c["target"] == "direct"}
+    for cell in cells:
+        ref = direct.get((cell["concurrency"], cell["chunks"]))
+        if ref is None or cell["target"] == "direct" or not cell["requests"] or not ref["requests"]:
+            cell["added_p50_ms"] = None
+            continue
+        cell["added_p50_ms"] = cell["p50_ms"] - ref["p50_ms"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", default="1,64,512", help="comma-separated levels")
+    parser.add_argument("--chunks", type=int, default=20, choices=(20, 200))
+    parser.add_argument("--duration", type=float, default=4.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--no-nginx", action="store_true")
+    args = parser.parse_args(argv)
+    levels = [int(c) for c in args.concurrency.split(",")]
+    load_cpus, gateway_cpus = gateways.cores()
+    import os
+
+    if load_cpus:
+        os.sched_setaffinity(0, load_cpus)
+    cells: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="llm-factory-streams-") as tmp:
+        workdir = Path(tmp)
+        upstream = gateways.start_upstream(workdir, load_cpus)
+        targets: list[gateways.Gateway] = [upstream]
+        try:
+            targets.append(gateways.start_ours(workdir, gateway_cpus, upstream.port, args.workers))
+            if not args.no_nginx:
+                ng = gateways.start_nginx(workdir, gateway_cpus, upstream.port, None)
+                if isinstance(ng, str):
+                    print(f"nginx skipped: {ng}", file=sys.stderr)
+                else:
+                    targets.append(ng)
+            for gw in targets:
+                for level in levels:
+                    cell = measure(gw, level, args.chunks, args.duration, args.warmup)
+                    cells.append(cell)
+                    print(f"{gw.name} c={level}: {cell['rps']:.0f} streams/s p50 {cell['p50_ms']:.1f} ms "
+                          f"cpu/chunk {cell['cpu_us_per_chunk']} errors {cell['errors']}", file=sys.stderr)
+        finally:
+            for gw in targets:
+                if gw.proc is not None:
+                    gw.proc.stop()
+    overheads(cells)
+    print(json.dumps(cells, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""Pass-through of an OpenAI SSE stream: the upstream's bytes, checked, not re-encoded.
+
+A gateway that speaks OpenAI to an OpenAI upstream needs no translation. Parsing each event into a
+``ChatCompletionChunk`` and serialising it again costs most of a gateway's CPU per chunk, so a
+caller that only forwards bytes (the server) asks for this path by setting ``RAW_SSE`` around its
+iteration; providers with the ``raw_sse`` capability then yield ``RawChunk`` objects: the frames to
+write plus the few facts the streaming contract needs (content seen: the commit point; finish
+reason seen: a complete stream; usage; text, for content logging). Library callers never see one.
+
+Each event is decoded (orjson, about a microsecond) and checked against the plain shape of an
+OpenAI chunk: known keys only, the stream's first id and created time, a non-empty model,
+``chat.completion.chunk``, choices with a delta of plain strings, a finish reason OpenAI defines,
+integer usage counts. Such an event is forwarded byte for byte. Anything else (Azure's filter
+chunks, a changed id, tool calls, logprobs, an unknown field...) goes the ordinary way:
+``adapt_chunk``, validation, serialisation, so the result is exactly what the parsed path sends.
+Error events raise as in ``decode_stream``, after the frames before them in the same read.
+
+Events that arrive in one network read travel as one ``RawChunk`` (one write downstream).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ._bounded import too_large
+from ._errors import UpstreamConnectionError
+from ._json import loads
+from ._sse import DEFAULT_MAX_EVENT_BYTES, decode_sse_lines
+from ._types import ChatCompletionChunk, CompletionUsage
+
+if TYPE_CHECKING:
+    from ._openai_codec import OpenAICompatibleProvider, OpenAIStreamState
+
+__all__ = ["RAW_SSE", "RawChunk", "raw_openai_stream"]
+
+log = logging.getLogger("llm_factory_core.openai_codec")
+
+RAW_SSE: ContextVar[bool] = ContextVar("llm_factory_raw_sse", default=False)
+"""True while a caller that writes ``RawChunk.frames`` as they are iterates a stream."""
+
+_FINISH = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
+_TOP = frozenset({"id", "object", "created", "model", "choices", "usage", "system_fingerprint", "service_tier", "obfuscation"})
+_CHOICE = frozenset({"index", "delta", "finish_reason", "logprobs"})
+_DELTA = frozenset({"role", "content", "refusal", "reasoning_content"})
+_TEXT_FIELDS = ("content", "refusal", "reasoning_content")
+
+
+class RawChunk:
+    """One or more SSE events to forward as they are (``frames``: ``data: ...\\n\\n`` each)."""
+
+    __slots__ = ("content", "events", "frames", "texts", "usage", "usage_data", "usage_frame")
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.events = 0
+        self.usage_frame: bytes | None = None
+        """An event with usage and no choices (``include_usage``'s last chunk), written after
+        ``frames`` unless the caller strips it (it asked for the usage, its client did not)."""
+        self.usage_data: Any = None
+        """The usage as sent (a dict), or a ``CompletionUsage`` from the parsed path."""
+        self.content = False
+        """True when an event carries something a caller sees (text, reasoning, a refusal, tool
+        calls, a finish reason): the commit point."""
+        self.usage: tuple[int, int] | None = None
+        """(prompt, completion) tokens of the last event with usage."""
+        self.texts: list[str] = []
+        """The content deltas, for content logging."""
+
+    # The router's view of a chunk (``Router._first_content``): only these two are used.
+    def has_content(self) -> bool:
+        return self.content
+
+    def model_dump_json(self) -> str:
+        return self.data().decode("utf-8", "replace")
+
+    def data(self, *, strip_usage: bool = False) -> bytes:
+        frames = self.frames
+        if self.usage_frame is not None and not strip_usage:
+            frames = [*frames, self.usage_frame]
+        return frames[0] if len(frames) == 1 else b"".join(frames)
+
+    def usage_object(self) -> CompletionUsage | None:
+        usage = self.usage_data
+        return usage if usage is None or isinstance(usage, CompletionUsage) else CompletionUsage.model_validate(usage)
+
+    def add(self, frame: bytes, usage_only: bool) -> None:
+        self.events += 1
+        if usage_only:
+            self.usage_frame = frame
+        else:
+            self.frames.append(frame)
+
+    def add_parsed(self, chunk: ChatCompletionChunk) -> None:
+        """An event that took the ordinary path, serialised as the parsed path does."""
+        frame = b"data: " + chunk.__pydantic_serializer__.to_json(chunk, exclude_none=True) + b"\n\n"
+        self.add(frame, chunk.usage is not None and not chunk.choices)
+        if chunk.has_content():
+            self.content = True
+        if chunk.usage is not None:
+            self.usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
+            self.usage_data = chunk.usage
+        for choice in chunk.choices:
+            if choice.delta.content:
+                self.texts.append(choice.delta.content)
+
+
+def _plain(provider: OpenAICompatibleProvider, data: dict[str, Any], state: OpenAIStreamState, out: RawChunk) -> bool:
+    """Whether ``data`` may be forwarded unchanged; records its facts in ``state`` and ``out``."""
+    if not data.keys() <= _TOP or data.get("object") != "chat.completion.chunk":
+        return False
+    if not provider.raw_passthrough(data):
+        return False
+    model = data.get("model")
+    if type(model) is not str or not model:
+        return False
+    cid, created = data.get("id"), data.get("created")
+    if state.id:
+        if cid != state.id or created != state.created:
+            return False  # the parsed path rewrites it to the stream's first id and time
+    elif type(cid) is not str or not cid or type(created) is not int or not created:
+        return False
+    choices = data.get("choices")
+    if type(choices) is not list:
+        return False
+    usage = data.get("usage")
+    tokens = None
+    if usage is not None:
+        if type(usage) is not dict:
+            return False
+        prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+        if type(prompt) is not int or type(completion) is not int or type(usage.get("total_tokens", 0)) is not int:
+            return False
+        tokens = (prompt, completion)
+    elif not choices:
+        return False  # the parsed path drops an event with neither choices nor usage
+    content = finished = False
+    texts = []
+    for choice in choices:
+        if type(choice) is not dict or not choice.keys() <= _CHOICE or choice.get("logprobs") is not None:
+            return False
+        if type(choice.get("index", 0)) is not int:
+            return False
+        delta = choice.get("delta")
+        if type(delta) is not dict or not delta.keys() <= _DELTA:
+            return False
+        role = delta.get("role")
+        if role is not None and role != "assistant":
+            return False
+        for key in _TEXT_FIELDS:
+            value = delta.get(key)
+            if value is not None:
+                if type(value) is not str:
+                    return False
+                if value:
+                    content = True
+        text = delta.get("content")
+        if text:
+            texts.append(text)
+        reason = choice.get("finish_reason")
+        if reason is not None:
+            if reason not in _FINISH:
+                return False  # the provider maps (or rejects) it: the parsed path
+            content = finished = True
+    if not state.id:
+        state.id, state.created = cid, created
+    if finished:
+        state.finished = True
+    if content:
+        out.content = True
+    if tokens is not None:
+        out.usage = tokens
+        out.usage_data = usage
+    out.texts.extend(texts)
+    return True
+
+
+def _payload(event: bytes) -> bytes | None:
+    """The data of one SSE event (its lines joined by ``\\n``), None when it has none."""
+    if event[:6] == b"data: " and b"\n" not in event:
+        return event[6:]
+    lines = event.decode("utf-8", "replace").split("\n")
+    decoded = decode_sse_lines(lines)
+    if not decoded or not decoded[0].data:
+        return None
+    return decoded[0].data.encode()
+
+
+def _source(response: httpx.Response) -> tuple[AsyncIterator[bytes], int]:
+    stream = response.stream
+    max_event = getattr(stream, "max_line", DEFAULT_MAX_EVENT_BYTES)
+    raw_chunks = getattr(stream, "raw_chunks", None)
+    if raw_chunks is not None and "content-encoding" not in response.headers:
+        return raw_chunks(), max_event
+    return response.aiter_bytes(), max_event
+
+
+async def raw_openai_stream(provider: OpenAICompatibleProvider, response: httpx.Response) -> AsyncIterator[RawChunk]:
+    """``decode_stream``'s contract, yielding ``RawChunk`` s (see the module's docstring)."""
+    from ._openai_codec import OpenAIStreamState
+
+    state = OpenAIStreamState(provider.settings.model)
+    chunks, max_event = _source(response)
+    pending = b""
+    skip_lf = False  # the last read ended in \r: a \n opening the next one completes a \r\n
+    async for piece in chunks:
+        if skip_lf and piece:
+            skip_lf = False
+            if piece[0] == 0x0A:
+                piece = piece[1:]
+        if b"\r" in piece:
+            skip_lf = piece[-1] == 0x0D
+            piece = piece.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        pending = pending + piece if pending else piece
+        end = pending.rfind(b"\n\n")
+        if end < 0:
+            if len(pending) > max_event:
+                raise too_large("an event of the upstream stream", "max_event_bytes", max_event)
+            continue
+        block, pending = pending[:end], pending[end + 2 :]
+        out = RawChunk()
+        done = False
+        try:
+            for event in block.split(b"\n\n"):
+                if len(event) > max_event:
+                    raise too_large("an event of the upstream stream", "max_event_bytes", max_event)
+                event = event.lstrip(b"\n")
+                if event and _event(provider, state, event, out):
+                    done = True
+                    break
+        except _Pending as failed:
+            if out.events:
+                yield out  # what came before the error event in the same read still counts
+            raise failed.error from None
+        if out.events:
+            yield out
+        if done:
+            return
+    last = pending.strip(b"\n")
+    if last:  # an event still open when the stream ended is dispatched
+        out = RawChunk()
+        try:
+            done = _event(provider, state, last, out)
+        except _Pending as failed:
+            if out.events:
+                yield out
+            raise failed.error from None
+        if out.events:
+            yield out
+        if done:
+            return
+    if not state.finished:
+        raise provider.error(UpstreamConnectionError, "upstream closed the stream before it finished")
+
+
+def _event(provider: OpenAICompatibleProvider, state: OpenAIStreamState, event: bytes, out: RawChunk) -> bool:
+    """Handle one event into ``out``; True at ``[DONE]``. An error event raises ``_Pending``: the
+    caller yields the frames before it, then raises the provider's error."""
+    payload = _payload(event)
+    if payload is None:
+        return False
+    if payload[:6] == b"[DONE]":
+        return True
+    try:
+        data = loads(payload)
+    except ValueError:
+        log.warning("%s: skipped a malformed stream event", provider.name)
+        return False
+    if not isinstance(data, dict):
+        log.warning("%s: skipped a stream event that is not an object", provider.name)
+        return False
+    if data.get("error"):
+        raise _Pending(provider.error_from_payload(data))
+    if _plain(provider, data, state, out):
+        out.add(b"data: " + payload + b"\n\n", not data["choices"])
+        return False
+    adapted = provider.adapt_chunk(data, state)
+    if adapted is None:
+        return False
+    for item in adapted if isinstance(adapted, list) else (adapted,):
+        try:
+            chunk = ChatCompletionChunk.model_validate(item)
+        except ValueError:
+            log.warning("%s: skipped a stream event of unexpected shape", provider.name)
+            continue
+        out.add_parsed(chunk)
+    return False
+
+
+class _Pending(Exception):
+    """An error event inside the stream (carries the provider's typed error)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import pytest
+
+from llm_factory_server.ops._prices import Price, Pricing, TokenCounts
+
+
+def test_genai_prices_table_prices_known_models_and_counts_cache_reads() -> None:
+    pricing = Pricing({})
+    plain = pricing.cost(TokenCounts(1000, 100), deployment="d", model="m", provider="openai", upstream_model="gpt-4o")
+    cached = pricing.cost(
+        TokenCounts(1000, 100, cache_read=800), deployment="d", model="m", provider="openai", upstream_model="gpt-4o"
+    )
+    assert plain == pytest.approx(1000 * 2.5e-6 + 100 * 10e-6)
+    assert cached is not None and plain is not None and cached < plain
+    assert pricing.cost(TokenCounts(1, 1), deployment="d", model="m", provider="qwen", upstream_model="no-such") is None
+
+
+def test_a_configured_price_wins_by_deployment_then_model() -> None:
+    price = Price(input_per_mtok=1, output_per_mtok=2, cache_read_per_mtok=0.1, cache_write_per_mtok=1.25)
+    pricing = Pricing({"gpt-4o": price})
+    tokens = TokenCounts(prompt=1_000_000, completion=1_000_000, cache_read=400_000, cache_write=100_000)
+    cost = pricing.cost(tokens, deployment="x", model="gpt-4o", provider="openai", upstream_model="gpt-4o")
+    assert cost == pytest.approx(0.5 * 1 + 0.4 * 0.1 + 0.1 * 1.25 + 1 * 2)

@@ -1,0 +1,113 @@
+"""The usage recorder never slows nor fails requests: a database that sleeps or raises only
+delays or drops records, counted in /metrics; records are flushed at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from llm_factory_server.ops._prices import Pricing, TokenCounts
+from llm_factory_server.ops._recorder import UsageEvent, UsageRecorder
+
+from ..conftest import Serve
+from ..helpers import Upstream, make_factory
+
+
+class SlowSink:
+    def __init__(self, delay: float) -> None:
+        self.delay, self.rows, self.closed = delay, [], False
+
+    def write(self, rows: list[Any]) -> None:
+        time.sleep(self.delay)
+        self.rows.extend(rows)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class BrokenSink(SlowSink):
+    def write(self, rows: list[Any]) -> None:
+        raise OSError("database is down")
+
+
+def event(**extra: Any) -> UsageEvent:
+    fields: dict[str, Any] = dict(
+        key_id="k",
+        key_name="team",
+        endpoint="chat",
+        model="gpt-4o",
+        deployment=None,
+        stream=False,
+        status=200,
+        latency_ms=1.0,
+        tokens=TokenCounts(10, 5),
+    )
+    return UsageEvent(**{**fields, **extra})
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking() -> None:
+    sink = SlowSink(0.5)
+    recorder = UsageRecorder(sink, Pricing({}), deployments={}, capacity=10)
+    started = time.perf_counter()
+    for _ in range(1000):
+        recorder.record(event())
+    assert time.perf_counter() - started < 0.5  # never waits on the sink
+    assert recorder.dropped_full >= 900
+    recorder.close(timeout=5)
+    assert len(sink.rows) + recorder.dropped_full == 1000 and sink.closed
+
+
+def test_records_are_flushed_at_shutdown() -> None:
+    sink = SlowSink(0.05)
+    recorder = UsageRecorder(sink, Pricing({}), deployments={})
+    for _ in range(50):
+        recorder.record(event())
+    recorder.close(timeout=5)
+    assert len(sink.rows) == 50 and recorder.written == 50
+
+
+def _swap_sink(server: Any, sink: Any) -> None:
+    server.server.config.app.state.llm_factory_gateway.ops.recorder.sink = sink
+
+
+@pytest.mark.parametrize("sink", [SlowSink(1.0), BrokenSink(0)], ids=["slow", "down"])
+def test_requests_neither_slow_down_nor_fail_when_the_database_does(
+    upstream: Upstream, serve: Serve, sink: SlowSink
+) -> None:
+    server = serve(make_factory(upstream), usage_queue=20)
+    _swap_sink(server, sink)
+
+    async def load() -> list[int]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
+            body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+            replies = await asyncio.gather(*(http.post("/v1/chat/completions", json=body) for _ in range(200)))
+        return [r.status_code for r in replies]
+
+    started = time.monotonic()
+    statuses = asyncio.run(load())
+    assert statuses == [200] * 200
+    assert time.monotonic() - started < 5  # a sleeping database (1 s a batch) adds nothing per request
+    metrics = httpx.get(f"{server.url}/metrics").text
+    reason = "write_failed" if isinstance(sink, BrokenSink) else "queue_full"
+    line = next(
+        x for x in metrics.splitlines() if x.startswith(f'llm_factory_usage_records_dropped_total{{reason="{reason}"}}')
+    )
+    assert float(line.split()[-1]) > 0
+
+
+def test_the_recorder_runs_off_the_event_loop_thread() -> None:
+    seen: list[str] = []
+
+    class Sink(SlowSink):
+        def write(self, rows: list[Any]) -> None:
+            seen.append(threading.current_thread().name)
+
+    recorder = UsageRecorder(Sink(0), Pricing({}), deployments={})
+    recorder.record(event())
+    recorder.close()
+    assert seen == ["llm-factory-usage-writer"]
