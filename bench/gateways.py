@@ -204,6 +204,13 @@ def start_ours(workdir: Path, cpus: set[int] | None, upstream: int, workers: int
             f"  - provider: openai\n    model_name: {name}\n    api_key: {API_KEY}\n    api_base: {base}\n"
             for name in ("bench-model", "bench-paced", *REAL_MODELS)
         )
+        # The same realistic streams through the parsed path (DeepSeek's provider: the OpenAI
+        # dialect with its fix-ups, so every chunk is parsed, validated and re-serialised).
+        + "".join(
+            f"  - provider: deepseek\n    model_name: parsed-{name.removeprefix('bench-')}\n    model: {name}\n"
+            f"    api_key: {API_KEY}\n    api_base: {base}\n"
+            for name in REAL_MODELS
+        )
     )
     argv = [sys.executable, "-m", "llm_factory_server", "--config", str(config), "--port", str(port)]
     argv += ["--workers", str(workers)]  # default log level: one access line per request, as deployed

@@ -42,6 +42,7 @@ import gateways
 import imports
 import library_overhead
 import loadgen
+import profiles
 import report
 import wrk
 from fake_upstream import run as run_loop
@@ -58,13 +59,31 @@ class Profile:
     library_calls: int
     import_repeats: int
     paced_repeats: int
+    stream_levels: tuple[int, ...] = ()
+    """Realistic streams (``streams.py``): concurrency levels of the first length."""
+    stream_lengths: tuple[tuple[int, float], ...] = ()
+    """(chunks per stream, seconds counted); lengths after the first run at the top level only."""
+    p99_levels: tuple[int, ...] = ()
+    scaling: bool = False
 
 
 PROFILES = {
-    "full": Profile(4.0, 1.0, (1, 16, 64), 100_000, 2000, 5, 3),
-    "quick": Profile(1.5, 0.5, (1, 16, 64), 10_000, 500, 2, 1),
+    "full": Profile(
+        4.0, 1.0, (1, 16, 64), 100_000, 2000, 5, 3,
+        stream_levels=(1, 64, 512, 2048),
+        stream_lengths=((20, 4.0), (200, 10.0)),
+        p99_levels=(1, 2, 4, 8, 16, 32, 64, 128),
+        scaling=True,
+    ),
+    "quick": Profile(
+        1.5, 0.5, (1, 16, 64), 10_000, 500, 2, 1,
+        stream_levels=(64, 512),
+        stream_lengths=((20, 2.0),),
+        p99_levels=(1, 4, 16, 64),
+        scaling=True,
+    ),
     # The smoke test's: seconds in all, no wrk / nginx / LiteLLM needed.
-    "tiny": Profile(0.3, 0.1, (1, 4), 0, 20, 1, 1),
+    "tiny": Profile(0.3, 0.1, (1, 4), 0, 20, 1, 1, stream_levels=(4,), stream_lengths=((20, 1.0),), p99_levels=(1,)),
 }
 
 STREAM_BODY = json.dumps(
@@ -88,7 +107,10 @@ class Bench:
         self.load_cpus, self.gateway_cpus = gateways.cores()
         self.wrk = wrk.find_wrk(args.wrk) if args.profile != "tiny" else None
         self.litellm = None if args.no_litellm else gateways.litellm_command(args.litellm)
-        self.results: dict[str, Any] = {"cells": [], "gateways": {}, "notes": []}
+        self.results: dict[str, Any] = {"cells": [], "gateways": {}, "notes": [], "streams": [], "p99_sweep": []}
+        self.stream_levels, note = profiles.fd_limit_note(self.profile.stream_levels)
+        if note:
+            self.results["notes"].append(note)
 
     # -- one measurement ------------------------------------------------------------------------
 
@@ -166,6 +188,10 @@ class Bench:
             info["paced"] = run_loop(loadgen.paced_check(target, PACED_BODY, self.profile.paced_repeats))
         except (OSError, TimeoutError) as exc:
             info["paced"] = {"error": repr(exc)}
+        if gw.name != "litellm":  # LiteLLM would take minutes per level here; its table row says enough
+            warm = self.profile.warmup
+            self.results["streams"] += profiles.realistic(gw, self.stream_levels, self.profile.stream_lengths, warm, log)
+            self.results["p99_sweep"] += profiles.p99_sweep(gw, self.profile.p99_levels, self.profile.duration, warm, log)
         if gw.proc is not None and gw.name != "direct":
             info["peak_rss_mb"] = gw.proc.memory_mb("VmHWM")
             info["rss_mb"] = gw.proc.memory_mb("VmRSS")
@@ -203,6 +229,10 @@ class Bench:
         try:
             self.measure(upstream)
             self.run_gateways(upstream.port)
+            if self.profile.scaling and self.args.workers == 1:
+                self.results["workers"] = profiles.workers_scaling(
+                    self.workdir, upstream.port, self.profile.duration, self.profile.warmup, log
+                )
             log("library path")
             litellm_python = gateways.litellm_python(self.litellm) if self.litellm else None
             self.results["library"] = library_overhead.run_paths(

@@ -26,13 +26,18 @@ import gateways
 import loadgen
 from fake_upstream import run as run_loop
 
-__all__ = ["body", "chunks_per_stream", "measure", "overheads"]
+__all__ = ["PATHS", "body", "chunks_per_stream", "marginal", "measure", "overheads"]
 
 
-def body(chunks: int) -> bytes:
+PATHS = {"pass-through": "bench-real-{}", "parsed": "parsed-real-{}"}
+"""The gateway's two stream paths: an openai deployment (plain chunks forwarded as they are) and a
+deepseek one on the same upstream (each chunk parsed, validated, re-serialised)."""
+
+
+def body(chunks: int, path: str = "pass-through") -> bytes:
     return json.dumps(
         {
-            "model": f"bench-real-{chunks}",
+            "model": PATHS[path].format(chunks),
             "messages": [{"role": "user", "content": "hi"}],
             "stream": True,
             "stream_options": {"include_usage": True},
@@ -45,7 +50,9 @@ def chunks_per_stream(chunks: int) -> int:
     return chunks + 2
 
 
-def measure(gw: gateways.Gateway, concurrency: int, chunks: int, duration: float, warmup: float) -> dict[str, Any]:
+def measure(
+    gw: gateways.Gateway, concurrency: int, chunks: int, duration: float, warmup: float, path: str = "pass-through"
+) -> dict[str, Any]:
     samples: dict[str, float | None] = {}
     proc = gw.proc if gw.name != "direct" else None
 
@@ -55,7 +62,7 @@ def measure(gw: gateways.Gateway, concurrency: int, chunks: int, duration: float
     target = loadgen.Target("127.0.0.1", gw.port, gw.path)
     outcome = run_loop(
         loadgen.drive(
-            target, body(chunks), concurrency=concurrency, duration=duration, warmup=warmup, stream=True, on_window=window
+            target, body(chunks, path), concurrency=concurrency, duration=duration, warmup=warmup, stream=True, on_window=window
         )
     )
     result = outcome.summary()
@@ -68,9 +75,24 @@ def measure(gw: gateways.Gateway, concurrency: int, chunks: int, duration: float
     mean = sum(lat) / len(lat) if lat else None
     streamed = concurrency * chunks_per_stream(chunks) / mean * duration if mean else 0
     result["chunks_per_s"] = streamed / duration if streamed else None
-    result["cpu_us_per_chunk"] = (end - start) / streamed * 1e6 if start is not None and end is not None and streamed else None
+    cpu = end - start if start is not None and end is not None else None
+    result["cpu_us_per_chunk"] = cpu / streamed * 1e6 if cpu is not None and streamed else None
+    result["cpu_us_per_stream"] = cpu / streamed * chunks_per_stream(chunks) * 1e6 if cpu is not None and streamed else None
     result["rss_mb"] = proc.memory_mb("VmRSS") if proc is not None else None
-    return {"target": gw.name, "concurrency": concurrency, "chunks": chunks, **result}
+    return {"target": gw.name, "path": path, "concurrency": concurrency, "chunks": chunks, **result}
+
+
+def marginal(cells: list[dict[str, Any]], target: str, path: str) -> tuple[int, float] | None:
+    """(concurrency, CPU µs per extra chunk): the CPU per stream of the longest and the shortest
+    streams measured at one concurrency, the difference over the chunks between them. Per-request
+    costs (parsing the request, routing, the access log) cancel out."""
+    mine = [c for c in cells if c["target"] == target and c.get("path", "pass-through") == path and c.get("cpu_us_per_stream")]
+    for level in sorted({c["concurrency"] for c in mine}):
+        at = sorted((c for c in mine if c["concurrency"] == level), key=lambda c: c["chunks"])
+        if len(at) >= 2 and at[-1]["chunks"] > at[0]["chunks"]:
+            extra = chunks_per_stream(at[-1]["chunks"]) - chunks_per_stream(at[0]["chunks"])
+            return level, (at[-1]["cpu_us_per_stream"] - at[0]["cpu_us_per_stream"]) / extra
+    return None
 
 
 def overheads(cells: list[dict[str, Any]]) -> None:

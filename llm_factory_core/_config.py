@@ -15,9 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from ._deployment import Deployment
 from ._errors import ConfigurationError
+from ._first_token import AdaptiveFirstToken
 from ._health import CooldownPolicy
 from ._plugins import PluginRegistry
 from ._provider import Limits, Timeouts, mask_secret
+from ._request import RESERVED_EXTRA_BODY
 
 __all__ = [
     "FactoryConfig",
@@ -68,7 +70,15 @@ class ModelConfig(BaseModel):
     connect_timeout: float | None = Field(default=None, gt=0)
     first_token_timeout: float | None = Field(default=None, gt=0)
     chunk_timeout: float | None = Field(default=None, gt=0)
-    """Longest silence between two bytes of a stream."""
+    """Longest silence between two bytes of a stream, also after it started (the stall limit).
+    Default: the attempt ``timeout`` when that is shorter than 60 s, else 60 s."""
+    prefill: bool | None = None
+    """This deployment continues an assistant message sent last (used by stream continuation):
+    ``true`` for an OpenAI-compatible server that does (vLLM, LM Studio, Mistral...), ``false``
+    to keep a capable provider out of continuations; unset: as its provider declares."""
+    prefill_params: dict[str, Any] = {}
+    """Body fields added to continuation requests only, for servers that need a switch to
+    continue (vLLM: ``{continue_final_message: true, add_generation_prompt: false}``)."""
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
@@ -84,6 +94,17 @@ class ModelConfig(BaseModel):
                 return ProviderType(value)
             except ValueError:
                 return value
+        return value
+
+    @field_validator("prefill_params")
+    @classmethod
+    def _prefill_params_own_nothing(cls, value: dict[str, Any]) -> dict[str, Any]:
+        reserved = sorted(set(value) & RESERVED_EXTRA_BODY)
+        if reserved:
+            raise ValueError(
+                f"{', '.join(reserved)} cannot be set here: the router owns them "
+                "(prefill_params holds only the body switches a server needs to continue a message)"
+            )
         return value
 
     @property
@@ -123,6 +144,9 @@ class RouterSettings(BaseModel):
     stream_continuation: bool = False
     """After a committed text stream breaks, ask the next deployment to continue the text
     (assistant prefill) where the provider supports it."""
+    adaptive_first_token: AdaptiveFirstToken = AdaptiveFirstToken()
+    """A stream whose first content is late by its deployment's recent standards fails over
+    (``_first_token``); deployments with a configured ``first_token_timeout`` keep that."""
 
     # Limits (see ``Limits``): an upstream past one fails over with an error naming the setting.
     max_response_bytes: int = Field(default=_LIMITS.max_response_bytes, ge=1024)
@@ -209,7 +233,9 @@ def build_deployments(
         timeouts = Timeouts(
             connect=cfg.connect_timeout or base.connect,
             first_token=cfg.first_token_timeout or base.first_token,
-            chunk=cfg.chunk_timeout or base.chunk,
+            # The stall limit of a started stream defaults to the attempt limit when that is the
+            # shorter one: a 30 s ``timeout`` means no stream sits silent for 60 s.
+            chunk=cfg.chunk_timeout or min(base.chunk, cfg.timeout or base.chunk),
             total=cfg.timeout or base.total,
         )
         defaults = {k: getattr(cfg, k) for k in REQUEST_DEFAULT_FIELDS if getattr(cfg, k) is not None}
@@ -226,6 +252,9 @@ def build_deployments(
                 defaults=defaults,
                 max_concurrency=cfg.max_concurrency,
                 index=i,
+                prefill=cfg.prefill,
+                adaptive_first_token=cfg.first_token_timeout is None,  # a fixed limit overrides
+                prefill_params=dict(cfg.prefill_params),
             )
         )
     names = [d.name for d in deployments]

@@ -29,6 +29,13 @@ class Deployment:
     """At most this many requests in flight; a full deployment is skipped like a cooling one."""
     index: int = 0
     """Position in the configuration (first_available and tie-breaks use it)."""
+    prefill: bool | None = None
+    """Continues an assistant message sent last (stream continuation); None: as the provider
+    declares (``Capabilities.prefill``)."""
+    prefill_params: dict[str, Any] = field(default_factory=dict)
+    """Body fields added to continuation requests only (vLLM: ``continue_final_message``)."""
+    adaptive_first_token: bool = True
+    """Learn a first-token limit from recent replies (off when ``first_token_timeout`` is set)."""
     rules: tuple[ParamRule, ...] = field(init=False)
     """The provider's model rules that concern this deployment's upstream model (computed once)."""
 

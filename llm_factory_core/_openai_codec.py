@@ -330,15 +330,17 @@ class OpenAICompatibleProvider(Provider):
         sends it through ``adapt_chunk``. A hook for subclasses that fix up some events."""
         return True
 
-    async def decode_stream(self, response: httpx.Response) -> AsyncIterator[ChatCompletionChunk]:
+    def decode_stream(self, response: httpx.Response) -> AsyncIterator[ChatCompletionChunk]:
         """Chunks of an OpenAI SSE stream. ``[DONE]`` ends it; an error event raises a typed
         error; one malformed event is skipped and logged; a stream that ends without ``[DONE]``
         is complete if a finish reason arrived and an error otherwise."""
         if self.raw_sse and RAW_SSE.get():
-            # The caller writes raw frames (the server's pass-through): same contract, no re-encoding.
-            async for raw in raw_openai_stream(self, response):
-                yield cast(ChatCompletionChunk, raw)
-            return
+            # The caller writes raw frames (the server's pass-through): the same contract without
+            # re-encoding, and returned as it is (no generator layer per chunk in between).
+            return cast(AsyncIterator[ChatCompletionChunk], raw_openai_stream(self, response))
+        return self._decode_parsed(response)
+
+    async def _decode_parsed(self, response: httpx.Response) -> AsyncIterator[ChatCompletionChunk]:
         state = OpenAIStreamState(self.settings.model)
         async for event in aiter_sse(response):
             data_text = event.data

@@ -70,6 +70,8 @@ class Plan:
         self.attempts: list[Attempt] = []
         self.excluded: set[str] = set()
         self._skip_model = False
+        self.alternatives = sum(len(router.groups[m]) for m in self.models) > 1
+        """Another deployment could answer: a learnt first-token limit may fail over to it."""
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()

@@ -47,7 +47,7 @@ _FINISH = frozenset({"stop", "length", "tool_calls", "content_filter", "function
 _TOP = frozenset({"id", "object", "created", "model", "choices", "usage", "system_fingerprint", "service_tier", "obfuscation"})
 _CHOICE = frozenset({"index", "delta", "finish_reason", "logprobs"})
 _DELTA = frozenset({"role", "content", "refusal", "reasoning_content"})
-_TEXT_FIELDS = ("content", "refusal", "reasoning_content")
+_OTHER_TEXT = ("refusal", "reasoning_content")
 
 
 class RawChunk:
@@ -110,72 +110,77 @@ class RawChunk:
 
 
 def _plain(provider: OpenAICompatibleProvider, data: dict[str, Any], state: OpenAIStreamState, out: RawChunk) -> bool:
-    """Whether ``data`` may be forwarded unchanged; records its facts in ``state`` and ``out``."""
-    if not data.keys() <= _TOP or data.get("object") != "chat.completion.chunk":
-        return False
-    if not provider.raw_passthrough(data):
-        return False
-    model = data.get("model")
-    if type(model) is not str or not model:
+    """Whether ``data`` may be forwarded unchanged; records its facts in ``state`` and ``out``.
+    Written for the common case (a content delta under the stream's id): a few lookups."""
+    if data.get("object") != "chat.completion.chunk" or not data.keys() <= _TOP:
         return False
     cid, created = data.get("id"), data.get("created")
-    if state.id:
-        if cid != state.id or created != state.created:
+    first = False
+    if cid != state.id or created != state.created:
+        if state.id:
             return False  # the parsed path rewrites it to the stream's first id and time
-    elif type(cid) is not str or not cid or type(created) is not int or not created:
+        if type(cid) is not str or not cid or type(created) is not int or not created:
+            return False
+        first = True
+    model = data.get("model")
+    if type(model) is not str or not model:
         return False
     choices = data.get("choices")
     if type(choices) is not list:
         return False
     usage = data.get("usage")
-    tokens = None
     if usage is not None:
         if type(usage) is not dict:
             return False
         prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
         if type(prompt) is not int or type(completion) is not int or type(usage.get("total_tokens", 0)) is not int:
             return False
-        tokens = (prompt, completion)
     elif not choices:
         return False  # the parsed path drops an event with neither choices nor usage
+    if not provider.raw_passthrough(data):
+        return False
     content = finished = False
-    texts = []
+    text = None
     for choice in choices:
         if type(choice) is not dict or not choice.keys() <= _CHOICE or choice.get("logprobs") is not None:
             return False
-        if type(choice.get("index", 0)) is not int:
-            return False
         delta = choice.get("delta")
-        if type(delta) is not dict or not delta.keys() <= _DELTA:
+        if type(delta) is not dict or type(choice.get("index", 0)) is not int:
             return False
-        role = delta.get("role")
-        if role is not None and role != "assistant":
-            return False
-        for key in _TEXT_FIELDS:
-            value = delta.get(key)
-            if value is not None:
-                if type(value) is not str:
-                    return False
-                if value:
-                    content = True
         text = delta.get("content")
-        if text:
-            texts.append(text)
+        if text is not None and type(text) is not str:
+            return False
+        if len(delta) > (text is not None or "content" in delta):  # anything besides the content
+            if not delta.keys() <= _DELTA:
+                return False
+            role = delta.get("role")
+            if role is not None and role != "assistant":
+                return False
+            for key in _OTHER_TEXT:
+                value = delta.get(key)
+                if value is not None:
+                    if type(value) is not str:
+                        return False
+                    content = content or bool(value)
         reason = choice.get("finish_reason")
         if reason is not None:
             if reason not in _FINISH:
                 return False  # the provider maps (or rejects) it: the parsed path
             content = finished = True
-    if not state.id:
+    if first:
         state.id, state.created = cid, created
     if finished:
         state.finished = True
+    for choice in choices:
+        text = choice["delta"].get("content")
+        if text:
+            out.content = True
+            out.texts.append(text)
     if content:
         out.content = True
-    if tokens is not None:
-        out.usage = tokens
+    if usage is not None:
+        out.usage = (usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
         out.usage_data = usage
-    out.texts.extend(texts)
     return True
 
 

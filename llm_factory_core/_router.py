@@ -35,10 +35,12 @@ from ._errors import (
     UnknownStrategyError,
     UpstreamTimeoutError,
 )
+from ._first_token import FirstTokenLimits
 from ._health import HealthStore, wall_clock
 from ._model_rules import apply_model_rules
 from ._plan import DeadlineExceeded, Plan, Progress
 from ._plugins import PluginRegistry
+from ._prefill import can_prefill, continuation_request
 from ._provider import Provider
 from ._request import ChatRequest
 from ._types import ChatCompletion, ChatCompletionChunk
@@ -101,6 +103,8 @@ class Router:
         """Per-factory observers of state changes (the hook is process-wide)."""
         self.tracing: Tracing | None = None
         """OpenTelemetry spans (``_tracing``); None: off, and this check is all it costs."""
+        self.first_token = FirstTokenLimits(settings.adaptive_first_token)
+        """Each deployment's first-token limit learnt from its recent replies (``_first_token``)."""
         try:  # fail at start-up, not on the first call
             self.strategy_class(settings.strategy)
         except UnknownStrategyError as exc:
@@ -326,6 +330,10 @@ class Router:
                     info.deployment, info.model = deployment, model
                     info.first_token_at = time.monotonic()
                     self._succeeded(deployment, info.first_token_at - started)
+                    if deployment.adaptive_first_token:
+                        self.first_token.observe(
+                            deployment.name, info.first_token_at - started, deployment.timeouts.first_token
+                        )
                     progress = Progress() if self.settings.stream_continuation else None
                     committed = self._committed(plan, deployment, *opened, progress, loop)
                     try:
@@ -365,12 +373,16 @@ class Router:
         except ProviderError as error:  # a model rule under the "fail" policy: the request's fault
             self._failed(plan, deployment, error)
             raise
+        fixed = deployment.timeouts.first_token
+        learnt = self.first_token.limits.get(name) if plan.alternatives else None
+        if learnt is not None and learnt >= min(budget, fixed):
+            learnt = None  # the fixed limit or the deadline comes first anyway
         upstream = providers[name].stream(prepared)
         self.health.begin(name)
         buffered: list[ChatCompletionChunk] = []
         held, cap = 0, self.settings.max_uncommitted_bytes  # content-less chunks held, bounded
         try:
-            async with fail_after(min(budget, deployment.timeouts.first_token), loop):
+            async with fail_after(min(budget, fixed) if learnt is None else learnt, loop):
                 async for chunk in upstream:
                     buffered.append(chunk)
                     if chunk.has_content():
@@ -382,7 +394,11 @@ class Router:
         except TimeoutError:
             await _close(upstream)
             self.health.end(name)
-            self._failed(plan, deployment, self._timeout_error(plan, deployment, "first token", not buffered))
+            what = "first token"
+            if learnt is not None:  # its time was at least the limit: a sample there lets a slower model relearn
+                self.first_token.observe(name, learnt, fixed)
+                what = f"first token (learnt from its recent replies: {learnt:.2f} s; router.adaptive_first_token)"
+            self._failed(plan, deployment, self._timeout_error(plan, deployment, what, not buffered))
             if plan.remaining() <= 0:
                 raise DeadlineExceeded from None
             return None
@@ -455,15 +471,15 @@ class Router:
             d
             for m in plan.models
             for d in self.groups[m]
-            if d.provider_cls.capabilities.prefill and d.name not in plan.excluded and d is not info.deployment
+            if can_prefill(d) and d.name not in plan.excluded and d is not info.deployment
         ]
         if not capable:  # nobody can continue: say so now, not after walking the plan with backoffs
             raise broken
-        prefill = {"role": "assistant", "content": progress.text()}
-        continued = request.model_copy(update={"messages": [*request.messages, prefill]})
+        text = progress.text()
         async for deployment in deployments:
-            if not deployment.provider_cls.capabilities.prefill:
+            if not can_prefill(deployment):
                 continue
+            continued = continuation_request(request, text, deployment)
             started = time.monotonic()
             try:
                 opened = await self._first_content(plan, deployment, providers, continued, loop)

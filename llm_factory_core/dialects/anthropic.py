@@ -22,6 +22,8 @@ fields without effect are reported (``MessagesRequest.ignored``).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
 import re
@@ -29,6 +31,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from .._errors import InvalidRequestError
 from .._request import ChatRequest
@@ -125,17 +128,24 @@ def image_part(block: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def image_block(url: str, *, allow_urls: bool) -> dict[str, Any] | None:
-    """An image URL as an Anthropic image block: a base64 ``data:`` URL -> a base64 source, an
-    http(s) URL -> a url source (when ``allow_urls``); None when it is neither (the caller says
-    why). Raises ValueError for a data URL of a type Anthropic does not take."""
+    """An image URL as an Anthropic image block: a ``data:`` URL -> a base64 source (percent-encoded
+    bytes are encoded), an http(s) URL -> a url source (when ``allow_urls``); None when it is
+    neither (the caller says why). Raises ValueError, saying why, for a data URL of a type
+    Anthropic does not take or that does not hold valid base64."""
     match = _DATA_URL.match(url)
     if match:
         media = (match.group("media") or "").lower()
         if media not in _IMAGE_TYPES:
             raise ValueError(f"Claude accepts jpeg, png, gif and webp images, not {media or 'unknown'!r}")
-        if ";base64" in (match.group("params") or ""):
-            return {"type": "image", "source": {"type": "base64", "media_type": media, "data": match.group("data")}}
-        return None
+        data = match.group("data")
+        if ";base64" not in (match.group("params") or ""):
+            data = base64.b64encode(unquote_to_bytes(data)).decode()
+        else:
+            try:
+                base64.b64decode(data, validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("an image data: URL does not hold valid base64") from None
+        return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
     if allow_urls and url.startswith(("http://", "https://")):
         return {"type": "image", "source": {"type": "url", "url": url}}
     return None
@@ -430,6 +440,22 @@ def _effort(thinking: Mapping[str, Any], output_config: Any) -> str | None:
     return "low" if budget < 4096 else ("medium" if budget < 16_384 else "high")
 
 
+def _output_config(config: Any, data: dict[str, Any], ignored: list[str], *, thinking: bool) -> None:
+    """``output_config`` for chat APIs: ``format`` (a JSON schema) -> ``response_format``;
+    ``effort`` -> ``reasoning_effort`` (already read from it when ``thinking`` is given)."""
+    if not isinstance(config, dict):
+        raise _fail("output_config must be an object", "output_config")
+    for key, value in config.items():
+        if key == "effort" and isinstance(value, str):
+            if not thinking:
+                data["reasoning_effort"] = value
+        elif key == "format" and isinstance(value, dict) and value.get("type") == "json_schema":
+            schema = {"name": "output", "schema": value.get("schema") or {}}
+            data["response_format"] = {"type": "json_schema", "json_schema": schema}
+        else:
+            ignored.append(f"output_config.{key}")
+
+
 def chat_request_from_messages(
     body: dict[str, Any], *, native: bool, betas: list[str] | None = None, count_only: bool = False
 ) -> MessagesRequest:
@@ -488,7 +514,9 @@ def chat_request_from_messages(
     for key in sorted(NATIVE_FIELDS & set(body)):
         if native:
             data[key] = body[key]
-        elif key != "output_config" or not isinstance(thinking, dict):
+        elif key == "output_config":
+            _output_config(body[key], data, ignored, thinking=isinstance(thinking, dict))
+        else:
             ignored.append(key)
     if betas:
         if native:

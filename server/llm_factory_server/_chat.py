@@ -283,6 +283,7 @@ class ChatCompletions:
         info = CallInfo()
         chunks = factory.router.stream(request, factory.providers(), info=info)
         raw = RAW_SSE.set(True) if wants_raw(gateway) else None  # the pass-through (``_passthrough``)
+        broken = False
         try:
             try:
                 first = await chunks.__anext__()
@@ -308,6 +309,7 @@ class ChatCompletions:
                         await send({"type": "http.response.body", "body": frame, "more_body": True})
             except Exception as exc:
                 if isinstance(exc, LLMFactoryError):
+                    broken = True  # the router recorded the answering deployment's failure
                     record.status = exc.http_status
                     body = from_exception(exc)[1]
                     log.warning("request %s: stream failed after it started: %s", record.rid.decode(), exc)
@@ -320,7 +322,8 @@ class ChatCompletions:
             await send({"type": "http.response.body", "body": _DONE, "more_body": False})
             return None
         finally:
-            record.attempts = len(info.attempts) + (info.deployment is not None)
+            # A stream that broke after it started is in ``info.attempts`` already: count it once.
+            record.attempts = len(info.attempts) + (info.deployment is not None and not broken)
             with anyio.CancelScope(shield=True):
                 await chunks.aclose()  # at once, also on cancellation: the connection goes back to the pool
             if raw is not None:

@@ -7,17 +7,21 @@ recoveries) come from the core's ``llm_factory_deployment_state_changed`` hook.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from llm_factory_core import LLMFactory
 from llm_factory_core.providers import Deployment
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["CONTENT_TYPE", "MULTIPROC_ENV", "Metrics"]
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Set (by ``llm-factory serve --workers N``, or by you) to share series between worker processes."""
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -157,4 +161,9 @@ class Metrics:
             self._child(self._overhead, flag).observe(overhead)
 
     def render(self) -> bytes:
+        if os.environ.get(MULTIPROC_ENV):  # --workers N: the series of every worker, added up
+            registry = CollectorRegistry(auto_describe=False)
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(_DeploymentCollector(self.factory))
+            return generate_latest(registry)
         return generate_latest(self.registry)

@@ -7,6 +7,8 @@ import gc
 import logging
 import logging.config
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import uvicorn
@@ -16,6 +18,7 @@ from uvicorn.config import LOGGING_CONFIG
 from ._app import _build
 from ._discovery import CONFIG_ENV, ENV_FILE_ENV
 from ._gateway import Gateway, loopback
+from ._metrics import MULTIPROC_ENV
 from ._protocol import uvicorn_options
 from ._settings import ServerSettings
 
@@ -102,7 +105,16 @@ def serve(
         os.environ[CONFIG_ENV] = os.path.abspath(config)
     if env_file:
         os.environ[ENV_FILE_ENV] = os.path.abspath(env_file)
-    uvicorn.run("llm_factory_server._serve:worker_app", factory=True, workers=settings.workers, **common)
+    # prometheus-client's multiprocess mode: every worker writes its series to files here and any
+    # worker's /metrics adds them all up, so a scrape answers for the whole gateway.
+    own_dir = MULTIPROC_ENV not in os.environ
+    if own_dir:
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="llm-factory-metrics-")
+    try:
+        uvicorn.run("llm_factory_server._serve:worker_app", factory=True, workers=settings.workers, **common)
+    finally:
+        if own_dir:
+            shutil.rmtree(os.environ.pop(MULTIPROC_ENV), ignore_errors=True)
 
 
 def worker_app() -> FastAPI:

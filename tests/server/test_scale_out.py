@@ -178,3 +178,23 @@ def test_redis_restart_under_load_loses_no_request(
         fake.limited.add("a")  # and after the restart the two are one again
         ask(one)
         eventually(lambda: deployment_state(two, "/a/v1") == "cooldown", within=8.0)
+
+
+def test_metrics_add_up_every_worker(upstream: tuple[Upstream, str], tmp_path: Path) -> None:
+    fake, base = upstream
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "providers:\n"
+        f"  - {{provider: openai, model_name: gpt-4o, api_key: sk-a-000000001, api_base: '{base}/a/v1'}}\n"
+    )
+    with gateway(config, "--workers", "2") as gw:
+        for _ in range(20):  # a new connection each: the kernel spreads them over both workers
+            assert ask(gw).status_code == 200
+        for _ in range(5):  # whichever worker answers the scrape reports all 20
+            text = httpx.get(f"{gw}/metrics", timeout=10).text
+            counts = [
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("llm_factory_requests_total{") and 'status="200"' in line
+            ]
+            assert sum(counts) == 20, text[:2000]

@@ -8,8 +8,6 @@ consecutive same-role messages are merged by appending, and each turn is ordered
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import re
@@ -17,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from llm_factory_core import ChatRequest
+from llm_factory_core.dialects.anthropic import image_block
 
 from ._json_mode import JSON_TOOL, JsonModeError, json_mode, native_format
 from ._models import ModelInfo, model_info
@@ -43,8 +42,6 @@ StructuredOutput = Literal["auto", "native", "tool"]
 log = logging.getLogger("llm_factory_claude")
 
 _TOOL_ID_BAD_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
-_DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^,;]*)*?),(?P<data>.*)$", re.DOTALL)
-_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
 
 class RequestError(ValueError):
@@ -74,25 +71,13 @@ def _image_block(part: dict[str, Any], *, allow_urls: bool) -> dict[str, Any]:
     url = image.get("url") if isinstance(image, dict) else image
     if not isinstance(url, str) or not url:
         raise RequestError("an image_url part has no url")
-    match = _DATA_URL.match(url)
-    if match:
-        media = (match.group("media") or "").lower()
-        if media not in _IMAGE_TYPES:
-            raise RequestError(f"Claude accepts jpeg, png, gif and webp images, not {media or 'unknown'!r}")
-        data = match.group("data")
-        if ";base64" not in (match.group("params") or ""):
-            from urllib.parse import unquote_to_bytes
-
-            data = base64.b64encode(unquote_to_bytes(data)).decode()
-        else:
-            try:
-                base64.b64decode(data, validate=True)
-            except (binascii.Error, ValueError):
-                raise RequestError("an image data: URL does not hold valid base64") from None
-        return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
-    if url.startswith(("http://", "https://")) and allow_urls:
-        return {"type": "image", "source": {"type": "url", "url": url}}
-    raise RequestError("images must be data: URLs (base64) on this host; http(s) image URLs are not fetched")
+    try:  # the Messages dialect's own block (the gateway's /v1/messages door reads images back with it)
+        block = image_block(url, allow_urls=allow_urls)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    if block is None:
+        raise RequestError("images must be data: URLs (base64) on this host; http(s) image URLs are not fetched")
+    return block
 
 
 def _cache_control(source: Mapping[str, Any], target: dict[str, Any]) -> dict[str, Any]:

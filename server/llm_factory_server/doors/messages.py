@@ -34,6 +34,7 @@ from llm_factory_core.providers import json_dumps as dumps
 from .._access import check_access
 from .._errors import ErrorReply, from_exception
 from .._gateway import Gateway, gateway_for
+from ._common import bounded_body
 
 __all__ = ["ESTIMATE_HEADER", "NATIVE_PROVIDERS", "anthropic_error", "create_messages_router"]
 
@@ -134,20 +135,6 @@ class _Read(NamedTuple):
     """The body's bytes (what a stream the client leaves early is billed by)."""
 
 
-async def _bounded_body(request: Request, limit: int) -> bytes | None:
-    """The body, or None when it is larger than ``limit`` (read no further than that)."""
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        return None
-    parts, size = [], 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            return None
-        parts.append(part)
-    return b"".join(parts)
-
-
 async def _read(request: Request, *, count_only: bool) -> _Read | Response:
     """Access, the body, and its chat request with the reply headers; or the error reply."""
     gateway = gateway_for(request.app)
@@ -155,7 +142,7 @@ async def _read(request: Request, *, count_only: bool) -> _Read | Response:
     if denied is not None:
         return anthropic_error(denied)
     limit = gateway.settings.max_body_bytes
-    raw = await _bounded_body(request, limit)
+    raw = await bounded_body(request, limit)
     if raw is None:
         message = f"The request body is larger than this gateway accepts ({limit} bytes; server.max_body_bytes)."
         return Response(_error_body("request_too_large", message), status_code=413, media_type=_JSON)

@@ -1,20 +1,27 @@
-"""The embedded SQLite database of client keys and usage records (no setup).
+"""The database of client keys and usage records: an embedded SQLite file by default (no setup),
+or PostgreSQL when ``server.usage_db`` is a ``postgresql://`` URL (``pip install
+'llm-factory-server[postgres]'``: psycopg 3), so that gateways on several hosts share keys and
+records.
 
-Every call runs in a worker thread, never on the event loop. WAL mode lets several gateway
-processes on one host (``--workers N``) share the file; a busy timeout rides out their writes.
+Every call runs in a worker thread, never on the event loop. SQLite runs in WAL mode, so several
+gateway processes on one host (``--workers N``) share the file; a busy timeout rides out their
+writes. Statements are written once with ``?`` placeholders; ``Database`` adapts them.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
-__all__ = ["ENV", "connect", "default_path"]
+__all__ = ["ENV", "Database", "connect", "default_path", "display"]
 
 ENV = "LLM_FACTORY_USAGE_DB"
 
-SCHEMA = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS client_keys (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -22,16 +29,16 @@ CREATE TABLE IF NOT EXISTS client_keys (
     hint TEXT NOT NULL,
     models TEXT,
     rpm INTEGER,
-    tpm INTEGER,
-    budget REAL,
+    tpm BIGINT,
+    budget DOUBLE PRECISION,
     budget_period TEXT,
-    expires_at REAL,
-    created_at REAL NOT NULL,
-    revoked_at REAL
+    expires_at DOUBLE PRECISION,
+    created_at DOUBLE PRECISION NOT NULL,
+    revoked_at DOUBLE PRECISION
 );
 CREATE TABLE IF NOT EXISTS usage (
-    id INTEGER PRIMARY KEY,
-    ts REAL NOT NULL,
+    id {id_column},
+    ts DOUBLE PRECISION NOT NULL,
     key_id TEXT,
     key_name TEXT NOT NULL,
     endpoint TEXT NOT NULL,
@@ -40,18 +47,19 @@ CREATE TABLE IF NOT EXISTS usage (
     provider TEXT,
     stream INTEGER NOT NULL,
     status INTEGER NOT NULL,
-    latency_ms REAL NOT NULL,
-    prompt_tokens INTEGER,
-    completion_tokens INTEGER,
-    cached_tokens INTEGER,
-    cache_write_tokens INTEGER,
-    reasoning_tokens INTEGER,
+    latency_ms DOUBLE PRECISION NOT NULL,
+    prompt_tokens BIGINT,
+    completion_tokens BIGINT,
+    cached_tokens BIGINT,
+    cache_write_tokens BIGINT,
+    reasoning_tokens BIGINT,
     estimated INTEGER NOT NULL DEFAULT 0,
-    cost REAL
+    cost DOUBLE PRECISION
 );
 CREATE INDEX IF NOT EXISTS usage_ts ON usage (ts);
 CREATE INDEX IF NOT EXISTS usage_key_ts ON usage (key_id, ts);
 """
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def default_path() -> Path:
@@ -62,12 +70,74 @@ def default_path() -> Path:
     return Path(state) / "llm-factory" / "usage.sqlite3"
 
 
-def connect(path: str | os.PathLike[str] | None) -> sqlite3.Connection:
-    """A connection for one worker thread (``check_same_thread`` off: callers serialise use)."""
-    target = Path(path) if path else default_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(target, timeout=10.0, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.executescript(SCHEMA)
-    return conn
+def is_postgres(target: str | None) -> bool:
+    return bool(target) and urlsplit(str(target)).scheme in _POSTGRES_SCHEMES
+
+
+def display(target: str | None) -> str:
+    """Where the database is, for messages: a URL without its password."""
+    if not is_postgres(target):
+        return str(target or default_path())
+    parts = urlsplit(str(target))
+    host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    return f"{parts.scheme}://{parts.username + '@' if parts.username else ''}{host}{parts.path}"
+
+
+class Database:
+    """One connection; ``execute`` and ``executemany`` take ``?`` placeholders on both kinds."""
+
+    def __init__(self, target: str | None) -> None:
+        self.postgres = is_postgres(target)
+        if self.postgres:
+            try:
+                import psycopg
+            except ImportError:
+                raise RuntimeError(
+                    "server.usage_db is a PostgreSQL URL: install psycopg ('pip install llm-factory-server[postgres]')"
+                ) from None
+            self.conn: Any = psycopg.connect(str(target), autocommit=True, connect_timeout=5)
+            with self.conn.transaction():
+                for statement in _TABLES.format(id_column="BIGSERIAL PRIMARY KEY").split(";"):
+                    if statement.strip():
+                        self.conn.execute(statement)
+        else:
+            path = Path(target) if target else default_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_TABLES.format(id_column="INTEGER PRIMARY KEY"))
+            self.conn = conn
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self._sql(sql), tuple(args))
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """All rows in one transaction."""
+        if self.postgres:
+            with self.conn.transaction(), self.conn.cursor() as cursor:
+                cursor.executemany(self._sql(sql), rows)
+            return
+        self.conn.execute("BEGIN")
+        try:
+            self.conn.executemany(sql, rows)
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def day(self, column: str) -> str:
+        """SQL for a Unix-time column's UTC date, ``YYYY-MM-DD``."""
+        if self.postgres:
+            return f"to_char(to_timestamp({column}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        return f"strftime('%Y-%m-%d', {column}, 'unixepoch')"
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def connect(target: str | None) -> Database:
+    return Database(target)

@@ -13,19 +13,18 @@ or by the CLI works or stops within that time; one revoked through this process 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
-import sqlite3
 import threading
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ._db import connect
+from ._db import Database, connect, is_postgres
 
 __all__ = ["KeyRecord", "KeySpec", "KeyStore", "hash_key", "new_key"]
 
@@ -118,16 +117,31 @@ class KeyStore:
     def __init__(self, path: str | None, *, refresh: float = 1.0) -> None:
         self.path = path
         self.refresh = refresh
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Database | None = None
         self._lock = threading.Lock()
         self.by_hash: dict[bytes, KeyRecord] = {}
         """Live keys by SHA-256 digest: what the request path reads."""
         self.loaded_at = 0.0
 
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = connect(self.path)
-        return self._conn
+    @property
+    def remote(self) -> bool:
+        """PostgreSQL: reads go over the network (never from the event loop)."""
+        return is_postgres(self.path)
+
+    def _run(self, sql: str, args: tuple[Any, ...] = (), *, rows: bool = True) -> list[Any]:
+        """One statement (and its rows); a failed connection is dropped and opened again next time."""
+        with self._lock:
+            try:
+                if self._conn is None:
+                    self._conn = connect(self.path)
+                cursor = self._conn.execute(sql, args)
+                return list(cursor.fetchall()) if rows else []
+            except Exception:
+                if self._conn is not None:
+                    conn, self._conn = self._conn, None
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                raise
 
     def close(self) -> None:
         with self._lock:
@@ -143,54 +157,48 @@ class KeyStore:
         record = KeyRecord(
             **spec.model_dump(), id="key_" + secrets.token_hex(8), hint=f"{key[:4]}…{key[-4:]}", created_at=time.time()
         )
-        with self._lock:
-            self._db().execute(
-                f"INSERT INTO client_keys ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    record.id,
-                    record.name,
-                    hash_key(key.encode()),
-                    record.hint,
-                    json.dumps(record.models) if record.models is not None else None,
-                    record.rpm,
-                    record.tpm,
-                    record.budget,
-                    record.budget_period,
-                    record.expires_at,
-                    record.created_at,
-                    None,
-                ),
-            )
+        values = (
+            record.id,
+            record.name,
+            hash_key(key.encode()),
+            record.hint,
+            json.dumps(record.models) if record.models is not None else None,
+            record.rpm,
+            record.tpm,
+            record.budget,
+            record.budget_period,
+            record.expires_at,
+            record.created_at,
+            None,
+        )
+        self._run(f"INSERT INTO client_keys ({_COLUMNS}) VALUES ({', '.join('?' * 12)})", values, rows=False)
         self.by_hash[hashlib.sha256(key.encode()).digest()] = record
         return key, record
 
     def revoke(self, key_id: str) -> KeyRecord | None:
         """Revoke ``key_id`` (at once in this process); None when there is no such key."""
-        now = time.time()
-        with self._lock:
-            db = self._db()
-            db.execute("UPDATE client_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (now, key_id))
-            row = db.execute(f"SELECT {_COLUMNS} FROM client_keys WHERE id = ?", (key_id,)).fetchone()
-        if row is None:
+        self._run(
+            "UPDATE client_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            (time.time(), key_id),
+            rows=False,
+        )
+        found = self._run(f"SELECT {_COLUMNS} FROM client_keys WHERE id = ?", (key_id,))
+        if not found:
             return None
-        digest, record = _record(row)
+        digest, record = _record(found[0])
         self.by_hash.pop(bytes.fromhex(digest), None)
         return record
 
     def all(self) -> list[KeyRecord]:
-        with self._lock:
-            rows = self._db().execute(f"SELECT {_COLUMNS} FROM client_keys ORDER BY created_at").fetchall()
-        return [_record(row)[1] for row in rows]
+        return [_record(row)[1] for row in self._run(f"SELECT {_COLUMNS} FROM client_keys ORDER BY created_at")]
 
     def get(self, key_id: str) -> KeyRecord | None:
-        with self._lock:
-            row = self._db().execute(f"SELECT {_COLUMNS} FROM client_keys WHERE id = ?", (key_id,)).fetchone()
-        return None if row is None else _record(row)[1]
+        found = self._run(f"SELECT {_COLUMNS} FROM client_keys WHERE id = ?", (key_id,))
+        return _record(found[0])[1] if found else None
 
     def load(self) -> None:
         """Re-read the live keys (a revoked or expired key leaves the map)."""
-        with self._lock:
-            rows = self._db().execute(f"SELECT {_COLUMNS} FROM client_keys WHERE revoked_at IS NULL").fetchall()
+        rows = self._run(f"SELECT {_COLUMNS} FROM client_keys WHERE revoked_at IS NULL")
         fresh: dict[bytes, KeyRecord] = {}
         for row in rows:
             digest, record = _record(row)
@@ -223,7 +231,3 @@ def parse_expiry(value: str) -> float:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
-
-
-def names(records: Iterable[KeyRecord]) -> list[str]:
-    return [r.name for r in records]

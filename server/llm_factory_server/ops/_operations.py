@@ -27,10 +27,11 @@ from llm_factory_core import LLMFactory
 from .._access import presented_key
 from .._errors import ErrorReply, simple
 from ._counters import Counters
+from ._db import display
 from ._keys import KeyRecord, KeyStore
 from ._prices import Pricing, TokenCounts
 from ._queries import period_bounds, spend_by_key
-from ._recorder import SQLiteSink, UsageEvent, UsageRecorder
+from ._recorder import DatabaseSink, UsageEvent, UsageRecorder
 
 __all__ = ["Operations", "Ticket"]
 
@@ -83,7 +84,7 @@ class Operations:
         }
         deployments = {d.name: (d.provider_key, d.settings.model) for d in factory.deployments}
         self.recorder = UsageRecorder(
-            SQLiteSink(self.db_path),
+            DatabaseSink(self.db_path),
             self.pricing,
             deployments=deployments,
             capacity=settings.usage_queue,
@@ -93,7 +94,11 @@ class Operations:
         self._refreshing = False
         self._tasks: set[asyncio.Task[None]] = set()
         if self.managed:
-            self._load()
+            try:
+                self._load()
+            except Exception as exc:  # the database is down: no managed key works until it is back
+                log.error("could not read client keys from %s: %s; retrying on use", display(self.db_path), exc)
+                self.keys.loaded_at = time.monotonic()
 
     # -- client keys ----------------------------------------------------------------------------------
 
@@ -103,8 +108,22 @@ class Operations:
     def is_client_key(self, presented: bytes) -> bool:
         if not self.managed:
             return False
-        self._maybe_refresh()  # keys created elsewhere (another process, the CLI) arrive within a second
-        return self.keys.lookup(presented) is not None
+        if self.keys.lookup(presented) is not None:
+            self._maybe_refresh()  # revocations elsewhere (another process, the CLI) arrive within a second
+            return True
+        if self.keys.remote:
+            self._maybe_refresh()  # PostgreSQL: never a network call on the event loop
+            return False
+        if time.monotonic() - self.keys.loaded_at >= self.keys.refresh and not self._refreshing:
+            # An unknown key may be one just created elsewhere: re-read the keys table now (a small
+            # SQLite read, at most once per refresh interval, however many wrong keys arrive).
+            try:
+                self.keys.load()
+            except Exception as exc:  # keep the keys we have
+                log.warning("could not re-read client keys: %s", exc)
+                self.keys.loaded_at = time.monotonic()
+            return self.keys.lookup(presented) is not None
+        return False
 
     def _load(self) -> None:
         """Keys from the database, and each budgeted key's spend so far in its period."""

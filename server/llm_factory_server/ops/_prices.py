@@ -111,6 +111,8 @@ class Pricing:
         model_price = self._model_price(provider or "", upstream_model)
         if model_price is None:
             return None
+        if isinstance(model_price, Price):  # flat prices: plain arithmetic, ~1 µs
+            return model_price.cost(tokens)
         from genai_prices import Usage
 
         usage = Usage(
@@ -149,4 +151,26 @@ def _lookup(provider: str, model: str) -> Any:
     except Exception as exc:  # pragma: no cover - a broken table: price unknown, recorded as such
         log.warning("price table lookup failed for %s: %s", model, exc)
         return None
-    return result.model.get_prices(datetime.now(UTC))
+    model_price = result.model.get_prices(datetime.now(UTC))
+    return _flat(model_price) or model_price
+
+
+def _flat(model_price: Any) -> Price | None:
+    """The table's token prices as a ``Price`` when none is tiered (genai-prices' own calculation
+    costs ~0.1 ms a call, in the recorder's thread; other units, such as web searches, are not
+    counted by the gateway)."""
+    from decimal import Decimal
+
+    values = {name: getattr(model_price, name, None) for name in _TOKEN_UNITS}
+    if any(v is not None and not isinstance(v, Decimal) for v in values.values()) or values["input_mtok"] is None:
+        return None
+    as_float = {name: None if v is None else float(v) for name, v in values.items()}
+    return Price(
+        input_per_mtok=as_float["input_mtok"] or 0.0,
+        output_per_mtok=as_float["output_mtok"] or 0.0,
+        cache_read_per_mtok=as_float["cache_read_mtok"],
+        cache_write_per_mtok=as_float["cache_write_mtok"],
+    )
+
+
+_TOKEN_UNITS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok")

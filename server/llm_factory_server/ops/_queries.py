@@ -11,11 +11,6 @@ from ._db import connect
 __all__ = ["GROUPS", "period_bounds", "spend_by_key", "usage_totals"]
 
 GROUPS = ("key", "model", "day")
-_GROUP_SQL = {
-    "key": "COALESCE(key_id, key_name), key_name",
-    "model": "model, NULL",
-    "day": "strftime('%Y-%m-%d', ts, 'unixepoch'), NULL",
-}
 
 
 def period_bounds(period: Literal["day", "month"], now: float | None = None) -> tuple[float, float, str]:
@@ -45,31 +40,34 @@ def usage_totals(
     if key_id is not None:
         where.append("key_id = ?")
         args.append(key_id)
-    conn = connect(path)
+    db = connect(path)
+    group = {"key": "COALESCE(key_id, key_name)", "model": "model", "day": db.day("ts")}[group_by]
+    name = "MAX(key_name)" if group_by == "key" else "NULL"
     try:
-        rows = conn.execute(
-            f"SELECT {_GROUP_SQL[group_by]}, COUNT(*), SUM(status >= 400), SUM(prompt_tokens), SUM(completion_tokens),"
-            " SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(cost), SUM(cost IS NULL)"
+        rows = db.execute(
+            f"SELECT {group}, {name}, COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(prompt_tokens),"
+            " SUM(completion_tokens), SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens), SUM(cost),"
+            " SUM(CASE WHEN cost IS NULL THEN 1 ELSE 0 END)"
             f" FROM usage WHERE {' AND '.join(where)} GROUP BY 1 ORDER BY 1",
             args,
         ).fetchall()
     finally:
-        conn.close()
+        db.close()
     out = []
     for group, name, requests, errors, prompt, completion, cached, write, reasoning, cost, unpriced in rows:
         row: dict[str, Any] = {group_by: group}
         if group_by == "key":
             row["name"] = name
         row.update(
-            requests=requests,
-            errors=errors or 0,
-            prompt_tokens=prompt or 0,
-            completion_tokens=completion or 0,
-            cached_tokens=cached or 0,
-            cache_write_tokens=write or 0,
-            reasoning_tokens=reasoning or 0,
-            cost=round(cost or 0.0, 10),
-            unpriced_requests=unpriced or 0,
+            requests=int(requests),
+            errors=int(errors or 0),
+            prompt_tokens=int(prompt or 0),
+            completion_tokens=int(completion or 0),
+            cached_tokens=int(cached or 0),
+            cache_write_tokens=int(write or 0),
+            reasoning_tokens=int(reasoning or 0),
+            cost=round(float(cost or 0.0), 10),  # PostgreSQL's SUMs are Decimals
+            unpriced_requests=int(unpriced or 0),
         )
         out.append(row)
     return out

@@ -11,17 +11,17 @@ once a minute); requests never wait for it. ``close()`` flushes what is queued, 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ._db import connect
+from ._db import Database, connect
 from ._prices import Pricing, TokenCounts
 
-__all__ = ["SQLiteSink", "Sink", "UsageEvent", "UsageRecorder"]
+__all__ = ["DatabaseSink", "Sink", "UsageEvent", "UsageRecorder"]
 
 log = logging.getLogger("llm_factory_server.ops")
 
@@ -88,27 +88,27 @@ class Sink(Protocol):
     def close(self) -> None: ...
 
 
-class SQLiteSink:
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self._conn: sqlite3.Connection | None = None
+class DatabaseSink:
+    """Batches into the usage database (SQLite or PostgreSQL); reconnects after a failure."""
+
+    def __init__(self, target: str | None) -> None:
+        self.target = target
+        self._db: Database | None = None
 
     def write(self, rows: list[tuple[Any, ...]]) -> None:
-        if self._conn is None:
-            self._conn = connect(self.path)
-        conn = self._conn
-        conn.execute("BEGIN")
+        if self._db is None:
+            self._db = connect(self.target)
         try:
-            conn.executemany(f"INSERT INTO usage ({ROW_COLUMNS}) VALUES ({','.join('?' * 17)})", rows)
-        except BaseException:
-            conn.execute("ROLLBACK")
+            self._db.executemany(f"INSERT INTO usage ({ROW_COLUMNS}) VALUES ({', '.join('?' * 17)})", rows)
+        except Exception:
+            self.close()  # a broken connection is opened again with the next batch
             raise
-        conn.execute("COMMIT")
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._db is not None:
+            db, self._db = self._db, None
+            with contextlib.suppress(Exception):
+                db.close()
 
 
 class UsageRecorder:

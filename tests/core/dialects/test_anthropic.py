@@ -210,6 +210,17 @@ def test_thinking_becomes_reasoning_effort_elsewhere(
     assert parsed.ignored == []
 
 
+def test_output_config_maps_to_chat_s_structured_output_and_effort() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    config = {"format": {"type": "json_schema", "schema": schema}, "effort": "low", "task_budget": 5}
+    parsed = chat_request_from_messages(body(output_config=config), native=False)
+    assert parsed.chat.response_format == {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+    assert parsed.chat.reasoning_effort == "low"
+    assert parsed.ignored == ["output_config.task_budget"]
+    native = chat_request_from_messages(body(output_config=config), native=True).chat
+    assert (native.model_extra or {})["output_config"] == config and native.response_format is None
+
+
 def test_fields_without_effect_elsewhere_are_reported() -> None:
     parsed = chat_request_from_messages(body(top_k=3, service_tier="auto"), native=False, betas=["x-beta"])
     assert parsed.ignored == ["service_tier", "top_k", "anthropic-beta"]
@@ -384,6 +395,10 @@ def test_image_blocks_from_urls() -> None:
     assert image_block("https://x.test/a.png", allow_urls=False) is None
     with pytest.raises(ValueError, match="image/bmp"):
         image_block("data:image/bmp;base64,AAAA", allow_urls=True)
+    with pytest.raises(ValueError, match="valid base64"):
+        image_block("data:image/png;base64,not*base64", allow_urls=True)
+    percent = image_block("data:image/png,%89PNG", allow_urls=False)  # bytes, not base64: encoded
+    assert percent is not None and percent["source"]["data"] == "iVBORw=="
 
 
 # -- the event stream -----------------------------------------------------------------------------

@@ -197,3 +197,12 @@ def test_a_stream_breaking_after_commit_ends_with_response_failed(upstream: Upst
     assert events[-1].type == "response.failed"
     assert events[-1].response.status == "failed" and events[-1].response.error is not None
     assert "response.completed" not in [e.type for e in events]
+
+
+@pytest.mark.parametrize("path", ["/v1/responses", "/v1/embeddings"])
+def test_bodies_over_the_limit_are_413_without_reading_them_all(upstream: Upstream, serve: Serve, path: str) -> None:
+    server = serve(make_factory(upstream), max_body_bytes=4096)
+    big = {"model": "gpt-4o", "input": "x" * 10_000}
+    reply = httpx.post(f"{server.url}{path}", json=big, timeout=10)
+    assert reply.status_code == 413 and "max_body_bytes" in reply.json()["error"]["message"]
+    assert upstream.requests == []

@@ -22,3 +22,27 @@ def test_a_configured_price_wins_by_deployment_then_model() -> None:
     tokens = TokenCounts(prompt=1_000_000, completion=1_000_000, cache_read=400_000, cache_write=100_000)
     cost = pricing.cost(tokens, deployment="x", model="gpt-4o", provider="openai", upstream_model="gpt-4o")
     assert cost == pytest.approx(0.5 * 1 + 0.4 * 0.1 + 0.1 * 1.25 + 1 * 2)
+
+
+@pytest.mark.parametrize(
+    ("provider", "model"),
+    [
+        ("openai", "gpt-4o"),
+        ("claude", "claude-sonnet-4-5"),
+        ("gemini", "gemini-2.5-flash"),
+        ("deepseek", "deepseek-chat"),
+    ],
+)
+def test_the_fast_path_agrees_with_genai_prices_own_calculation(provider: str, model: str) -> None:
+    from genai_prices import Usage, calc_price
+
+    from llm_factory_server.ops._prices import _PROVIDERS
+
+    tokens = TokenCounts(prompt=12_000, completion=3_000, cache_read=4_000, cache_write=1_000)
+    ours = Pricing({}).cost(tokens, deployment="d", model="m", provider=provider, upstream_model=model)
+    theirs = calc_price(
+        Usage(input_tokens=12_000, output_tokens=3_000, cache_read_tokens=4_000, cache_write_tokens=1_000),
+        model,
+        provider_id=_PROVIDERS[provider],
+    ).total_price
+    assert ours == pytest.approx(float(theirs), rel=1e-9)

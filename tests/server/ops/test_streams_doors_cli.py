@@ -173,9 +173,12 @@ def test_the_cli_manages_keys_in_the_configured_database(upstream: Upstream, tmp
     assert row["name"] == "team-x" and row["rpm"] == 1 and row["spend"] == 0 and key not in listing
     factory = LLMFactory.create_from_config(config, transport=upstream.transport)
     with serving(create_app(factory)) as server:
+        code, later, _ = run("keys", "create", "team-y", "--config", str(config))
+        time.sleep(1.1)
+        assert chat(server, later.strip()).status_code == 200  # a key made while it runs works at once
         assert chat(server, key).status_code == 200
         assert chat(server, key).status_code == 429
-        eventually(lambda: len(rows(db)) == 2)
+        eventually(lambda: len(rows(db)) == 3)
         code, table, _ = run("usage", "--by", "model", "--since", "1d", "--url", server.url, "--admin-key", ADMIN)
         assert code == 0 and "gpt-4o" in table and "REQUESTS" in table
         code, _, err = run("keys", "revoke", row["id"], "--config", str(config))
@@ -185,7 +188,7 @@ def test_the_cli_manages_keys_in_the_configured_database(upstream: Upstream, tmp
         eventually(lambda: chat(server, key).status_code == 401)
     factory.close()
     code, table, _ = run("usage", "--config", str(config))
-    assert code == 0 and "team-x" in table
+    assert code == 0 and "team-x" in table and "team-y" in table
     code, _, err = run("keys", "revoke", "key_nope", "--config", str(config))
     assert code == 1 and "no client key" in err
     code, _, err = run("keys", "list", "--url", "http://127.0.0.1:9")

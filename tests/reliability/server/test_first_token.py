@@ -1,0 +1,36 @@
+"""Through the gateway: a stream whose first token is late by its deployment's recent standards
+fails over to the fallback at the learnt limit (``router.adaptive_first_token``), long before the
+slow primary would have answered; a non-streaming reply keeps the attempt timeout."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from llm_factory_core.testing import Fault, FaultyUpstream
+
+from ..test_first_token import LEARN, SLOW, adaptive_factory
+from .conftest import Serve, assert_answered_by, call
+
+
+@pytest.mark.parametrize("via", ["sdk-stream", "http-stream"])
+def test_a_late_first_token_fails_over_at_the_learnt_limit(upstream: FaultyUpstream, serve: Serve, via: str) -> None:
+    server = serve(factory=adaptive_factory(upstream))
+    for _ in range(LEARN["min_samples"]):
+        assert_answered_by(call(server, via), "primary")
+    upstream.set_rule("primary", Fault.slow_first_token(SLOW))
+    started = time.monotonic()
+    reply = call(server, via)
+    assert_answered_by(reply, "backup")
+    assert time.monotonic() - started < 5.0  # the slow primary would have taken 20 s
+    assert upstream.count("primary", fault="slow_first_token") == 1
+
+
+@pytest.mark.parametrize("via", ["sdk-chat", "http-chat"])
+def test_a_slow_json_reply_is_awaited(upstream: FaultyUpstream, serve: Serve, via: str) -> None:
+    server = serve(factory=adaptive_factory(upstream))
+    for _ in range(LEARN["min_samples"]):
+        assert_answered_by(call(server, via.replace("chat", "stream")), "primary")
+    upstream.set_rule("primary", Fault.slow_first_token(1.0))
+    assert_answered_by(call(server, via), "primary")
