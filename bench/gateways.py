@@ -222,12 +222,14 @@ def start_ours(workdir: Path, cpus: set[int] | None, upstream: int, workers: int
 
 NGINX_CONF = """
 worker_processes {workers};
+worker_rlimit_nofile 20000;
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/nginx-error.log warn;
-events {{ worker_connections 4096; }}
+events {{ worker_connections 10000; }}
 http {{
     access_log off;
+    keepalive_requests 100000000;  # the driver's keep-alive connections are never closed under it
     client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fastcgi; uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
     upstream fake {{ server 127.0.0.1:{upstream}; keepalive 128; }}

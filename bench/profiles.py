@@ -43,7 +43,11 @@ def fd_limit_note(levels: tuple[int, ...]) -> tuple[tuple[int, ...], str | None]
 
 
 def realistic(
-    gw: gateways.Gateway, levels: tuple[int, ...], lengths: tuple[tuple[int, float], ...], warmup: float, log: Callable[[str], None]
+    gw: gateways.Gateway,
+    levels: tuple[int, ...],
+    lengths: tuple[tuple[int, float], ...],
+    warmup: float,
+    log: Callable[[str], None],
 ) -> list[dict[str, Any]]:
     """Every level with the first length; the other lengths, and llm-factory's parsed path, at
     ``mid`` (64 when measured), where the marginal CPU per chunk is computed from the lengths."""
@@ -69,7 +73,15 @@ def p99_sweep(
             loadgen.drive(target, gateways.CHAT_BODY, concurrency=level, duration=duration, warmup=warmup, stream=False)
         )
         summary = outcome.summary()
-        out.append({"target": gw.name, "concurrency": level, "rps": summary["rps"], "p99_ms": summary["p99_ms"], "errors": summary["errors"]})
+        out.append(
+            {
+                "target": gw.name,
+                "concurrency": level,
+                "rps": summary["rps"],
+                "p99_ms": summary["p99_ms"],
+                "errors": summary["errors"],
+            }
+        )
     return out
 
 
@@ -79,9 +91,11 @@ def p99_bounds(sweep: list[dict[str, Any]], target: str) -> dict[float, float | 
     return {b: max((c["rps"] for c in cells if c["p99_ms"] <= b), default=None) for b in P99_BOUNDS_MS}
 
 
-def workers_scaling(workdir: Any, upstream: int, duration: float, warmup: float, log: Callable[[str], None]) -> dict[str, Any]:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    everything = set(range(os.cpu_count() or 1))
+def workers_scaling(
+    workdir: Any, upstream: int, duration: float, warmup: float, log: Callable[[str], None]
+) -> dict[str, Any]:
+    cores = os.cpu_count() or 1  # the machine's, not this process's (pinned to the load core)
+    everything = set(range(cores))
     result: dict[str, Any] = {"cores": cores}
     for workers in sorted({1, cores}):
         log(f"llm-factory: --workers {workers} on all {cores} cores")
@@ -89,7 +103,9 @@ def workers_scaling(workdir: Any, upstream: int, duration: float, warmup: float,
         try:
             target = loadgen.Target("127.0.0.1", gw.port, gw.path)
             outcome = run_loop(
-                loadgen.drive(target, gateways.CHAT_BODY, concurrency=64, duration=duration, warmup=warmup, stream=False)
+                loadgen.drive(
+                    target, gateways.CHAT_BODY, concurrency=64, duration=duration, warmup=warmup, stream=False
+                )
             )
             result[f"rps_{workers}"] = outcome.summary()["rps"]
         finally:

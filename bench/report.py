@@ -27,7 +27,8 @@ def _cell(results: dict[str, Any], target: str, mode: str, concurrency: int) -> 
 
 def _load_table(results: dict[str, Any]) -> list[str]:
     lines = [
-        "| target | mode | conc. | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | TTFB p50 ms | CPU µs/req | errors |",
+        "| target | mode | conc. | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | TTFB p50 ms "
+        "| CPU µs/req | errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cell in results["cells"]:

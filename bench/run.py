@@ -69,14 +69,26 @@ class Profile:
 
 PROFILES = {
     "full": Profile(
-        4.0, 1.0, (1, 16, 64), 100_000, 2000, 5, 3,
+        4.0,
+        1.0,
+        (1, 16, 64),
+        100_000,
+        2000,
+        5,
+        3,
         stream_levels=(1, 64, 512, 2048),
         stream_lengths=((20, 4.0), (200, 10.0)),
         p99_levels=(1, 2, 4, 8, 16, 32, 64, 128),
         scaling=True,
     ),
     "quick": Profile(
-        1.5, 0.5, (1, 16, 64), 10_000, 500, 2, 1,
+        1.5,
+        0.5,
+        (1, 16, 64),
+        10_000,
+        500,
+        2,
+        1,
         stream_levels=(64, 512),
         stream_lengths=((20, 2.0),),
         p99_levels=(1, 4, 16, 64),
@@ -190,8 +202,12 @@ class Bench:
             info["paced"] = {"error": repr(exc)}
         if gw.name != "litellm":  # LiteLLM would take minutes per level here; its table row says enough
             warm = self.profile.warmup
-            self.results["streams"] += profiles.realistic(gw, self.stream_levels, self.profile.stream_lengths, warm, log)
-            self.results["p99_sweep"] += profiles.p99_sweep(gw, self.profile.p99_levels, self.profile.duration, warm, log)
+            self.results["streams"] += profiles.realistic(
+                gw, self.stream_levels, self.profile.stream_lengths, warm, log
+            )
+            self.results["p99_sweep"] += profiles.p99_sweep(
+                gw, self.profile.p99_levels, self.profile.duration, warm, log
+            )
         if gw.proc is not None and gw.name != "direct":
             info["peak_rss_mb"] = gw.proc.memory_mb("VmHWM")
             info["rss_mb"] = gw.proc.memory_mb("VmRSS")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -62,7 +63,13 @@ def measure(
     target = loadgen.Target("127.0.0.1", gw.port, gw.path)
     outcome = run_loop(
         loadgen.drive(
-            target, body(chunks, path), concurrency=concurrency, duration=duration, warmup=warmup, stream=True, on_window=window
+            target,
+            body(chunks, path),
+            concurrency=concurrency,
+            duration=duration,
+            warmup=warmup,
+            stream=True,
+            on_window=window,
         )
     )
     result = outcome.summary()
@@ -77,7 +84,9 @@ def measure(
     result["chunks_per_s"] = streamed / duration if streamed else None
     cpu = end - start if start is not None and end is not None else None
     result["cpu_us_per_chunk"] = cpu / streamed * 1e6 if cpu is not None and streamed else None
-    result["cpu_us_per_stream"] = cpu / streamed * chunks_per_stream(chunks) * 1e6 if cpu is not None and streamed else None
+    result["cpu_us_per_stream"] = (
+        cpu / streamed * chunks_per_stream(chunks) * 1e6 if cpu is not None and streamed else None
+    )
     result["rss_mb"] = proc.memory_mb("VmRSS") if proc is not None else None
     return {"target": gw.name, "path": path, "concurrency": concurrency, "chunks": chunks, **result}
 
@@ -86,7 +95,11 @@ def marginal(cells: list[dict[str, Any]], target: str, path: str) -> tuple[int, 
     """(concurrency, CPU µs per extra chunk): the CPU per stream of the longest and the shortest
     streams measured at one concurrency, the difference over the chunks between them. Per-request
     costs (parsing the request, routing, the access log) cancel out."""
-    mine = [c for c in cells if c["target"] == target and c.get("path", "pass-through") == path and c.get("cpu_us_per_stream")]
+    mine = [
+        c
+        for c in cells
+        if c["target"] == target and c.get("path", "pass-through") == path and c.get("cpu_us_per_stream")
+    ]
     for level in sorted({c["concurrency"] for c in mine}):
         at = sorted((c for c in mine if c["concurrency"] == level), key=lambda c: c["chunks"])
         if len(at) >= 2 and at[-1]["chunks"] > at[0]["chunks"]:
@@ -114,16 +127,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-nginx", action="store_true")
+    parser.add_argument(
+        "--no-passthrough",
+        action="store_true",
+        help="run llm-factory with the stream pass-through off (every chunk parsed): the before/after",
+    )
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
     load_cpus, gateway_cpus = gateways.cores()
-    import os
-
     if load_cpus:
         os.sched_setaffinity(0, load_cpus)
     cells: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="llm-factory-streams-") as tmp:
         workdir = Path(tmp)
+        if args.no_passthrough:
+            # The gateway process imports this first (``sitecustomize``): its streams take the parsed path.
+            (workdir / "nopass").mkdir()
+            (workdir / "nopass" / "sitecustomize.py").write_text(
+                "import llm_factory_server._chat as chat\nchat.wants_raw = lambda gateway: False\n"
+            )
+            os.environ["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(workdir / "nopass"), os.environ.get("PYTHONPATH")])
+            )
         upstream = gateways.start_upstream(workdir, load_cpus)
         targets: list[gateways.Gateway] = [upstream]
         try:
@@ -138,8 +163,11 @@ def main(argv: list[str] | None = None) -> int:
                 for level in levels:
                     cell = measure(gw, level, args.chunks, args.duration, args.warmup)
                     cells.append(cell)
-                    print(f"{gw.name} c={level}: {cell['rps']:.0f} streams/s p50 {cell['p50_ms']:.1f} ms "
-                          f"cpu/chunk {cell['cpu_us_per_chunk']} errors {cell['errors']}", file=sys.stderr)
+                    print(
+                        f"{gw.name} c={level}: {cell['rps']:.0f} streams/s p50 {cell['p50_ms']:.1f} ms "
+                        f"cpu/chunk {cell['cpu_us_per_chunk']} errors {cell['errors']}",
+                        file=sys.stderr,
+                    )
         finally:
             for gw in targets:
                 if gw.proc is not None:

@@ -31,6 +31,7 @@ from ._errors import (
     UpstreamTimeoutError,
 )
 from ._factory import DeploymentStatus, LLMFactory
+from ._reload import ReloadResult
 from ._request import ChatMessage, ChatRequest
 from ._router import CallInfo
 from ._sources import load_env
@@ -75,6 +76,7 @@ __all__ = [
     "ContentFilterError",
     "ContextLengthError",
     "DeploymentStatus",
+    "ReloadResult",
     "Embedding",
     "EmbeddingRequest",
     "EmbeddingResponse",

@@ -76,6 +76,9 @@ class ModelConfig(BaseModel):
     """This deployment continues an assistant message sent last (used by stream continuation):
     ``true`` for an OpenAI-compatible server that does (vLLM, LM Studio, Mistral...), ``false``
     to keep a capable provider out of continuations; unset: as its provider declares."""
+    hedge: bool = False
+    """Streams only: once an attempt here passes its learnt first-token limit, start the next
+    deployment beside it and keep whichever sends content first (``router.adaptive_first_token``)."""
     prefill_params: dict[str, Any] = {}
     """Body fields added to continuation requests only, for servers that need a switch to
     continue (vLLM: ``{continue_final_message: true, add_generation_prompt: false}``)."""
@@ -254,6 +257,7 @@ def build_deployments(
                 index=i,
                 prefill=cfg.prefill,
                 adaptive_first_token=cfg.first_token_timeout is None,  # a fixed limit overrides
+                hedge=cfg.hedge,
                 prefill_params=dict(cfg.prefill_params),
             )
         )

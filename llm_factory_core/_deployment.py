@@ -34,6 +34,8 @@ class Deployment:
     declares (``Capabilities.prefill``)."""
     prefill_params: dict[str, Any] = field(default_factory=dict)
     """Body fields added to continuation requests only (vLLM: ``continue_final_message``)."""
+    hedge: bool = False
+    """Past its learnt first-token limit, start the next deployment beside it (``_hedge``)."""
     adaptive_first_token: bool = True
     """Learn a first-token limit from recent replies (off when ``first_token_timeout`` is set)."""
     rules: tuple[ParamRule, ...] = field(init=False)

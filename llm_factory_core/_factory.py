@@ -30,6 +30,7 @@ from ._errors import ConfigurationError, InvalidRequestError, LLMFactoryError
 from ._health import HealthStore, wall_clock
 from ._plugins import PluginRegistry, default_registry
 from ._provider import Limits, Provider
+from ._reload import ReloadResult, reload_factory
 from ._request import ChatMessage, ChatRequest, to_messages
 from ._router import CallInfo, Router, StateListener
 from ._shared_state import health_for_state
@@ -174,6 +175,26 @@ class LLMFactory:
         """From a YAML file with a ``providers:`` list; ``${VAR}`` reads the environment overlaid
         on ``env_file`` (default ``./.env`` if present)."""
         return cls(load_yaml(path, load_env(env_file)), source=str(path), **kwargs)
+
+    # -- reload ---------------------------------------------------------------------------------
+
+    def reload(
+        self,
+        config: ModelConfig | Sequence[ModelConfig] | FactoryConfig | Mapping[str, Any],
+        *,
+        source: str = "configuration",
+    ) -> ReloadResult:
+        """Serve ``config`` from now on without dropping a request: in-flight requests finish on
+        the deployments they started with, unchanged deployments keep their health. Validated
+        first: a bad configuration raises ``ConfigurationError`` and the current one stays. Call
+        it on the event loop that serves this factory (see ``_reload``)."""
+        return reload_factory(self, _as_factory_config(config, {}), source)
+
+    def reload_from_config(
+        self, path: str | os.PathLike[str], *, env_file: str | os.PathLike[str] | None = None
+    ) -> ReloadResult:
+        """``reload`` from a YAML file, read as ``create_from_config`` reads it."""
+        return self.reload(load_yaml(path, load_env(env_file)), source=str(path))
 
     # -- info -----------------------------------------------------------------------------------
 

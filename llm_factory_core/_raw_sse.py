@@ -44,7 +44,9 @@ RAW_SSE: ContextVar[bool] = ContextVar("llm_factory_raw_sse", default=False)
 """True while a caller that writes ``RawChunk.frames`` as they are iterates a stream."""
 
 _FINISH = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
-_TOP = frozenset({"id", "object", "created", "model", "choices", "usage", "system_fingerprint", "service_tier", "obfuscation"})
+_TOP = frozenset(
+    {"id", "object", "created", "model", "choices", "usage", "system_fingerprint", "service_tier", "obfuscation"}
+)
 _CHOICE = frozenset({"index", "delta", "finish_reason", "logprobs"})
 _DELTA = frozenset({"role", "content", "refusal", "reasoning_content"})
 _OTHER_TEXT = ("refusal", "reasoning_content")

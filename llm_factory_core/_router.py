@@ -37,6 +37,7 @@ from ._errors import (
 )
 from ._first_token import FirstTokenLimits
 from ._health import HealthStore, wall_clock
+from ._hedge import hedged_first_content
 from ._model_rules import apply_model_rules
 from ._plan import DeadlineExceeded, Plan, Progress
 from ._plugins import PluginRegistry
@@ -321,7 +322,13 @@ class Router:
                 async for deployment in deployments:
                     started = time.monotonic()
                     try:
-                        opened = await self._first_content(plan, deployment, providers, request, loop)
+                        if deployment.hedge and loop is not None and plan.alternatives:
+                            won = await hedged_first_content(
+                                self, plan, deployment, deployments, providers, request, loop
+                            )
+                            deployment, opened, started = won if won is not None else (deployment, None, started)
+                        else:
+                            opened = await self._first_content(plan, deployment, providers, request, loop)
                     finally:
                         info.upstream += time.monotonic() - started
                     if opened is None:
@@ -374,7 +381,7 @@ class Router:
             self._failed(plan, deployment, error)
             raise
         fixed = deployment.timeouts.first_token
-        learnt = self.first_token.limits.get(name) if plan.alternatives else None
+        learnt = self.first_token.limits.get(name) if plan.alternatives and not deployment.hedge else None
         if learnt is not None and learnt >= min(budget, fixed):
             learnt = None  # the fixed limit or the deadline comes first anyway
         upstream = providers[name].stream(prepared)

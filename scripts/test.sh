@@ -3,10 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Real components for the tests that need them (Debian's packages, on a fresh machine as root):
-# redis-server (shared state across gateways) and chromium (the status page in a real browser).
+# redis-server (shared state across gateways), chromium (the status page in a real browser) and
+# postgresql (usage records and client keys in PostgreSQL; the tests start a private cluster).
 # Without them those tests skip and say how to enable them.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive

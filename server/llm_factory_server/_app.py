@@ -111,7 +111,7 @@ def _build(gateway: Gateway) -> FastAPI:
     app.include_router(router, prefix="/v1")
     app.include_router(create_ui_router())  # the status page, /ui (its data routes check the key)
     app.include_router(create_admin_router())  # /admin/keys, /admin/usage (the admin key)
-    setattr(app.state, USAGE_ATTR, gateway.ops)  # the status page's usage section
+    gateway.ops.on_first_record = lambda: setattr(app.state, USAGE_ATTR, gateway.ops)  # the page's usage section
     document_chat_completions(app, CHAT_PATH)
 
     async def health(request: Request) -> Response:

@@ -371,8 +371,8 @@ class ChatCompletions:
             )
 
 
-def _frame(chunk: ChatCompletionChunk, record: _Record, reply: list[str] | None) -> bytes:
-    if type(chunk) is RawChunk:  # upstream bytes, forwarded as they are (``_passthrough``)
+def _frame(chunk: ChatCompletionChunk | RawChunk, record: _Record, reply: list[str] | None) -> bytes:
+    if isinstance(chunk, RawChunk):  # upstream bytes, forwarded as they are (``_passthrough``)
         return raw_frame(chunk, record, reply)
     record.chunks += 1
     if chunk.usage is not None:

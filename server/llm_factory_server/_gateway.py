@@ -53,10 +53,13 @@ class Gateway:
         self.allowed_hosts = allowed_hosts(self.settings, self.open)
         """``Host`` values answered (None: any); see ``_access``."""
         self.metrics = Metrics(factory)
-        self.metrics.registry.register(self.ops.collector())
+        self.metrics.own_collectors.append(self.ops.collector())
+        self.metrics.registry.register(self.metrics.own_collectors[-1])
         self.tracing: ServerTracing | None = from_settings(self.settings.tracing, os.environ, factory)
         """OpenTelemetry request spans; None: off (see ``_tracing``)."""
         self.known_models = frozenset(factory.model_names)
+        self.discovered: tuple[str | None, str | None] | None = None
+        """``(config, env_file)`` as given to ``discover``: where a reload reads again (``_reload``)."""
         self._closed = False
 
     @classmethod
@@ -68,7 +71,9 @@ class Gateway:
     ) -> Gateway:
         found = discover(config, env_file)
         settings = load_settings(found.factory.config.server, found.env, source=found.source, overrides=overrides)
-        return cls(found.factory, settings, owns_factory=True, source=found.source)
+        gateway = cls(found.factory, settings, owns_factory=True, source=found.source)
+        gateway.discovered = (os.fspath(config) if config else None, os.fspath(env_file) if env_file else None)
+        return gateway
 
     # -- auth -----------------------------------------------------------------------------------
 

@@ -68,6 +68,8 @@ class Metrics:
     def __init__(self, factory: LLMFactory) -> None:
         self.factory = factory
         self.registry = CollectorRegistry(auto_describe=False)
+        self.own_collectors: list[Collector] = []
+        """Collectors of this process's state (also shown with --workers N, not added up)."""
         r = self.registry
         self._requests = Counter(
             "llm_factory_requests",
@@ -165,5 +167,7 @@ class Metrics:
             registry = CollectorRegistry(auto_describe=False)
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             registry.register(_DeploymentCollector(self.factory))
+            for collector in self.own_collectors:  # this worker's own (the usage recorder's)
+                registry.register(collector)
             return generate_latest(registry)
         return generate_latest(self.registry)

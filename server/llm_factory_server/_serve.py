@@ -20,6 +20,7 @@ from ._discovery import CONFIG_ENV, ENV_FILE_ENV
 from ._gateway import Gateway, loopback
 from ._metrics import MULTIPROC_ENV
 from ._protocol import uvicorn_options
+from ._reload import install_sighup_reload
 from ._settings import ServerSettings
 
 __all__ = ["serve", "worker_app"]
@@ -95,6 +96,7 @@ def serve(
     }
     if settings.workers == 1:
         app = _build(gateway)
+        install_sighup_reload(app, gateway)  # with several workers uvicorn's supervisor owns SIGHUP
         _settle_heap()
         uvicorn.run(app, **common)
         return

@@ -47,6 +47,7 @@ def test_core_all() -> None:
             "ProviderError",
             "ProviderType",
             "RateLimitError",
+            "ReloadResult",
             "RouterSettings",
             "ServerError",
             "StreamInterruptedError",

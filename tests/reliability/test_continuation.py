@@ -107,7 +107,12 @@ def test_prefill_params_cannot_steer_the_request() -> None:
 
 @pytest.mark.parametrize(
     ("limits", "stall_limit"),
-    [({}, 60.0), ({"timeout": 30.0}, 30.0), ({"timeout": 300.0}, 60.0), ({"timeout": 30.0, "chunk_timeout": 90.0}, 90.0)],
+    [
+        ({}, 60.0),
+        ({"timeout": 30.0}, 30.0),
+        ({"timeout": 300.0}, 60.0),
+        ({"timeout": 30.0, "chunk_timeout": 90.0}, 90.0),
+    ],
 )
 def test_the_stall_limit_after_commit_defaults_to_the_attempt_timeout(
     limits: dict[str, float], stall_limit: float

@@ -15,13 +15,14 @@ from llm_factory_core import ConfigurationError, LLMFactory, ModelConfig
 from llm_factory_core._first_token import AdaptiveFirstToken, FirstTokenLimits
 from llm_factory_core.testing import Fault, FaultyUpstream
 
-from .conftest import BACKUP_KEY, PRIMARY_KEY, ROUTER, assert_answered_by, ask
+from .conftest import BACKUP_KEY, PRIMARY_KEY, ROUTER, ask, assert_answered_by
 
 pytestmark = pytest.mark.anyio
 
 SLOW = 20.0
 """The slow primary's first token, as in the issue's scenario."""
-LEARN = {"floor": 0.2, "min_samples": 5, "window": 20}
+SAMPLES = 5
+LEARN: dict[str, float] = {"floor": 0.2, "min_samples": SAMPLES, "window": 20}
 """A small floor and few samples so the tests run in a second; the defaults are 5 s and 10."""
 PATIENT = {"chunk_timeout": 30.0, "timeout": 30.0}
 """No fixed first-token limit (the learnt one applies) and nothing else that ends a slow start."""
@@ -46,14 +47,12 @@ def adaptive_factory(
     return LLMFactory(configs, transport=transport, **router)
 
 
-async def warm_up(factory: LLMFactory, n: int = LEARN["min_samples"]) -> None:
+async def warm_up(factory: LLMFactory, n: int = SAMPLES) -> None:
     for _ in range(n):
         assert_answered_by(await ask(factory, "stream"), "primary")
 
 
-async def test_a_late_first_token_fails_over_at_the_learnt_limit(
-    upstream: FaultyUpstream, http_transport: str
-) -> None:
+async def test_a_late_first_token_fails_over_at_the_learnt_limit(upstream: FaultyUpstream, http_transport: str) -> None:
     async with adaptive_factory(upstream, http_transport) as f:
         await warm_up(f)
         limit = f.router.first_token.limits["primary"]
@@ -150,5 +149,7 @@ def test_the_limit_stays_within_floor_and_ceiling() -> None:
 )
 def test_bad_settings_are_a_clear_configuration_error(settings: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError) as info:
-        LLMFactory({"providers": [{"provider": "openai", "model_name": "m"}], "router": {"adaptive_first_token": settings}})
+        LLMFactory(
+            {"providers": [{"provider": "openai", "model_name": "m"}], "router": {"adaptive_first_token": settings}}
+        )
     assert "router.adaptive_first_token" in str(info.value) and message in str(info.value)

@@ -96,8 +96,8 @@ def _http_chunks(server: ServerThread) -> list[bytes]:
     body = json.dumps(BODY).encode()
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-            b"content-length: %d\r\n\r\n%s" % (len(body), body)
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: %s:%s\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (host.encode(), port.encode(), len(body), body)
         )
         data = b""
         while not data.endswith(b"\r\n0\r\n\r\n"):  # the chunked body's end (keep-alive)
@@ -128,7 +128,9 @@ def test_an_error_event_after_the_commit_ends_the_stream_with_it(http_transport:
     assert reply.status_code == 200
     assert reply.content.startswith(ROLE + HEL + LO)  # the chunk read together with the error still counts
     last = reply.content.split(b"\n\n")[-2]
-    assert json.loads(last.removeprefix(b"data: "))["error"]["message"].startswith("the stream broke after it started: ServerError: the model crashed")
+    assert json.loads(last.removeprefix(b"data: "))["error"]["message"].startswith(
+        "the stream broke after it started: ServerError: the model crashed"
+    )
     assert DONE not in reply.content
 
 
@@ -188,17 +190,20 @@ def test_an_event_that_is_not_plain_takes_the_parsed_path(http_transport: str) -
 
 
 def test_a_missing_model_gets_the_deployments_model(http_transport: str) -> None:
-    first = event({**{k: v for k, v in BASE.items() if k != "model"}, "model": "", "choices": [
-        {"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}]})
+    first = event(
+        {
+            **{k: v for k, v in BASE.items() if k != "model"},
+            "model": "",
+            "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": "stop"}],
+        }
+    )
     with gateway(http_transport, [first, DONE]) as (server, _):
         reply = stream(server)
     payload = json.loads(reply.content.split(b"\n\n")[0].removeprefix(b"data: "))
     assert payload["model"] == "gpt-4o" and payload["choices"][0]["delta"] == {"content": "Hi"}
 
 
-def test_content_logging_sees_the_forwarded_text(
-    http_transport: str, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_content_logging_sees_the_forwarded_text(http_transport: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="llm_factory_server.access")
     with gateway(http_transport, [ROLE, HEL, LO, STOP, DONE], log_content=True) as (server, _):
         reply = stream(server)
@@ -254,3 +259,36 @@ def test_a_provider_without_the_capability_keeps_the_parsed_path(http_transport:
     events = [json.loads(e.removeprefix(b"data: ")) for e in reply.content.split(b"\n\n")[:-2]]
     assert [e["choices"][0]["delta"].get("content") for e in events] == ["", "Hel", None]
     assert b"null" not in reply.content and reply.content.endswith(DONE)
+
+
+def test_qwen_compatible_mode_passes_plain_chunks_and_fixes_up_its_usage(http_transport: str) -> None:
+    # DashScope's compatible mode reports explicit-cache writes in prompt_tokens_details; the
+    # usage event takes the parsed path, which adds OpenAI's cache_write_tokens beside it.
+    details = {"cached_tokens": 0, "cache_creation_input_tokens": 5}
+    usage = event(
+        {
+            **BASE,
+            "choices": [],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11, "prompt_tokens_details": details},
+        }
+    )
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        content = ROLE + HEL + STOP + usage + DONE
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=content)
+
+    with serve_handler(handler) as base:
+        config = ModelConfig(
+            provider="qwen", model_name="gpt-4o", api_key="sk-up-0001", api_base=f"{base}/compatible-mode/v1"
+        )
+        factory = LLMFactory([config], transport=http_transport, num_retries=0)
+        server = ServerThread(create_app(factory, settings=ServerSettings())).start()
+        try:
+            reply = stream(server, stream_options={"include_usage": True})
+        finally:
+            server.stop()
+            factory.close()
+    assert reply.content.startswith(ROLE + HEL + STOP)
+    last = json.loads(reply.content.split(b"\n\n")[-3].removeprefix(b"data: "))
+    assert last["usage"]["prompt_tokens_details"] == {**details, "cache_write_tokens": 5}
+    assert reply.content.endswith(DONE)

@@ -91,6 +91,7 @@ class QwenProvider(OpenAICompatibleProvider):
     default_api_base: ClassVar[str | None] = DEFAULT_NATIVE_BASE
     owned_by = "qwen"
     model_rules = QWEN_RULES
+    raw_sse: ClassVar[bool] = True  # compatible mode's plain chunks may pass through (``raw_passthrough``)
 
     settings: QwenSettings
 
@@ -145,6 +146,10 @@ class QwenProvider(OpenAICompatibleProvider):
             return self.error(refine_compatible_error(cls, message), message, **kwargs)
         cls, message, kwargs = classify_native_error(status, headers, body)
         return self.error(cls, message, **kwargs)
+
+    def raw_passthrough(self, data: dict[str, Any]) -> bool:
+        # An event with usage goes through adapt_chunk: ``_cache_writes`` adds OpenAI's field.
+        return data.get("usage") is None
 
     def adapt_chunk(
         self, data: dict[str, Any], state: OpenAIStreamState

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from .._access import presented_key
 from .._errors import from_validation_error, simple
 from .._gateway import Gateway, gateway_for
+from .._reload import admin_reload
 from ..doors._common import reply
 from ._keys import KeySpec
 from ._queries import GROUPS, usage_totals
@@ -104,6 +105,11 @@ def create_admin_router() -> APIRouter:
         if record is None:
             return _not_found(key_id)
         return _json({**record.public(), **gateway.ops.current(record)})
+
+    @api.post("/reload")
+    async def reload(request: Request) -> Response:
+        gateway, denied = _admin(request)
+        return denied if denied is not None else admin_reload(gateway)  # ``.._reload``
 
     @api.delete("/keys/{key_id}")
     async def revoke(key_id: str, request: Request) -> Response:

@@ -105,7 +105,7 @@ def run_admin_command(args: argparse.Namespace, out: TextIO | None = None, err: 
                 err.write(f"Created {created['id']} ({created['name']}). Store the key now: it is not shown again.\n")
         elif args.command == "keys" and args.action == "list":
             rows = remote.call("GET", "/admin/keys")["data"] if remote is not None else _local_list(local)
-            _print(out, [_shown(r) for r in rows], args.json, _KEY_COLUMNS)
+            _print(out, rows if args.json else [_shown(r) for r in rows], args.json, _KEY_COLUMNS)
         elif args.command == "keys" and args.action == "revoke":
             if remote is not None:
                 revoked = remote.call("DELETE", f"/admin/keys/{args.id}")

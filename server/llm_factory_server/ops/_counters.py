@@ -53,7 +53,7 @@ return redis.call('GET', KEYS[1]) or '0'
 
 
 class Counters:
-    """``value(name)`` / ``add(name, amount, expires_at)``; ``fetch(name)`` before a name's first use."""
+    """``value(name)`` / ``add(name, amount, expires_at)``; with Redis, ``fetch`` before a name's first use."""
 
     def __init__(self, redis_url: str | None = None, prefix: str = "llm_factory:default:", sync_interval: float = 0.1):
         self.redis_url = redis_url
@@ -64,6 +64,7 @@ class Counters:
         self._pending: dict[str, float] = {}
         self._known: set[str] = set()  # names whose fleet total this process has read
         self._seeds: dict[str, tuple[float, float]] = {}
+        self._next_prune = 0.0
         self._client: Any = None
         self._task: asyncio.Task[None] | None = None
         self.connected = False
@@ -85,6 +86,15 @@ class Counters:
         if self.redis_url is not None:
             self._pending[name] = self._pending.get(name, 0.0) + amount
             self._ensure_task()
+        elif expires_at > self._next_prune:  # in memory only: drop past windows now and then
+            self._next_prune = expires_at + 60
+            self._prune(time.time())
+
+    def _prune(self, now: float) -> None:
+        for name in [n for n, end in self._expires.items() if end < now]:
+            for table in (self._values, self._expires, self._pending):
+                table.pop(name, None)
+            self._known.discard(name)
 
     def seed(self, name: str, amount: float, expires_at: float) -> None:
         """A starting value (spend so far from the usage database); never lowers a counter."""
@@ -94,15 +104,19 @@ class Counters:
         if self.redis_url is not None:
             self._seeds[name] = (amount, expires_at)
 
-    async def fetch(self, names: list[str]) -> None:
-        """Read the fleet's totals of ``names`` now (bounded: on a slow or absent Redis, go on)."""
+    async def fetch(self, counters: list[tuple[str, float]]) -> None:
+        """Read the fleet's totals of these (name, window end) now, and keep them in step from then
+        on (bounded: on a slow or absent Redis, go on with what this process knows)."""
         if self.redis_url is None:
             return
+        for name, expires_at in counters:
+            self._expires.setdefault(name, expires_at)
+        self._ensure_task()
         try:
-            await asyncio.wait_for(self._sync(names), timeout=0.25)
+            await asyncio.wait_for(self._sync(), timeout=0.25)
         except Exception as exc:
             self._down(exc)
-            self._known.update(names)  # do not stall every request while Redis is away
+            self._known.update(name for name, _ in counters)  # do not stall every request while Redis is away
 
     # -- Redis ------------------------------------------------------------------------------------
 
@@ -120,13 +134,10 @@ class Counters:
             )
         return self._client
 
-    async def _sync(self, extra: list[str] | None = None) -> None:
+    async def _sync(self) -> None:
         client = self._redis()
         now = time.time()
-        for name in [n for n, end in self._expires.items() if end < now]:  # old windows
-            for table in (self._values, self._expires, self._pending):
-                table.pop(name, None)
-            self._known.discard(name)
+        self._prune(now)
         seeds, self._seeds = self._seeds, {}
         for name, (amount, expires_at) in seeds.items():
             try:
@@ -134,13 +145,13 @@ class Counters:
             except Exception:
                 self._seeds.setdefault(name, (amount, expires_at))
                 raise
-        names = list(dict.fromkeys([*self._expires, *(extra or [])]))
+        names = list(self._expires)
         if not names:
             return
         pending, self._pending = self._pending, {}
         args: list[Any] = []
         for name in names:
-            args += [repr(pending.get(name, 0.0)), int(self._expires.get(name, now + 3600) * 1000)]
+            args += [repr(pending.get(name, 0.0)), int(self._expires[name] * 1000)]
         try:
             totals = await client.eval(_SYNC, len(names), *[self.prefix + n for n in names], *args)
         except BaseException:

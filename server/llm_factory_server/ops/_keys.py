@@ -207,6 +207,14 @@ class KeyStore:
         self.by_hash = fresh  # one assignment: readers see the old map or the new one
         self.loaded_at = time.monotonic()
 
+    def spend(self, since_by_key: dict[str, float]) -> dict[str, float]:
+        """What each key spent since its budget period's start, from the usage records."""
+        out = {}
+        for key_id, since in since_by_key.items():
+            found = self._run("SELECT COALESCE(SUM(cost), 0) FROM usage WHERE key_id = ? AND ts >= ?", (key_id, since))
+            out[key_id] = float(found[0][0])
+        return out
+
     # -- the request path ----------------------------------------------------------------------------
 
     def lookup(self, presented: bytes) -> KeyRecord | None:

@@ -14,7 +14,7 @@ import hmac
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ from ._counters import Counters
 from ._db import display
 from ._keys import KeyRecord, KeyStore
 from ._prices import Pricing, TokenCounts
-from ._queries import period_bounds, spend_by_key
+from ._queries import period_bounds
 from ._recorder import DatabaseSink, UsageEvent, UsageRecorder
 
 __all__ = ["Operations", "Ticket"]
@@ -93,6 +93,8 @@ class Operations:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._refreshing = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self.on_first_record: Callable[[], None] | None = None
+        """Called once, at the first usage record (the status page shows usage from then on)."""
         if self.managed:
             try:
                 self._load()
@@ -126,7 +128,10 @@ class Operations:
         return False
 
     def _load(self) -> None:
-        """Keys from the database, and each budgeted key's spend so far in its period."""
+        self._seed(self._read())
+
+    def _read(self) -> list[tuple[str, float, float]]:
+        """Keys from the database, and each budgeted key's spend so far in its period (any thread)."""
         self.keys.load()
         since: dict[str, float] = {}
         ends: dict[str, tuple[str, float]] = {}
@@ -135,8 +140,11 @@ class Operations:
                 start, end, label = period_bounds(record.budget_period)
                 since[record.id] = start
                 ends[record.id] = (f"s:{record.id}:{label}", end)
-        for key_id, spent in spend_by_key(self.db_path, since).items():
-            name, end = ends[key_id]
+        return [(*ends[key_id], spent) for key_id, spent in self.keys.spend(since).items()]
+
+    def _seed(self, spends: list[tuple[str, float, float]]) -> None:
+        """On the event loop (the counters are not shared with threads)."""
+        for name, end, spent in spends:
             self.counters.seed(name, spent, end)
 
     def _maybe_refresh(self) -> None:
@@ -150,7 +158,7 @@ class Operations:
 
         async def refresh() -> None:
             try:
-                await anyio.to_thread.run_sync(self._load)
+                self._seed(await anyio.to_thread.run_sync(self._read))
             except Exception as exc:
                 log.warning("could not re-read client keys: %s", exc)
                 self.keys.loaded_at = time.monotonic()
@@ -196,8 +204,7 @@ class Operations:
             ticket.spend = (f"s:{record.id}:{period}", end)
         counters = self.counters
         if counters.shared:
-            names = [c[0] for c in (rpm, ticket.tpm, ticket.spend) if c is not None]
-            missing = [n for n in names if counters.needs_fetch(n)]
+            missing = [c for c in (rpm, ticket.tpm, ticket.spend) if c is not None and counters.needs_fetch(c[0])]
             if missing:
                 await counters.fetch(missing)
         refused = self._refusal(record, ticket, model, rpm[0], now, minute_end)
@@ -288,6 +295,9 @@ class Operations:
             # no way around a budget.
             tokens = TokenCounts(prompt=ticket.prompt_bytes // 4, completion=streamed_chunks)
             estimated = True
+        if self.on_first_record is not None and self.managed:  # usage by key: with managed keys
+            self.on_first_record()
+            self.on_first_record = None
         if ticket.tpm is not None and tokens is not None:
             self.counters.add(ticket.tpm[0], tokens.prompt + tokens.completion, ticket.tpm[1] + 5)
         self.recorder.record(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -15,7 +16,13 @@ GROUPS = ("key", "model", "day")
 
 def period_bounds(period: Literal["day", "month"], now: float | None = None) -> tuple[float, float, str]:
     """Start, end (Unix time, UTC) and a label of the budget period holding ``now``."""
-    when = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+    # per minute from a small cache: the request path asks on every budgeted request
+    return _bounds(period, int((time.time() if now is None else now) // 60))
+
+
+@functools.lru_cache(maxsize=64)
+def _bounds(period: Literal["day", "month"], minute: int) -> tuple[float, float, str]:
+    when = datetime.fromtimestamp(minute * 60, UTC)
     if period == "day":
         start = when.replace(hour=0, minute=0, second=0, microsecond=0)
         end = datetime.fromtimestamp(start.timestamp() + 86400, UTC)

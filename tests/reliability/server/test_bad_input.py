@@ -55,20 +55,25 @@ def client(gateway: ServerThread) -> Iterator[httpx.Client]:
         yield http
 
 
-def assert_envelope(response: httpx.Response) -> dict[str, Any]:
+def assert_envelope(response: httpx.Response, *, anthropic: bool = False) -> dict[str, Any]:
+    """OpenAI's error envelope; Anthropic's on the /v1/messages door (its clients parse that one)."""
     assert response.headers["content-type"].startswith("application/json"), response.headers
-    error = response.json()["error"]
+    data = response.json()
+    error = data["error"]
     assert isinstance(error["message"], str) and error["message"]
     assert isinstance(error["type"], str) and error["type"]
-    assert "param" in error and "code" in error
+    if anthropic:
+        assert data["type"] == "error"
+    else:
+        assert "param" in error and "code" in error
     return dict(error)
 
 
-def assert_clear(response: httpx.Response, *, chat: bool = True) -> None:
-    """A normal reply, or a 4xx in OpenAI's envelope; never a 5xx."""
+def assert_clear(response: httpx.Response, *, chat: bool = True, anthropic: bool = False) -> None:
+    """A normal reply, or a 4xx in the door's error envelope; never a 5xx."""
     assert response.status_code < 500, response.text[:500]
     if response.status_code >= 400:
-        assert_envelope(response)
+        assert_envelope(response, anthropic=anthropic)
     elif response.headers["content-type"].startswith("text/event-stream"):
         reply = Reply(200)
         parse_sse(reply, response.text)
@@ -120,7 +125,7 @@ def test_fuzz_the_gateway_from_its_own_openapi_schema(client: httpx.Client, mode
             headers={k: str(v) for k, v in (case.headers or {}).items()},
             content=content,
         )
-        assert_clear(response, chat=is_chat)
+        assert_clear(response, chat=is_chat, anthropic=case.path.startswith("/v1/messages"))
 
     check()
     assert_still_up(client)

@@ -15,7 +15,7 @@ from .conftest import Serve, assert_stream_broke, call, words
 VLLM = {"continue_final_message": True, "add_generation_prompt": False}
 
 
-def configured(upstream: FaultyUpstream, prefill: bool) -> LLMFactory:
+def configured(upstream: FaultyUpstream, prefill: bool, transport: str) -> LLMFactory:
     backup = {"prefill": True, "prefill_params": VLLM} if prefill else {}
     configs = [
         ModelConfig(provider="openai", model_name="primary", name="primary", api_base=upstream.base_url,
@@ -23,16 +23,16 @@ def configured(upstream: FaultyUpstream, prefill: bool) -> LLMFactory:
         ModelConfig(provider="openai", model_name="backup", name="backup", api_base=upstream.base_url,
                     api_key=BACKUP_KEY, **TIMEOUTS, **backup),
     ]  # fmt: skip
-    return LLMFactory(configs, stream_continuation=True, **ROUTER)
+    return LLMFactory(configs, transport=transport, stream_continuation=True, **ROUTER)
 
 
 @pytest.mark.parametrize("via", ["sdk-stream", "http-stream"])
 @pytest.mark.parametrize("fault", [Fault.cut(3), Fault.stall(3)], ids=repr)
 def test_a_broken_stream_is_finished_by_a_configured_prefill_fallback(
-    upstream: FaultyUpstream, serve: Serve, via: str, fault: Fault
+    upstream: FaultyUpstream, serve: Serve, via: str, fault: Fault, http_transport: str
 ) -> None:
     upstream.set_rule("primary", fault)
-    reply = call(serve(factory=configured(upstream, True)), via)
+    reply = call(serve(factory=configured(upstream, True, http_transport)), via)
     assert reply.error is None and reply.status == 200
     assert reply.text == words("primary", 3) + expected_text("backup")
     assert reply.finish_reason == "stop" and reply.done in (None, True)
@@ -44,9 +44,9 @@ def test_a_broken_stream_is_finished_by_a_configured_prefill_fallback(
 
 @pytest.mark.parametrize("via", ["sdk-stream", "http-stream"])
 def test_a_stall_without_a_prefill_fallback_ends_with_an_error_event(
-    upstream: FaultyUpstream, serve: Serve, via: str
+    upstream: FaultyUpstream, serve: Serve, via: str, http_transport: str
 ) -> None:
     upstream.set_rule("primary", Fault.stall(3))
-    reply = call(serve(factory=configured(upstream, False)), via)
+    reply = call(serve(factory=configured(upstream, False, http_transport)), via)
     assert_stream_broke(reply, words("primary", 3))
     assert upstream.count("backup") == 0

@@ -10,14 +10,16 @@ import pytest
 
 from llm_factory_core.testing import Fault, FaultyUpstream
 
-from ..test_first_token import LEARN, SLOW, adaptive_factory
+from ..test_first_token import SAMPLES, SLOW, adaptive_factory
 from .conftest import Serve, assert_answered_by, call
 
 
 @pytest.mark.parametrize("via", ["sdk-stream", "http-stream"])
-def test_a_late_first_token_fails_over_at_the_learnt_limit(upstream: FaultyUpstream, serve: Serve, via: str) -> None:
-    server = serve(factory=adaptive_factory(upstream))
-    for _ in range(LEARN["min_samples"]):
+def test_a_late_first_token_fails_over_at_the_learnt_limit(
+    upstream: FaultyUpstream, serve: Serve, via: str, http_transport: str
+) -> None:
+    server = serve(factory=adaptive_factory(upstream, http_transport))
+    for _ in range(SAMPLES):
         assert_answered_by(call(server, via), "primary")
     upstream.set_rule("primary", Fault.slow_first_token(SLOW))
     started = time.monotonic()
@@ -28,9 +30,9 @@ def test_a_late_first_token_fails_over_at_the_learnt_limit(upstream: FaultyUpstr
 
 
 @pytest.mark.parametrize("via", ["sdk-chat", "http-chat"])
-def test_a_slow_json_reply_is_awaited(upstream: FaultyUpstream, serve: Serve, via: str) -> None:
-    server = serve(factory=adaptive_factory(upstream))
-    for _ in range(LEARN["min_samples"]):
+def test_a_slow_json_reply_is_awaited(upstream: FaultyUpstream, serve: Serve, via: str, http_transport: str) -> None:
+    server = serve(factory=adaptive_factory(upstream, http_transport))
+    for _ in range(SAMPLES):
         assert_answered_by(call(server, via.replace("chat", "stream")), "primary")
     upstream.set_rule("primary", Fault.slow_first_token(1.0))
     assert_answered_by(call(server, via), "primary")

@@ -7,8 +7,10 @@ import glob
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,13 +26,14 @@ def _bin(name: str) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def postgres_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_cluster() -> Iterator[str]:
     """The cluster's base URL (``postgresql://llm@127.0.0.1:PORT``), trust auth, no fsync."""
     pytest.importorskip("psycopg", reason="PostgreSQL records need psycopg: pip install 'llm-factory-server[postgres]'")
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     if initdb is None or pg_ctl is None:
         pytest.skip("PostgreSQL is not installed: `apt-get install postgresql` (scripts/test.sh does it as root)")
-    root = tmp_path_factory.mktemp("postgres")
+    # not under pytest's tmp dirs: they are private to this user, and the cluster may run as another
+    root = Path(tempfile.mkdtemp(prefix="llm-factory-pg-"))
     data, sockets = root / "data", root / "sockets"
     sockets.mkdir()
     prefix: list[str] = []
@@ -56,6 +59,7 @@ def postgres_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"postgresql://llm@127.0.0.1:{port}"
     finally:
         subprocess.run([*prefix, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -46,3 +46,17 @@ def test_the_fast_path_agrees_with_genai_prices_own_calculation(provider: str, m
         provider_id=_PROVIDERS[provider],
     ).total_price
     assert ours == pytest.approx(float(theirs), rel=1e-9)
+
+
+def test_budget_periods_are_utc_days_and_calendar_months() -> None:
+    from datetime import UTC, datetime
+
+    from llm_factory_server.ops._queries import period_bounds
+
+    def ts(*args: int) -> float:
+        return datetime(*args, tzinfo=UTC).timestamp()
+
+    assert period_bounds("day", ts(2026, 12, 31, 23, 59, 30)) == (ts(2026, 12, 31), ts(2027, 1, 1), "2026-12-31")
+    assert period_bounds("month", ts(2026, 12, 15, 8)) == (ts(2026, 12, 1), ts(2027, 1, 1), "2026-12")
+    assert period_bounds("month", ts(2027, 2, 28, 23, 59)) == (ts(2027, 2, 1), ts(2027, 3, 1), "2027-02")
+    assert period_bounds("day", ts(2027, 1, 1)) == (ts(2027, 1, 1), ts(2027, 1, 2), "2027-01-01")

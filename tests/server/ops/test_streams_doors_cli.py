@@ -196,3 +196,28 @@ def test_the_cli_manages_keys_in_the_configured_database(upstream: Upstream, tmp
     code, _, err = run("keys", "create", "x", "--rpm", "0", "--config", str(config))
     assert code == 2 and "--rpm" in err
     assert main(["keys", "list", "--config", str(config)]) == 0
+
+
+def test_the_cli_manages_keys_through_a_running_gateway(gateway: Any) -> None:
+    remote = ("--url", gateway.url, "--admin-key", ADMIN)
+    code, key, err = run("keys", "create", "remote-team", "--models", "gpt-4o", "--tpm", "100", *remote)
+    assert code == 0 and key.strip().startswith("lfk-") and "not shown again" in err
+    assert chat(gateway, key.strip()).status_code == 200
+    code, listing, _ = run("keys", "list", "--json", *remote)
+    (row,) = json.loads(listing)
+    assert row["models"] == ["gpt-4o"] and row["tpm"] == 100 and row["requests_this_minute"] == 1
+    code, _, err = run("keys", "revoke", row["id"], *remote)
+    assert code == 0 and chat(gateway, key.strip()).status_code == 401
+    code, _, err = run("keys", "list", "--url", gateway.url, "--admin-key", "wrong-admin-key-000000")
+    assert code == 1 and "401" in err
+
+
+def test_a_configured_price_is_what_the_records_and_budgets_use(upstream: Upstream, serve: Serve) -> None:
+    price = {"input_per_mtok": 1_000_000, "output_per_mtok": 2_000_000}  # $1 and $2 a token: easy sums
+    server = serve(make_factory(upstream), admin_key=ADMIN, prices={"gpt-4o": price})
+    key = new_key(server, budget=1000)
+    assert chat(server, key["key"]).status_code == 200
+    eventually(lambda: len(rows()) == 1)
+    (row,) = rows()
+    assert row["cost"] == pytest.approx(row["prompt_tokens"] * 1 + row["completion_tokens"] * 2)
+    eventually(lambda: admin(server, "GET", f"/keys/{key['id']}").json()["spend"] == pytest.approx(row["cost"]))
