@@ -58,7 +58,10 @@ async def hedged_first_content(
         limit = router.first_token.limits.get(first.name)
         if limit is not None:
             await asyncio.wait({one}, timeout=limit)
-        second = None if limit is None or one.done() else await anext(deployments, None)
+        second = None
+        if limit is not None and not one.done():
+            plan.excluded.add(first.name)  # the plan's next is another deployment, not this one again
+            second = await anext(deployments, None)
         if second is None:  # nothing to hedge with (yet): the plain attempt
             del racers[one]
             opened = await one

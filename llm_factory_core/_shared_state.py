@@ -118,6 +118,13 @@ class SharedHealth(InMemoryHealth):
 
     # -- the router's (synchronous, local) interface ---------------------------------------------
 
+    def start(self) -> None:
+        """Start exchanging state now (on the running loop) rather than at the first request: a
+        server calls it at start-up so every worker joins the fleet before it serves."""
+        task = self._task
+        if task is None or task.done():
+            self._start()
+
     def begin(self, name: str) -> None:
         task = self._task
         if task is None or task.done():

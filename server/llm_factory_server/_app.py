@@ -96,6 +96,9 @@ def _build(gateway: Gateway) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway.log_startup()
+        start_shared_state = getattr(gateway.factory.health, "start", None)
+        if start_shared_state is not None:  # join the fleet now, not at this worker's first request
+            start_shared_state()
         try:
             yield
         finally:

@@ -62,6 +62,7 @@ class _Record:
         "chunks",
         "committed",
         "deployment",
+        "failed",
         "model",
         "overhead",
         "prompt",
@@ -94,6 +95,8 @@ class _Record:
         """The usage chunk was asked upstream for the usage records, not by the client: not sent."""
         self.ttft: float | None = None
         self.attempts = 0
+        self.failed = 0
+        """Of ``attempts``, those that failed (a broken stream's included)."""
         self.reply: list[str] | None = None
         """Reply text, collected only when ``log_content`` is on."""
         self.prompt: bytes | None = None
@@ -266,11 +269,11 @@ class ChatCompletions:
         try:
             result = await factory.router.chat(request, factory.providers(), info=info)
         except LLMFactoryError as exc:
-            record.attempts = len(info.attempts)
+            record.attempts = record.failed = len(info.attempts)
             record.upstream = info.upstream
             return from_exception(exc)
         record.upstream = info.upstream
-        record.attempts = len(info.attempts) + 1
+        record.attempts, record.failed = len(info.attempts) + 1, len(info.attempts)
         record.deployment = result.deployment
         record.usage = _usage(result)
         record.ticket.usage = result.usage
@@ -324,6 +327,7 @@ class ChatCompletions:
         finally:
             # A stream that broke after it started is in ``info.attempts`` already: count it once.
             record.attempts = len(info.attempts) + (info.deployment is not None and not broken)
+            record.failed = len(info.attempts)
             with anyio.CancelScope(shield=True):
                 await chunks.aclose()  # at once, also on cancellation: the connection goes back to the pool
             if raw is not None:
@@ -351,7 +355,7 @@ class ChatCompletions:
             deployment=record.deployment,
             ttft=record.ttft,
             usage=record.usage,
-            failed_attempts=max(0, record.attempts - 1),
+            failed_attempts=record.failed,
             overhead=record.overhead,
         )
         if gateway.settings.log_requests and access_log.isEnabledFor(logging.INFO):

@@ -144,9 +144,9 @@ def test_workers_share_state(upstream: tuple[Upstream, str], redis_server: Redis
     fake, base = upstream
     config = write_config(tmp_path / "config.yaml", base, redis_server.url)
     with gateway(config, "--workers", "2") as gw:
-        for _ in range(6):  # new connections: both workers get some and start their tasks
+        for _ in range(6):
             assert ask(gw).status_code == 200
-        time.sleep(0.6)
+        time.sleep(0.6)  # every worker joined the fleet at start-up, whether it served yet or not
         fake.limited.add("a")
         ask(gw)
         time.sleep(0.3)

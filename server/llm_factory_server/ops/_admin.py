@@ -85,7 +85,10 @@ def create_admin_router() -> APIRouter:
             spec = KeySpec.model_validate_json(await request.body())
         except ValidationError as exc:
             return reply(from_validation_error(exc))
-        key, record = await anyio.to_thread.run_sync(gateway.ops.keys.create, spec)
+        try:
+            key, record = await anyio.to_thread.run_sync(gateway.ops.keys.create, spec)
+        except ValueError as exc:
+            return reply(simple(400, str(exc), "invalid_request_error", "invalid_value", "expires_at"))
         return _json({"key": key, **record.public()}, 201)
 
     @api.get("/keys")

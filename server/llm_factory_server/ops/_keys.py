@@ -153,6 +153,8 @@ class KeyStore:
 
     def create(self, spec: KeySpec) -> tuple[str, KeyRecord]:
         """A new key and its record; the key is returned once and never stored."""
+        if spec.expires_at is not None and spec.expires_at <= time.time():
+            raise ValueError("expires_at is in the past: give a later time (Unix seconds), or leave it out")
         key = new_key()
         record = KeyRecord(
             **spec.model_dump(), id="key_" + secrets.token_hex(8), hint=f"{key[:4]}…{key[-4:]}", created_at=time.time()

@@ -7,8 +7,11 @@ from __future__ import annotations
 import logging
 import re
 import time
+from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from llm_factory_core.testing import Fault, FaultyUpstream
 
@@ -45,9 +48,21 @@ def test_each_attempt_is_counted_once(
     upstream.set_rule("primary", primary)  # type: ignore[arg-type]
     server = serve()
     caplog.set_level(logging.INFO, logger="llm_factory_server.access")
-    call(server, via)
+    reply = call(server, via)
     assert _attempts(caplog) == [expected]
     assert upstream.count("primary") == expected
+    failed = expected if reply.error is not None else expected - 1  # a broken stream's attempt failed too
+    assert _failovers(server) == failed
+
+
+def _failovers(server: Any) -> float:
+    """``llm_factory_failovers_total`` for ``primary``: the failed attempts."""
+    text = httpx.get(f"{server.url}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "llm_factory_failovers_total" and sample.labels.get("model") == "primary":
+                return sample.value
+    return 0.0
 
 
 def test_a_continued_stream_counts_both_deployments_once(

@@ -196,6 +196,9 @@ def test_the_admin_api_needs_the_admin_key_and_validates(gateway: Any) -> None:
     bad = admin(gateway, "POST", "/keys", json={"name": "x", "rpm": 0})
     assert bad.status_code == 400 and "rpm" in bad.json()["error"]["message"]
     assert admin(gateway, "POST", "/keys", json={"name": "x", "budget_period": "week"}).status_code == 400
+    past = admin(gateway, "POST", "/keys", json={"name": "x", "expires_at": time.time() - 10})
+    assert past.status_code == 400 and "expires_at is in the past" in past.json()["error"]["message"]
+    assert admin(gateway, "GET", "/keys").json()["data"] == []  # nothing was created
 
 
 def test_without_an_admin_key_the_admin_api_is_off(upstream: Upstream, serve: Serve) -> None:

@@ -37,11 +37,11 @@ def config(tmp_path: Path, upstream: str, redis_url: str) -> Path:
     return path
 
 
-def chat(base: str, key: str) -> int:
+def chat(base: str, key: str, model: str = "gpt-4o") -> int:
     reply = httpx.post(
         f"{base}/v1/chat/completions",
         headers={"authorization": f"Bearer {key}"},
-        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
         timeout=10,
     )
     return reply.status_code
@@ -68,6 +68,9 @@ def test_limits_and_budgets_hold_across_processes(tmp_path: Path, upstream: str,
             time.sleep(0.3)  # > the counters' sync interval
         assert statuses.count(200) == 3 and statuses[3:] == [429, 429, 429]
 
-        budget = create(first, budget=0.000001, budget_period="month")
-        eventually(lambda: chat(second, budget) == 200, within=5)
-        eventually(lambda: chat(first, budget) == 429, within=5)  # spent in the other process
+        budget = create(first, budget=0.000001, budget_period="month", models=["gpt-4o"])
+        eventually(lambda: chat(second, budget, "other") == 403, within=5)  # second knows the key
+        assert chat(first, budget, "other") == 403  # first reads the (empty) spend, spending nothing
+        assert chat(second, budget) == 200  # second spends the budget
+        time.sleep(1.0)  # pricing, then the counters' next sync
+        assert chat(first, budget) == 429  # first learned it from Redis, without spending itself
