@@ -1,10 +1,24 @@
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.redis_server import RedisServer
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Stores with a per-user default (the Responses store, usage records) write under
+    # $XDG_STATE_HOME: never the developer's own during a test run, subprocess gateways included.
+    os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="llm-factory-tests-state-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = os.environ.get("XDG_STATE_HOME", "")
+    if os.path.basename(state).startswith("llm-factory-tests-state-"):
+        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture
