@@ -42,6 +42,7 @@ from ._provider import (
 )
 from ._reasoning_memory import ReasoningMemory, reasoning_memory
 from ._request import ChatRequest
+from ._shared_state import SharedHealth
 from ._sse import ServerSentEvent, aiter_sse, decode_sse_lines
 
 __all__ = [
@@ -73,6 +74,7 @@ __all__ = [
     "ProviderSettings",
     "ReasoningMemory",
     "ServerSentEvent",
+    "SharedHealth",
     "Strategy",
     "Timeouts",
     "UnsupportedParamsPolicy",

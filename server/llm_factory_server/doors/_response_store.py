@@ -1,5 +1,6 @@
 """Stored Responses for ``previous_response_id``, ``GET`` and ``DELETE``: an embedded SQLite file
-by default (no setup), each response owned by the client key that made it.
+by default (no setup), or the fleet's Redis when shared state is configured (every gateway then
+sees every response); each response owned by the client key that made it.
 
 SQLite calls run in a worker thread (never on the event loop); one connection per store, in WAL
 mode, serialised by a lock (the store is written once per stored response, not per chunk).
@@ -18,7 +19,10 @@ from typing import Any
 
 import anyio
 
-__all__ = ["ResponseStore", "default_path", "owner_of"]
+__all__ = ["RedisResponseStore", "ResponseStore", "default_path", "owner_of"]
+
+RETENTION = 30 * 24 * 3600
+"""Seconds a response stays in the shared store (OpenAI keeps stored responses 30 days)."""
 
 ENV = "LLM_FACTORY_RESPONSES_DB"
 
@@ -87,3 +91,42 @@ class ResponseStore:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+class RedisResponseStore:
+    """The same store in Redis (``state: redis://...``): one hash per response, expiring after
+    ``RETENTION``, under the fleet's key prefix. A connection per operation (a stored response is
+    read or written once per Responses call, not per chunk), so nothing outlives its event loop."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self.url = url
+        self.prefix = prefix + "resp:"
+
+    def _client(self) -> Any:
+        import redis.asyncio as redis
+
+        return redis.Redis.from_url(self.url, socket_timeout=5.0, single_connection_client=True)
+
+    async def put(self, response: dict[str, Any], items: list[dict[str, Any]], owner: str) -> None:
+        key = self.prefix + str(response["id"])
+        fields = {"owner": owner, "response": json.dumps(response), "items": json.dumps(items)}
+        async with self._client() as client, client.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.expire(key, RETENTION)
+            await pipe.execute()
+
+    async def get(self, response_id: str, owner: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        async with self._client() as client:
+            row = await client.hgetall(self.prefix + response_id)
+        if not row or row.get(b"owner", b"").decode() != owner:
+            return None
+        return json.loads(row[b"response"]), json.loads(row[b"items"])
+
+    async def delete(self, response_id: str, owner: str) -> bool:
+        if await self.get(response_id, owner) is None:
+            return False
+        async with self._client() as client:
+            return bool(await client.delete(self.prefix + response_id))
+
+    def close(self) -> None:
+        pass

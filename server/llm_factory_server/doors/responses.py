@@ -21,6 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from llm_factory_core import ChatCompletionChunk, LLMFactoryError
+from llm_factory_core._shared_state import SharedHealth
 from llm_factory_core.dialects import (
     ResponsesEventStream,
     chat_request_from_responses,
@@ -35,7 +36,7 @@ from .._access import presented_key
 from .._errors import from_exception, simple
 from .._gateway import Gateway, gateway_for
 from ._common import json_object, reply, start
-from ._response_store import ResponseStore, owner_of
+from ._response_store import RedisResponseStore, ResponseStore, owner_of
 
 __all__ = ["create_responses_router"]
 
@@ -43,12 +44,15 @@ _JSON = "application/json"
 _STORE_ATTR = "llm_factory_responses"
 
 
-def _store(request: Request) -> ResponseStore:
+def _store(request: Request) -> ResponseStore | RedisResponseStore:
     store = getattr(request.app.state, _STORE_ATTR, None)
     if store is None:
         gateway: Gateway = gateway_for(request.app)
-        path = gateway.factory.config.server.get("responses_db")
-        store = ResponseStore(path)
+        health = gateway.factory.health
+        if isinstance(health, SharedHealth):  # a fleet: every gateway must find every response
+            store = RedisResponseStore(health.url, health.prefix)
+        else:
+            store = ResponseStore(gateway.factory.config.server.get("responses_db"))
         setattr(request.app.state, _STORE_ATTR, store)
     return store
 
@@ -166,7 +170,7 @@ def create_responses_router() -> APIRouter:
 
 async def _stream(
     gateway: Gateway,
-    store: ResponseStore,
+    store: ResponseStore | RedisResponseStore,
     owner: str,
     body: dict[str, Any],
     chat: Any,

@@ -206,3 +206,16 @@ def test_bodies_over_the_limit_are_413_without_reading_them_all(upstream: Upstre
     reply = httpx.post(f"{server.url}{path}", json=big, timeout=10)
     assert reply.status_code == 413 and "max_body_bytes" in reply.json()["error"]["message"]
     assert upstream.requests == []
+
+
+def test_a_fleet_shares_stored_responses_through_redis(upstream: Upstream, serve: Serve, redis_server: Any) -> None:
+    one = serve(make_factory(upstream, state=redis_server.url))
+    two = serve(make_factory(upstream, state=redis_server.url))
+    first = client(one).responses.create(model="gpt-4o", input="Remember 42")
+    assert client(two).responses.retrieve(first.id).output_text == first.output_text
+    follow = client(two).responses.create(model="gpt-4o", input="What was it?", previous_response_id=first.id)
+    assert follow.output_text == "Hello from upstream"
+    assert upstream.bodies()[-1]["messages"][0] == {"role": "user", "content": "Remember 42"}
+    client(one).responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client(two).responses.retrieve(first.id)
