@@ -81,9 +81,10 @@ def _streams_table(results: dict[str, Any]) -> list[str]:
     ]
     for c in cells:
         ref = direct.get((c["concurrency"], c["chunks"]))
-        mine = c["target"] != "direct" and ref is not None
-        added = c["p50_ms"] - ref["p50_ms"] if mine and c["requests"] and ref["requests"] else None
-        ratio = _ratio(c["rps"], ref["rps"]) if mine else None
+        added = ratio = None
+        if ref is not None and c["target"] != "direct":
+            added = c["p50_ms"] - ref["p50_ms"] if c["requests"] and ref["requests"] else None
+            ratio = _ratio(c["rps"], ref["rps"])
         lines.append(
             f"| {c['target']} | {c.get('path', '-') if c['target'] == 'llm-factory' else '-'} | {c['chunks']} | "
             f"{c['concurrency']:,} | {_f(c['rps'], 0)} | "
@@ -185,8 +186,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         )
     )
     direct = p50("direct", "json")
-    added = p50(ours, "json") - direct if p50(ours, "json") is not None and direct is not None else None
-    nginx_added = p50("nginx", "json") - direct if p50("nginx", "json") is not None and direct is not None else None
+    ours_p50, nginx_p50 = p50(ours, "json"), p50("nginx", "json")
+    added = ours_p50 - direct if ours_p50 is not None and direct is not None else None
+    nginx_added = nginx_p50 - direct if nginx_p50 is not None and direct is not None else None
     if added is not None:
         met = added < 1.0 and (nginx_added is None or added <= 3 * max(nginx_added, 0.0))
         out.append(
