@@ -1,3 +1,4 @@
+import logging
 import os
 import shutil
 import tempfile
@@ -19,6 +20,29 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     state = os.environ.get("XDG_STATE_HOME", "")
     if os.path.basename(state).startswith("llm-factory-tests-state-"):
         shutil.rmtree(state, ignore_errors=True)
+
+
+_CONFIGURED_LOGGERS = (
+    "llm_factory_server",
+    "llm_factory_server.access",
+    "llm_factory_core",
+    "uvicorn",
+    "uvicorn.error",
+)
+
+
+@pytest.fixture(autouse=True)
+def _logging_is_left_as_found() -> Iterator[None]:
+    """A test that runs the CLI's ``serve`` in-process applies the gateway's logging config
+    (our loggers stop propagating to the root). Put it back so that later tests' ``caplog``
+    still sees their records whatever order the suite runs in."""
+    saved = [
+        (logger, logger.propagate, logger.level, list(logger.handlers), logger.disabled)
+        for logger in map(logging.getLogger, _CONFIGURED_LOGGERS)
+    ]
+    yield
+    for logger, propagate, level, handlers, disabled in saved:
+        logger.propagate, logger.level, logger.handlers, logger.disabled = propagate, level, handlers, disabled
 
 
 @pytest.fixture

@@ -93,7 +93,15 @@ def upstream() -> Iterator[FaultyUpstream]:
 @pytest.fixture
 def debug_logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
-    for name in ("uvicorn", "uvicorn.access", "uvicorn.error", "httpx", "httpcore", "llm_factory_server"):
+    for name in (
+        "uvicorn",
+        "uvicorn.access",
+        "uvicorn.error",
+        "httpx",
+        "httpcore",
+        "llm_factory_server",
+        "llm_factory_core",
+    ):
         caplog.set_level(logging.DEBUG, logger=name)
         # A uvicorn started earlier with access_log=False turned uvicorn.access's propagation off.
         monkeypatch.setattr(logging.getLogger(name), "propagate", True)
