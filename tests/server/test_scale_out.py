@@ -181,7 +181,7 @@ def test_redis_restart_under_load_loses_no_request(
 
 
 def test_metrics_add_up_every_worker(upstream: tuple[Upstream, str], tmp_path: Path) -> None:
-    fake, base = upstream
+    _fake, base = upstream
     config = tmp_path / "config.yaml"
     config.write_text(
         "providers:\n"
