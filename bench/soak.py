@@ -123,8 +123,12 @@ class _CrashLog(logging.Handler):
         self.report = report
 
     def emit(self, record: logging.LogRecord) -> None:
+        if os.environ.get("SOAK_TRACEBACKS"):
+            sys.stderr.write("SOAKLOG " + record.name + " " + record.getMessage() + "\n")
         if record.exc_info and record.exc_info[0] is not None:
             self.report.crash_types[f"{record.exc_info[0].__name__}: {record.exc_info[1]}"] += 1
+            if os.environ.get("SOAK_TRACEBACKS"):
+                sys.stderr.write(logging.Formatter().format(record) + "\n")
 
 
 # -- checking one reply -------------------------------------------------------------------------
@@ -198,7 +202,11 @@ async def _load(url: str, concurrency: int, until: float, rng: random.Random, re
                     if b"failed unexpectedly" in response.content:
                         outcome = "gateway-crash"  # explicit, but a bug: an unhandled exception
                 except (httpx.HTTPError, AssertionError, ValueError, KeyError, TypeError) as exc:
-                    report.problems.append(f"{'stream' if stream else 'chat'}: {type(exc).__name__}: {exc}")
+                    why, cause = "", exc.__cause__ or exc.__context__
+                    while cause is not None:  # the transport's own exception says what happened
+                        why += f" <- {type(cause).__name__}: {cause!r}"
+                        cause = cause.__cause__ or cause.__context__
+                    report.problems.append(f"{'stream' if stream else 'chat'}: {type(exc).__name__}: {exc}{why}")
                     continue
                 report.outcomes[outcome] += 1
 
@@ -238,6 +246,9 @@ async def _run(duration: float, warmup: float, concurrency: int, seed: int) -> R
     server_log.addHandler(crash_log)
     if server_log.getEffectiveLevel() > logging.ERROR:
         server_log.setLevel(logging.ERROR)
+    # uvicorn reports an exception that escaped the app ("Exception in ASGI application") there.
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addHandler(crash_log)
     # Keep no request records: a soak's fake must not grow in memory itself.
     async with FaultyUpstream(upstream_faults(seed), keep_requests=0) as upstream:
         configs = [
@@ -271,6 +282,7 @@ async def _run(duration: float, warmup: float, concurrency: int, seed: int) -> R
             await task
             await factory.aclose()
             server_log.removeHandler(crash_log)
+            uvicorn_log.removeHandler(crash_log)
             server_log.setLevel(level)
         report.upstream_requests = upstream.total_requests
     return report

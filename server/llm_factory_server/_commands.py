@@ -15,14 +15,14 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 import httpx
 
 from llm_factory_core import ConfigurationError, LLMFactory, LLMFactoryError
 
-__all__ = ["add_client_commands", "run_command"]
+__all__ = ["CommandError", "add_client_commands", "exit_code", "run_command"]
 
 URL_ENV = "LLM_FACTORY_URL"
 KEY_ENV = "LLM_FACTORY_API_KEY"
@@ -68,29 +68,39 @@ def add_client_commands(sub: Any) -> None:
     common(status)
 
 
-def run_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    err = err or sys.stderr
+def exit_code(command: Callable[[], None], err: TextIO, failed: tuple[type[Exception], int]) -> int:
+    """Run ``command``: 0 when done, else its failure said on ``err`` and its exit code. Shared by
+    every sub-command so they say failures alike; ``failed`` is the one further kind of error each
+    set of commands expects, with its code."""
+    kind, code = failed
     try:
-        if args.command == "plugins":
-            _print(out, _plugins(), args.json, ("key", "distribution", "version", "capabilities"))
-        elif args.command == "models":
-            _print(out, _models(args), args.json, ("id", "owned_by"))
-        elif args.command == "status":
-            columns = ("name", "state", "until", "reason", "in_flight", "successes", "failures", "avg_latency_ms")
-            _print(out, _status(args), args.json, columns)
-        elif args.command == "chat":
-            _chat(args, out)
-        return 0
+        command()
     except CommandError as exc:
         print(f"llm-factory: {exc}", file=err)
         return exc.code
     except ConfigurationError as exc:
         print(f"llm-factory: configuration error:\n{exc}", file=err)
         return 2
-    except LLMFactoryError as exc:
+    except kind as exc:
         print(f"llm-factory: {exc}", file=err)
-        return 1
+        return code
+    return 0
+
+
+def run_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    return exit_code(lambda: _run(args, out or sys.stdout), err or sys.stderr, (LLMFactoryError, 1))
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> None:
+    if args.command == "plugins":
+        _print(out, _plugins(), args.json, ("key", "distribution", "version", "capabilities"))
+    elif args.command == "models":
+        _print(out, _models(args), args.json, ("id", "owned_by"))
+    elif args.command == "status":
+        columns = ("name", "state", "until", "reason", "in_flight", "successes", "failures", "avg_latency_ms")
+        _print(out, _status(args), args.json, columns)
+    elif args.command == "chat":
+        _chat(args, out)
 
 
 # -- data -----------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from llm_factory_core import CallInfo, EmbeddingRequest, LLMFactoryError
 from llm_factory_core.providers import json_dumps as dumps
 
 from .._errors import from_exception, from_validation_error
-from ._common import JSON, json_object, reply, start
+from ._common import JSON, read_post, reply
 
 __all__ = ["create_embeddings_router"]
 
@@ -23,12 +23,10 @@ def create_embeddings_router() -> APIRouter:
 
     @api.post("/embeddings", summary="Create embeddings (OpenAI's embeddings API)")
     async def create(request: Request) -> Response:
-        gateway, denied = await start(request, post=True)
-        if denied is not None:
-            return denied
-        body = await json_object(request)
-        if isinstance(body, Response):
-            return body
+        read = await read_post(request)
+        if isinstance(read, Response):
+            return read
+        gateway, body = read
         try:
             embedding_request = EmbeddingRequest.model_validate(body)
         except ValidationError as exc:

@@ -20,13 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
-from llm_factory_core import ChatCompletionChunk, ChatRequest, LLMFactoryError, NoDeploymentAvailableError
+from llm_factory_core import ChatRequest, LLMFactoryError, NoDeploymentAvailableError
 from llm_factory_core.dialects import MessagesEventStream, chat_request_from_messages, message_from_completion
 from llm_factory_core.dialects.anthropic import estimate_input_tokens, new_message_id
 from llm_factory_core.providers import json_dumps as dumps
@@ -34,7 +33,7 @@ from llm_factory_core.providers import json_dumps as dumps
 from .._access import check_access
 from .._errors import ErrorReply, from_exception
 from .._gateway import Gateway, gateway_for
-from ._common import bounded_body
+from ._common import StreamEnd, bounded_body, finish, first_chunk, relay
 
 __all__ = ["ESTIMATE_HEADER", "NATIVE_PROVIDERS", "anthropic_error", "create_messages_router"]
 
@@ -121,11 +120,6 @@ def _betas(request: Request) -> list[str]:
     return [b.strip() for value in values for b in value.split(",") if b.strip()]
 
 
-def _sse(event: dict[str, Any]) -> bytes:
-    data: bytes = dumps(event)
-    return b"event: " + str(event["type"]).encode() + b"\ndata: " + data + b"\n\n"
-
-
 class _Read(NamedTuple):
     gateway: Gateway
     body: dict[str, Any]
@@ -185,9 +179,9 @@ def create_messages_router() -> APIRouter:
             completion = await gateway.factory.chat_async(chat)
         except LLMFactoryError as exc:
             reply = _failure(exc)
-            _finish(gateway, ticket, chat, None, reply.status_code, started, None)
+            finish(gateway, ticket, chat, None, reply.status_code, started, None)
             return reply
-        _finish(gateway, ticket, chat, completion.deployment, 200, started, completion.usage)
+        finish(gateway, ticket, chat, completion.deployment, 200, started, completion.usage)
         return Response(dumps(message_from_completion(completion)), media_type=_JSON, headers=headers)
 
     @api.post("/messages/count_tokens", summary="Count a message's input tokens (Anthropic's API)")
@@ -204,9 +198,9 @@ def create_messages_router() -> APIRouter:
             counted = await _count(gateway, read.chat)
         except LLMFactoryError as exc:
             reply = _failure(exc)
-            _finish(gateway, ticket, read.chat, None, reply.status_code, started, None)
+            finish(gateway, ticket, read.chat, None, reply.status_code, started, None)
             return reply
-        _finish(gateway, ticket, read.chat, None, 200, started, None)
+        finish(gateway, ticket, read.chat, None, 200, started, None)
         if counted is None:
             counted, headers[ESTIMATE_HEADER] = estimate_input_tokens(body), _ESTIMATE
         else:
@@ -228,83 +222,24 @@ async def _count(gateway: Gateway, chat: ChatRequest) -> int | None:
     return None
 
 
-def _finish(
-    gateway: Gateway,
-    ticket: Any,
-    chat: ChatRequest,
-    deployment: str | None,
-    status: int,
-    started: float,
-    usage: Any,
-    *,
-    stream: bool = False,
-    chunks: int = 0,
-) -> None:
-    gateway.ops.finish(
-        ticket,
-        model=chat.model,
-        deployment=deployment,
-        stream=stream,
-        status=status,
-        latency=time.monotonic() - started,
-        usage=usage,
-        streamed_chunks=chunks,
-    )
-
-
 async def _stream(gateway: Gateway, chat: ChatRequest, headers: dict[str, str], ticket: Any) -> Response:
     started = time.monotonic()
     chunks = gateway.factory.stream_async(chat)
-    iterator = chunks.__aiter__()
     try:  # the router yields nothing before the first content: until then, a plain error reply
-        first: ChatCompletionChunk | None = await iterator.__anext__()
-    except StopAsyncIteration:
-        first = None
+        first = await first_chunk(chunks)
     except LLMFactoryError as exc:
-        await chunks.aclose()
         reply = _failure(exc)
-        _finish(gateway, ticket, chat, None, reply.status_code, started, None, stream=True)
+        finish(gateway, ticket, chat, None, reply.status_code, started, None, stream=True)
         return reply
     model = first.model if first is not None else str(chat.model or "")
     events = MessagesEventStream(message_id=new_message_id(), model=model)
-    # What the usage record needs; 499 until the stream ends (a client that leaves is billed for
-    # what it was sent).
-    seen: dict[str, Any] = {"status": 499, "chunks": 0, "usage": first.usage if first is not None else None}
 
-    async def frames() -> AsyncIterator[bytes]:
-        try:
-            out = events.start()
-            if first is not None:
-                out += events.feed(first)
-            yield b"".join(_sse(e) for e in out)
-            try:
-                async for chunk in iterator:
-                    seen["chunks"] += 1
-                    if chunk.usage is not None:
-                        seen["usage"] = chunk.usage
-                    out = events.feed(chunk)
-                    if out:
-                        yield b"".join(_sse(e) for e in out)
-            except LLMFactoryError as exc:  # committed: the stream ends with Anthropic's error event
-                log.warning("a /v1/messages stream failed after it started: %s", exc)
-                seen["status"], kind, message = _error_of(*from_exception(exc)[:2])
-                yield b"".join(_sse(e) for e in events.fail(kind, message))
-                return
-            seen["status"] = 200
-            yield b"".join(_sse(e) for e in events.finish())
-        finally:
-            await chunks.aclose()
-            _finish(
-                gateway,
-                ticket,
-                chat,
-                chunks.deployment,
-                int(seen["status"]),
-                started,
-                seen["usage"],
-                stream=True,
-                chunks=int(seen["chunks"]),
-            )
+    def fail(exc: LLMFactoryError) -> tuple[int, list[dict[str, Any]]]:  # Anthropic's error event
+        log.warning("a /v1/messages stream failed after it started: %s", exc)
+        status, kind, message = _error_of(*from_exception(exc)[:2])
+        return status, events.fail(kind, message)
 
-    sse_headers = {"cache-control": "no-cache", "x-accel-buffering": "no", **headers}
-    return StreamingResponse(frames(), media_type="text/event-stream", headers=sse_headers)
+    def record(end: StreamEnd) -> None:
+        finish(gateway, ticket, chat, end.deployment, end.status, started, end.usage, stream=True, chunks=end.chunks)
+
+    return relay(chunks, first, events, headers, fail=fail, record=record)

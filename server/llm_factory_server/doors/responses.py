@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
-from llm_factory_core import ChatCompletionChunk, LLMFactoryError
+from llm_factory_core import LLMFactoryError
 from llm_factory_core._shared_state import SharedHealth
 from llm_factory_core.dialects import (
     ResponsesEventStream,
@@ -35,7 +34,7 @@ from llm_factory_core.providers import json_dumps as dumps
 from .._access import presented_key
 from .._errors import from_exception, simple
 from .._gateway import Gateway, gateway_for
-from ._common import json_object, reply, start
+from ._common import StreamEnd, finish, first_chunk, read_post, relay, reply, start
 from ._response_store import RedisResponseStore, ResponseStore, owner_of
 
 __all__ = ["create_responses_router"]
@@ -66,36 +65,15 @@ def _not_found(response_id: str) -> Response:
     return reply(simple(404, f"No response found with id {shown!r}.", "invalid_request_error", "not_found", "id"))
 
 
-def _finish(
-    gateway: Gateway, ticket: Any, chat: Any, deployment: str | None, status: int, started: float, usage: Any
-) -> None:
-    gateway.ops.finish(
-        ticket,
-        model=chat.model,
-        deployment=deployment,
-        stream=False,
-        status=status,
-        latency=time.monotonic() - started,
-        usage=usage,
-    )
-
-
-def _sse(event: dict[str, Any]) -> bytes:
-    data: bytes = dumps(event)
-    return b"event: " + str(event["type"]).encode() + b"\ndata: " + data + b"\n\n"
-
-
 def create_responses_router() -> APIRouter:
     api = APIRouter()
 
     @api.post("/responses", summary="Create a model response (OpenAI's Responses API)")
     async def create(request: Request) -> Response:
-        gateway, denied = await start(request, post=True)
-        if denied is not None:
-            return denied
-        body = await json_object(request)
-        if isinstance(body, Response):
-            return body
+        read = await read_post(request)
+        if isinstance(read, Response):
+            return read
+        gateway, body = read
         store, owner = _store(request), _owner(gateway, request)
         history: list[dict[str, Any]] = []
         previous = body.get("previous_response_id")
@@ -127,9 +105,9 @@ def create_responses_router() -> APIRouter:
                 completion = await gateway.factory.chat_async(chat)
             except LLMFactoryError as exc:
                 error = from_exception(exc)
-                _finish(gateway, ticket, chat, None, error[0], started, None)
+                finish(gateway, ticket, chat, None, error[0], started, None)
                 return reply(error)
-            _finish(gateway, ticket, chat, completion.deployment, 200, started, completion.usage)
+            finish(gateway, ticket, chat, completion.deployment, 200, started, completion.usage)
             output = output_items_from_completion(completion)
             usage = completion.usage.model_dump(exclude_none=True) if completion.usage else None
             result = response_object(
@@ -183,57 +161,25 @@ async def _stream(
 ) -> Response:
     started = time.monotonic()
     chunks = gateway.factory.stream_async(chat)
-    iterator = chunks.__aiter__()
     try:  # the router yields nothing before the first content: until then, a plain error reply
-        first: ChatCompletionChunk | None = await iterator.__anext__()
-    except StopAsyncIteration:
-        first = None
+        first = await first_chunk(chunks)
     except LLMFactoryError as exc:
-        await chunks.aclose()
         error = from_exception(exc)
-        _finish(gateway, ticket, chat, None, error[0], started, None)
+        finish(gateway, ticket, chat, None, error[0], started, None)
         return reply(error)
     model = first.model if first is not None else str(chat.model or "")
     events = ResponsesEventStream(body, response_id=response_id, created_at=created_at, model=model)
 
-    seen: dict[str, Any] = {"status": 499, "chunks": 0, "usage": first.usage if first is not None else None}
+    def fail(exc: LLMFactoryError) -> tuple[int, list[dict[str, Any]]]:  # ``response.failed``
+        error = json.loads(from_exception(exc)[1])["error"]
+        failure = {"code": error.get("code") or "server_error", "message": error.get("message", "")}
+        return exc.http_status, events.fail(failure)
 
-    async def frames() -> AsyncIterator[bytes]:
-        try:
-            out = events.start()
-            if first is not None:
-                out += events.feed(first)
-            yield b"".join(_sse(e) for e in out)
-            try:
-                async for chunk in iterator:
-                    seen["chunks"] += 1
-                    if chunk.usage is not None:
-                        seen["usage"] = chunk.usage
-                    out = events.feed(chunk)
-                    if out:
-                        yield b"".join(_sse(e) for e in out)
-            except LLMFactoryError as exc:  # committed: the stream ends with the error, never cleanly
-                error = json.loads(from_exception(exc)[1])["error"]
-                failure = {"code": error.get("code") or "server_error", "message": error.get("message", "")}
-                seen["status"] = exc.http_status
-                yield b"".join(_sse(e) for e in events.fail(failure))
-                return
-            seen["status"] = 200
-            yield b"".join(_sse(e) for e in events.finish())
-            if keep:
-                await store.put(events.response, [*conversation, *events.output], owner)
-        finally:
-            await chunks.aclose()
-            gateway.ops.finish(
-                ticket,
-                model=chat.model,
-                deployment=chunks.deployment,
-                stream=True,
-                status=int(seen["status"]),
-                latency=time.monotonic() - started,
-                usage=seen["usage"],
-                streamed_chunks=int(seen["chunks"]) + (first is not None),
-            )
+    async def put() -> None:
+        await store.put(events.response, [*conversation, *events.output], owner)
 
-    sse_headers = {"cache-control": "no-cache", "x-accel-buffering": "no", **headers}
-    return StreamingResponse(frames(), media_type="text/event-stream", headers=sse_headers)
+    def record(end: StreamEnd) -> None:  # here the first chunk counts too
+        chunks_sent = end.chunks + (first is not None)
+        finish(gateway, ticket, chat, end.deployment, end.status, started, end.usage, stream=True, chunks=chunks_sent)
+
+    return relay(chunks, first, events, headers, fail=fail, record=record, after=put if keep else None)

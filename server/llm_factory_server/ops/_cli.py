@@ -18,9 +18,7 @@ from typing import Any, TextIO
 import httpx
 from pydantic import ValidationError
 
-from llm_factory_core import ConfigurationError
-
-from .._commands import URL_ENV, CommandError, _error_text, _print
+from .._commands import URL_ENV, CommandError, _error_text, _print, exit_code
 from ._keys import KeyRecord, KeySpec, KeyStore, parse_expiry
 from ._queries import GROUPS, period_bounds, spend_by_key, usage_totals
 
@@ -84,62 +82,54 @@ def add_admin_commands(sub: Any) -> None:
 
 
 def run_admin_command(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    err = err or sys.stderr
-    try:
-        remote = _Remote(args) if (args.url or os.environ.get(URL_ENV)) else None
-        local = None if remote is not None else _local(args, err)
-        if args.command == "keys" and args.action == "create":
-            spec = _spec(args)
-            if remote is not None:
-                created = remote.call("POST", "/admin/keys", json=spec.model_dump())
-                key = created.pop("key")
-            else:
-                assert local is not None
-                key, record = local.create(spec)
-                created = record.public()
-            if args.json:
-                out.write(json.dumps({"key": key, **created}, indent=2) + "\n")
-            else:
-                out.write(f"{key}\n")
-                err.write(f"Created {created['id']} ({created['name']}). Store the key now: it is not shown again.\n")
-        elif args.command == "keys" and args.action == "list":
-            rows = remote.call("GET", "/admin/keys")["data"] if remote is not None else _local_list(local)
-            _print(out, rows if args.json else [_shown(r) for r in rows], args.json, _KEY_COLUMNS)
-        elif args.command == "keys" and args.action == "revoke":
-            if remote is not None:
-                revoked = remote.call("DELETE", f"/admin/keys/{args.id}")
-            else:
-                assert local is not None
-                gone = local.revoke(args.id)
-                if gone is None:
-                    raise CommandError(f"no client key with id {args.id!r} (llm-factory keys list shows them)", 1)
-                revoked = gone.public()
-            err.write(f"Revoked {revoked['id']} ({revoked['name']}).\n")
-        elif args.command == "usage":
-            since = _since(args.since) if args.since else None
-            if remote is not None:
-                params: dict[str, Any] = {"group_by": args.by}
-                if since is not None:
-                    params["since"] = since
-                if args.key_id:
-                    params["key_id"] = args.key_id
-                rows = remote.call("GET", "/admin/usage", params=params)["data"]
-            else:
-                assert local is not None
-                rows = usage_totals(local.path, args.by, since=since, key_id=args.key_id)
-            columns = (args.by, *(("name",) if args.by == "key" else ()), *_USAGE_COLUMNS)
-            _print(out, rows, args.json, columns)
-        return 0
-    except CommandError as exc:
-        print(f"llm-factory: {exc}", file=err)
-        return exc.code
-    except ConfigurationError as exc:
-        print(f"llm-factory: configuration error:\n{exc}", file=err)
-        return 2
-    except ValueError as exc:
-        print(f"llm-factory: {exc}", file=err)
-        return 2
+    stdout, stderr = out or sys.stdout, err or sys.stderr
+    return exit_code(lambda: _run(args, stdout, stderr), stderr, (ValueError, 2))
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+    remote = _Remote(args) if (args.url or os.environ.get(URL_ENV)) else None
+    local = None if remote is not None else _local(args, err)
+    if args.command == "keys" and args.action == "create":
+        spec = _spec(args)
+        if remote is not None:
+            created = remote.call("POST", "/admin/keys", json=spec.model_dump())
+            key = created.pop("key")
+        else:
+            assert local is not None
+            key, record = local.create(spec)
+            created = record.public()
+        if args.json:
+            out.write(json.dumps({"key": key, **created}, indent=2) + "\n")
+        else:
+            out.write(f"{key}\n")
+            err.write(f"Created {created['id']} ({created['name']}). Store the key now: it is not shown again.\n")
+    elif args.command == "keys" and args.action == "list":
+        rows = remote.call("GET", "/admin/keys")["data"] if remote is not None else _local_list(local)
+        _print(out, rows if args.json else [_shown(r) for r in rows], args.json, _KEY_COLUMNS)
+    elif args.command == "keys" and args.action == "revoke":
+        if remote is not None:
+            revoked = remote.call("DELETE", f"/admin/keys/{args.id}")
+        else:
+            assert local is not None
+            gone = local.revoke(args.id)
+            if gone is None:
+                raise CommandError(f"no client key with id {args.id!r} (llm-factory keys list shows them)", 1)
+            revoked = gone.public()
+        err.write(f"Revoked {revoked['id']} ({revoked['name']}).\n")
+    elif args.command == "usage":
+        since = _since(args.since) if args.since else None
+        if remote is not None:
+            params: dict[str, Any] = {"group_by": args.by}
+            if since is not None:
+                params["since"] = since
+            if args.key_id:
+                params["key_id"] = args.key_id
+            rows = remote.call("GET", "/admin/usage", params=params)["data"]
+        else:
+            assert local is not None
+            rows = usage_totals(local.path, args.by, since=since, key_id=args.key_id)
+        columns = (args.by, *(("name",) if args.by == "key" else ()), *_USAGE_COLUMNS)
+        _print(out, rows, args.json, columns)
 
 
 def _spec(args: argparse.Namespace) -> KeySpec:
