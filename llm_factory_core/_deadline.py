@@ -17,7 +17,7 @@ from typing import Any
 
 import anyio
 
-__all__ = ["Deadline", "fail_after", "running_loop"]
+__all__ = ["Deadline", "StreamDeadline", "fail_after", "running_loop"]
 
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
@@ -64,6 +64,50 @@ class Deadline:
         # as the timer fired); it becomes TimeoutError only if nobody else cancelled the task too.
         if self._expired and self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
             raise TimeoutError from exc
+
+
+class StreamDeadline:
+    """One timer for every read of a committed stream, where ``Deadline`` per read armed and
+    cancelled a timer per chunk (a tenth of the router's CPU per forwarded chunk).
+
+    The task is cancelled only while it waits in ``read`` (the caller's own work between reads,
+    such as writing to a slow client, is never interrupted, as with a ``Deadline`` per read); a
+    deadline that passes between reads is noticed by the next ``read`` before it waits."""
+
+    __slots__ = ("_cancelling", "_expired", "_fired", "_handle", "_loop", "_reading", "_task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, task: asyncio.Task[Any], when: float) -> None:
+        self._loop = loop
+        self._task = task
+        self._expired = self._fired = self._reading = False
+        self._cancelling = task.cancelling()
+        self._handle = loop.call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        self._expired = True
+        if self._reading:
+            self._fired = True
+            self._task.cancel()
+
+    async def read(self, iterator: AsyncIterator[Any]) -> Any:
+        """``await iterator.__anext__()``, or ``TimeoutError`` once the deadline has passed."""
+        if self._expired:
+            raise TimeoutError
+        task = asyncio.current_task(self._loop)
+        if task is not self._task and task is not None:  # iterated on from another task now
+            self._task, self._cancelling = task, task.cancelling()
+        self._reading = True
+        try:
+            return await iterator.__anext__()
+        except asyncio.CancelledError:
+            if self._fired and self._task.uncancel() <= self._cancelling:
+                raise TimeoutError from None
+            raise
+        finally:
+            self._reading = False
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 @asynccontextmanager

@@ -21,7 +21,7 @@ import anyio
 from ._balancing import Strategy
 from ._bounded import uncommitted_overflow
 from ._config import RouterSettings
-from ._deadline import fail_after, running_loop
+from ._deadline import StreamDeadline, fail_after, running_loop
 from ._deployment import Deployment
 from ._embeddings import EmbeddingRequest, EmbeddingResponse
 from ._errors import (
@@ -433,18 +433,23 @@ class Router:
         progress: Progress | None,
         loop: asyncio.AbstractEventLoop | None,
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
+        task = asyncio.current_task(loop) if loop is not None else None
+        deadline = StreamDeadline(loop, task, loop.time() + plan.remaining()) if task is not None else None
         try:
             for chunk in buffered:
                 if progress is not None:
                     progress.observe(chunk)
                 yield chunk
             while True:
-                remaining = plan.remaining()
                 try:
-                    if remaining <= 0:
-                        raise TimeoutError
-                    async with fail_after(remaining, loop):
-                        chunk = await upstream.__anext__()
+                    if deadline is not None:
+                        chunk = await deadline.read(upstream)
+                    else:  # another event loop (trio): a scope per read
+                        remaining = plan.remaining()
+                        if remaining <= 0:
+                            raise TimeoutError
+                        async with fail_after(remaining, loop):
+                            chunk = await upstream.__anext__()
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
@@ -458,6 +463,8 @@ class Router:
                     progress.observe(chunk)
                 yield chunk
         finally:
+            if deadline is not None:
+                deadline.cancel()
             await _close(upstream)
             self.health.end(deployment.name)
 

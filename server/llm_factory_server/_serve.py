@@ -50,7 +50,7 @@ def log_config(level: str) -> dict[str, Any]:
     config["formatters"]["llm_factory"] = {"()": LineFormatter}
     config["handlers"]["llm_factory"] = {
         "formatter": "llm_factory",
-        "class": "logging.StreamHandler",
+        "class": "llm_factory_server._log_output.CoalescingStreamHandler",  # request lines written together
         "stream": "ext://sys.stderr",
     }
     for name in ("llm_factory_server", "llm_factory_core"):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
-from llm_factory_core._deadline import Deadline, fail_after, running_loop
+from llm_factory_core._deadline import Deadline, StreamDeadline, fail_after, running_loop
 
 pytestmark = pytest.mark.anyio
 
@@ -90,3 +91,62 @@ def test_without_asyncio_anyio_does_the_work() -> None:
                 await anyio.sleep(5)
 
     anyio.run(main)
+
+
+# -- StreamDeadline: one timer for every read of a committed stream ---------------------------------
+
+
+async def _ticks(delay: float, count: int = 1000) -> Any:
+    for i in range(count):
+        await asyncio.sleep(delay)
+        yield i
+
+
+def _stream_deadline(seconds: float) -> StreamDeadline:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    return StreamDeadline(loop, task, loop.time() + seconds)
+
+
+async def test_a_stream_deadline_ends_a_read_that_waits_past_it() -> None:
+    deadline = _stream_deadline(0.05)
+    items = _ticks(0.01)
+    got = [await deadline.read(items) for _ in range(3)]
+    assert got == [0, 1, 2]  # reads in time are untouched
+    with pytest.raises(TimeoutError):
+        while True:
+            await deadline.read(items)
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await asyncio.sleep(0.01)  # no cancellation left over
+
+
+async def test_work_between_reads_is_never_interrupted_and_the_next_read_times_out() -> None:
+    deadline = _stream_deadline(0.02)
+    items = _ticks(0)
+    assert await deadline.read(items) == 0
+    await asyncio.sleep(0.05)  # the caller's own work (a slow client) outlives the deadline
+    with pytest.raises(TimeoutError):
+        await deadline.read(items)  # noticed before waiting
+    deadline.cancel()
+
+
+async def test_an_outside_cancellation_during_a_read_stays_a_cancellation() -> None:
+    async def reader() -> None:
+        deadline = _stream_deadline(5)
+        await deadline.read(_ticks(5))
+
+    task = asyncio.ensure_future(reader())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_a_stream_read_from_another_task_cancels_that_task_only() -> None:
+    deadline = _stream_deadline(0.03)
+    items = _ticks(0.5)
+    with pytest.raises(TimeoutError):
+        await asyncio.ensure_future(deadline.read(items))  # another task reads at the deadline
+    await asyncio.sleep(0.05)  # the task that made the deadline was not cancelled

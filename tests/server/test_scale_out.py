@@ -184,8 +184,7 @@ def test_metrics_add_up_every_worker(upstream: tuple[Upstream, str], tmp_path: P
     _fake, base = upstream
     config = tmp_path / "config.yaml"
     config.write_text(
-        "providers:\n"
-        f"  - {{provider: openai, model_name: gpt-4o, api_key: sk-a-000000001, api_base: '{base}/a/v1'}}\n"
+        f"providers:\n  - {{provider: openai, model_name: gpt-4o, api_key: sk-a-000000001, api_base: '{base}/a/v1'}}\n"
     )
     with gateway(config, "--workers", "2") as gw:
         for _ in range(20):  # a new connection each: the kernel spreads them over both workers
