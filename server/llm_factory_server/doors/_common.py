@@ -22,6 +22,7 @@ from .._gateway import Gateway, gateway_for
 __all__ = [
     "JSON",
     "DialectEvents",
+    "Posted",
     "StreamEnd",
     "bounded_body",
     "finish",
@@ -62,9 +63,9 @@ async def bounded_body(request: Request, limit: int) -> bytes | None:
     return b"".join(parts)
 
 
-async def json_object(request: Request) -> dict[str, Any] | Response:
-    """The body as a JSON object (at most ``server.max_body_bytes``), or the 413 / 400 reply
-    saying what is wrong with it."""
+async def json_object(request: Request) -> tuple[dict[str, Any], int] | Response:
+    """The body as a JSON object (at most ``server.max_body_bytes``) and its size in bytes, or
+    the 413 / 400 reply saying what is wrong with it."""
     limit = gateway_for(request.app).settings.max_body_bytes
     raw = await bounded_body(request, limit)
     if raw is None:
@@ -76,19 +77,26 @@ async def json_object(request: Request) -> dict[str, Any] | Response:
         return reply(simple(400, "The body is not valid JSON.", "invalid_request_error", "invalid_json"))
     if not isinstance(body, dict):
         return reply(simple(400, "The body must be a JSON object.", "invalid_request_error", "invalid_json"))
-    return body
+    return body, len(raw)
 
 
-async def read_post(request: Request) -> tuple[Gateway, dict[str, Any]] | Response:
+class Posted(NamedTuple):
+    gateway: Gateway
+    body: dict[str, Any]
+    size: int
+    """The body's bytes: what a stream that ends before its usage is billed by (``ops.admit``)."""
+
+
+async def read_post(request: Request) -> Posted | Response:
     """The gateway and the JSON object body of a POST, or the reply refusing it (access first:
     a caller who may not post learns nothing about the body)."""
     gateway, denied = await start(request, post=True)
     if denied is not None:
         return denied
-    body = await json_object(request)
-    if isinstance(body, Response):
-        return body
-    return gateway, body
+    read = await json_object(request)
+    if isinstance(read, Response):
+        return read
+    return Posted(gateway, *read)
 
 
 def finish(
@@ -148,7 +156,7 @@ class StreamEnd(NamedTuple):
     deployment: str | None
     usage: CompletionUsage | None
     chunks: int
-    """Chunks relayed after the first."""
+    """Chunks relayed, the first included (as the chat door counts them)."""
 
 
 def _frames(events: list[dict[str, Any]]) -> bytes:
@@ -171,7 +179,7 @@ def relay(
     runs once the finish events are sent; however it ends, the stream is closed and ``record``ed."""
 
     async def frames() -> AsyncIterator[bytes]:
-        status, chunks, usage = 499, 0, first.usage if first is not None else None
+        status, chunks, usage = 499, int(first is not None), first.usage if first is not None else None
         try:
             out = events.start()
             if first is not None:

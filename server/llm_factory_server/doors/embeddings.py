@@ -26,13 +26,13 @@ def create_embeddings_router() -> APIRouter:
         read = await read_post(request)
         if isinstance(read, Response):
             return read
-        gateway, body = read
+        gateway, body, size = read
         try:
             embedding_request = EmbeddingRequest.model_validate(body)
         except ValidationError as exc:
             return reply(from_validation_error(exc))
         started = time.monotonic()
-        ticket = await gateway.ops.admit(request.scope["headers"], embedding_request.model, "embeddings")
+        ticket = await gateway.ops.admit(request.scope["headers"], embedding_request.model, "embeddings", size)
         if isinstance(ticket, tuple):
             return reply(ticket)
         status, result, info = 200, None, CallInfo()

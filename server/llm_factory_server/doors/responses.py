@@ -73,7 +73,7 @@ def create_responses_router() -> APIRouter:
         read = await read_post(request)
         if isinstance(read, Response):
             return read
-        gateway, body = read
+        gateway, body, size = read
         store, owner = _store(request), _owner(gateway, request)
         history: list[dict[str, Any]] = []
         previous = body.get("previous_response_id")
@@ -96,7 +96,7 @@ def create_responses_router() -> APIRouter:
         conversation = [*history, *input_items(body)]
         response_id, created_at = new_response_id(), int(time.time())
         keep = body.get("store", True) is not False
-        ticket = await gateway.ops.admit(request.scope["headers"], chat.model, "responses")
+        ticket = await gateway.ops.admit(request.scope["headers"], chat.model, "responses", size)
         if isinstance(ticket, tuple):
             return reply(ticket)
         if not chat.stream:
@@ -165,7 +165,7 @@ async def _stream(
         first = await first_chunk(chunks)
     except LLMFactoryError as exc:
         error = from_exception(exc)
-        finish(gateway, ticket, chat, None, error[0], started, None)
+        finish(gateway, ticket, chat, None, error[0], started, None, stream=True)
         return reply(error)
     model = first.model if first is not None else str(chat.model or "")
     events = ResponsesEventStream(body, response_id=response_id, created_at=created_at, model=model)
@@ -178,8 +178,7 @@ async def _stream(
     async def put() -> None:
         await store.put(events.response, [*conversation, *events.output], owner)
 
-    def record(end: StreamEnd) -> None:  # here the first chunk counts too
-        chunks_sent = end.chunks + (first is not None)
-        finish(gateway, ticket, chat, end.deployment, end.status, started, end.usage, stream=True, chunks=chunks_sent)
+    def record(end: StreamEnd) -> None:
+        finish(gateway, ticket, chat, end.deployment, end.status, started, end.usage, stream=True, chunks=end.chunks)
 
     return relay(chunks, first, events, headers, fail=fail, record=record, after=put if keep else None)

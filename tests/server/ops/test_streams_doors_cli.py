@@ -111,6 +111,45 @@ def test_a_responses_stream_is_recorded(gateway: Any) -> None:
     assert row["endpoint"] == "responses" and row["stream"] == 1 and row["completion_tokens"] > 0
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "failure_event"),
+    [
+        ("/v1/responses", {"model": "gpt-4o", "input": "x" * 400, "stream": True}, "response.failed"),
+        (
+            "/v1/messages",
+            {"model": "gpt-4o", "max_tokens": 50, "messages": [{"role": "user", "content": "x" * 400}], "stream": True},
+            "event: error",
+        ),
+    ],
+)
+def test_a_dialect_stream_broken_after_commit_is_recorded_as_the_chat_door_records_it(
+    gateway: Any, upstream: Upstream, path: str, body: dict[str, Any], failure_event: str
+) -> None:
+    chunks = openai_chunks(["a", "b", "c"], include_usage=True)
+    upstream.script("a", lambda request: sse_response(chunks, fail_after=3, done=False))
+    key = new_key(gateway)["key"]
+    text = httpx.post(f"{gateway.url}{path}", headers={"authorization": f"Bearer {key}"}, json=body).text
+    assert failure_event in text
+    eventually(lambda: len(rows()) == 1)
+    (row,) = rows()
+    assert row["status"] >= 500 and row["stream"] == 1 and row["estimated"] == 1
+    # Billed by what was sent: the role chunk and two contents (every chunk counted, the first
+    # included, as on /v1/chat/completions), and the prompt's bytes / 4.
+    assert row["completion_tokens"] == 3 and row["prompt_tokens"] >= 100
+
+
+def test_a_responses_stream_failing_before_content_is_recorded_as_a_stream(gateway: Any, upstream: Upstream) -> None:
+    refusal = {"error": {"message": "bad request", "type": "invalid_request_error", "code": None}}
+    upstream.script("a", lambda request: json_response(refusal, status=400))
+    key = new_key(gateway)["key"]
+    body = {"model": "gpt-4o", "input": "hi", "stream": True}
+    reply = httpx.post(f"{gateway.url}/v1/responses", headers={"authorization": f"Bearer {key}"}, json=body)
+    assert reply.status_code == 400
+    eventually(lambda: len(rows()) == 1)
+    (row,) = rows()
+    assert (row["status"], row["stream"], row["endpoint"]) == (400, 1, "responses")
+
+
 def test_the_embeddings_door_is_limited_and_recorded(upstream: Upstream, serve: Serve) -> None:
     upstream.script(
         "a",
@@ -196,6 +235,20 @@ def test_the_cli_manages_keys_in_the_configured_database(upstream: Upstream, tmp
     code, _, err = run("keys", "create", "x", "--rpm", "0", "--config", str(config))
     assert code == 2 and "--rpm" in err
     assert main(["keys", "list", "--config", str(config)]) == 0
+
+
+def test_the_admin_cli_says_what_is_wrong_with_its_input_and_its_configuration(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"server: {{admin_key: {ADMIN}, usage_db: '{tmp_path / 'usage.sqlite3'}'}}\n"
+        "providers:\n  - {provider: openai, model_name: gpt-4o, api_key: sk-upstream-secret-key-0001}\n"
+    )
+    code, out, err = run("keys", "create", "x", "--expires", "next tuesday", "--config", str(config))
+    assert (code, out) == (2, "") and err.startswith("llm-factory: ") and "next tuesday" in err  # a bad value: 2
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("providers:\n  - {provider: openai, model_name: gpt-4o, api_key: k, temprature: 2}\n")
+    code, out, err = run("keys", "list", "--config", str(broken))
+    assert (code, out) == (2, "") and "configuration error" in err and "temprature" in err
 
 
 def test_the_cli_manages_keys_through_a_running_gateway(gateway: Any) -> None:
