@@ -307,3 +307,29 @@ def test_without_the_api_installed_enabling_says_what_to_install(monkeypatch: py
     monkeypatch.setitem(sys.modules, "opentelemetry", None)
     with pytest.raises(ConfigurationError, match=r"llm-factory-core\[otel\]"):
         Tracing([])
+
+
+@pytest.mark.parametrize(
+    ("provider", "options", "expected"),
+    [
+        ("openai", {"api_key": "sk-test-0000"}, "openai"),
+        ("openai", {"api_key": "k-0000", "api_base": "https://acme.openai.azure.com/openai/v1"}, "azure.ai.openai"),
+        ("claude", {"api_key": "sk-ant-test-0000"}, "anthropic"),
+        (
+            "claude",
+            {"aws_access_key_id": "AKIATEST", "aws_secret_access_key": "s" * 40, "aws_region": "us-east-1"},
+            "aws.bedrock",
+        ),
+        ("gemini", {"api_key": "g-test-0000"}, "gcp.gemini"),
+        ("gemini", {"vertex_project": "p", "vertex_location": "us-central1", "access_token": "t"}, "gcp.vertex_ai"),
+        ("deepseek", {"api_key": "sk-test-0000"}, "deepseek"),
+        ("qwen", {"api_key": "sk-test-0000"}, "qwen"),  # no well-known value: the provider key
+    ],
+)
+def test_spans_name_the_service_a_deployment_reaches(provider: str, options: dict[str, Any], expected: str) -> None:
+    from llm_factory_core._tracing import provider_name
+
+    factory = LLMFactory([ModelConfig(provider=provider, model_name="m", model="upstream-model", **options)])
+    (deployment,) = factory.router.groups["m"]
+    assert provider_name(deployment) == expected
+    factory.close()

@@ -52,6 +52,11 @@ class ClaudeProvider(Provider):
 
     settings: ClaudeSettings
 
+    @staticmethod
+    def otel_provider_name(settings: ClaudeSettings) -> str:
+        """OpenTelemetry's GenAI name for the service reached (``gen_ai.provider.name``)."""
+        return "anthropic" if resolve_mode(settings) == "anthropic" else "aws.bedrock"
+
     def prepare(self) -> None:
         self.mode = resolve_mode(self.settings)
         self.host: Host = (

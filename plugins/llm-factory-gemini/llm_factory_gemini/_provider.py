@@ -55,6 +55,12 @@ class GeminiProvider(Provider):
     model_rules = MODEL_RULES
 
     settings: GeminiSettings
+
+    @staticmethod
+    def otel_provider_name(settings: GeminiSettings) -> str:
+        """OpenTelemetry's GenAI name for the service reached (``gen_ai.provider.name``)."""
+        return "gcp.vertex_ai" if is_vertex(settings) else "gcp.gemini"
+
     tokens: TokenSource | None
     """Refreshed Vertex tokens (``use_adc`` / ``credentials_file``); None for keys and fixed tokens."""
 

@@ -132,6 +132,11 @@ class OpenAIProvider(OpenAICompatibleProvider):
 
     settings: OpenAISettings
 
+    @staticmethod
+    def otel_provider_name(settings: OpenAISettings) -> str:
+        """OpenTelemetry's GenAI name for the service reached (``gen_ai.provider.name``)."""
+        return "azure.ai.openai" if _is_azure(settings) else "openai"
+
     def prepare(self) -> None:
         self.azure = _is_azure(self.settings)
         self._url, self._body_model = self._target()
