@@ -19,7 +19,9 @@ After a warm-up phase (same load) and again after the run, with the clients clos
 the open file descriptors, the fake's open connections and the RSS: they must come back to the
 warm-up level (fds and connections: within the keep-alive pool's size; RSS: a generous bound; a
 leak check, not a performance measurement). Bounded: every loop stops at its deadline. The CI test
-``tests/reliability/server/test_soak.py`` runs a short profile of ``run()``.
+``tests/reliability/server/test_soak.py`` runs a short profile of ``run()``. ``SOAK_TRACEBACKS=1``
+prints the gateway's and uvicorn's error records (with tracebacks) to stderr as they happen; a lost
+request is reported with its transport's cause chain.
 """
 
 from __future__ import annotations
@@ -123,12 +125,10 @@ class _CrashLog(logging.Handler):
         self.report = report
 
     def emit(self, record: logging.LogRecord) -> None:
-        if os.environ.get("SOAK_TRACEBACKS"):
-            sys.stderr.write("SOAKLOG " + record.name + " " + record.getMessage() + "\n")
         if record.exc_info and record.exc_info[0] is not None:
             self.report.crash_types[f"{record.exc_info[0].__name__}: {record.exc_info[1]}"] += 1
-            if os.environ.get("SOAK_TRACEBACKS"):
-                sys.stderr.write(logging.Formatter().format(record) + "\n")
+        if os.environ.get("SOAK_TRACEBACKS"):  # the records themselves, to debug a failing soak
+            sys.stderr.write(f"{record.name}: {logging.Formatter().format(record)}\n")
 
 
 # -- checking one reply -------------------------------------------------------------------------
@@ -236,7 +236,7 @@ async def _settle(upstream: FaultyUpstream, key: str, report: Report) -> None:
 async def _run(duration: float, warmup: float, concurrency: int, seed: int) -> Report:
     import uvicorn  # the server's dependencies, imported only when a soak runs
 
-    from llm_factory_server import ServerSettings, create_app
+    from llm_factory_server import ServerSettings, create_app, uvicorn_options
 
     report = Report()
     rng = random.Random(seed)
@@ -263,9 +263,13 @@ async def _run(duration: float, warmup: float, concurrency: int, seed: int) -> R
             for m in ("primary", "backup")
         ]
         factory = LLMFactory(configs, **ROUTER)
-        app = create_app(factory, settings=ServerSettings(log_requests=False))
-        # uvicorn's own default loop (uvloop when installed), as in production.
-        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, access_log=False, loop="auto")
+        settings = ServerSettings(log_requests=False)
+        app = create_app(factory, settings=settings)
+        # As ``llm-factory serve`` runs it: uvicorn's default loop (uvloop when installed), the
+        # gateway's protocol and connection settings (its keep-alive outlives httpx's idle limit).
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_config=None, access_log=False, loop="auto", **uvicorn_options(settings)
+        )
         server = uvicorn.Server(config)
         task = asyncio.get_running_loop().create_task(server.serve())
         try:

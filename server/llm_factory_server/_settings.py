@@ -47,8 +47,11 @@ class ServerSettings(BaseModel):
     limit_concurrency: int | None = Field(default=1000, ge=1)
     """Connections and requests in flight per worker: beyond it requests get 503 and further
     connections are closed at once (None: no limit)."""
-    timeout_keep_alive: float = Field(default=5.0, gt=0)
-    """Seconds an idle keep-alive connection stays open between requests."""
+    timeout_keep_alive: float = Field(default=75.0, gt=0)
+    """Seconds an idle keep-alive connection stays open between requests. Longer than the
+    clients' own idle limits (httpx and so the openai SDK: 5 s; aiohttp: 15 s; AWS ALB and nginx
+    upstream pools: 60 s): a server that closes first races the client's next request on that
+    connection, which then fails with a reset (a 502 behind a load balancer). nginx's default."""
     header_timeout: float = Field(default=10.0, gt=0)
     """Seconds a client has to send a request's line and headers (from the connection, or from
     the request's first byte); slower clients get 408 and are disconnected (slowloris)."""

@@ -229,10 +229,12 @@ def test_connections_beyond_the_limit_are_closed_at_once(start: Any) -> None:
 
 def test_the_defaults() -> None:
     settings = ServerSettings()
-    assert settings.limit_concurrency == 1000 and settings.timeout_keep_alive == 5
+    # Idle connections outlive the clients' own idle limits (httpx 5 s, aiohttp 15 s, load
+    # balancers 60 s): closing first races their next request into a connection reset.
+    assert settings.limit_concurrency == 1000 and settings.timeout_keep_alive == 75
     assert settings.header_timeout == 10 and settings.body_timeout == 60 and settings.max_header_bytes == 16384
     options = uvicorn_options(settings)
-    assert options["limit_concurrency"] == 1000 and options["timeout_keep_alive"] == 5
+    assert options["limit_concurrency"] == 1000 and options["timeout_keep_alive"] == 75
     assert options["h11_max_incomplete_event_size"] == 16384
     http = options["http"]
     assert isinstance(http, functools.partial) and http.func is GatewayHttpProtocol
