@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.utils
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -201,10 +201,17 @@ class Provider:
     default_api_base: ClassVar[str | None] = None
     owned_by: ClassVar[str | None] = None
     """Shown as ``owned_by`` in ``/v1/models``; defaults to ``key``."""
-    otel_provider_name: ClassVar[str | Callable[[Any], str] | None] = None
+    otel_provider_name: ClassVar[str | None] = None
     """OpenTelemetry's GenAI name for the service (``gen_ai.provider.name`` on trace spans: one
-    of the conventions' well-known values such as ``openai``, ``aws.bedrock``, ``gcp.gemini``), or
-    a static method of the deployment's settings returning it; defaults to ``key``."""
+    of the conventions' well-known values such as ``openai``, ``aws.bedrock``, ``gcp.gemini``);
+    defaults to ``key``. Override ``otel_provider_name_for`` when it depends on the settings."""
+
+    @classmethod
+    def otel_provider_name_for(cls, settings: ProviderSettings) -> str | None:
+        """``gen_ai.provider.name`` for a deployment with ``settings`` (one plugin may reach
+        several services, as Claude on ``aws.bedrock`` or ``anthropic``)."""
+        return cls.otel_provider_name
+
     model_rules: ClassVar[tuple[ParamRule, ...]] = ()
     """What models of this provider reject and how to adapt a request to them (``_model_rules``);
     the router applies the ones matching a deployment's upstream model on the way out."""

@@ -205,12 +205,7 @@ class Router:
         async def invoke(provider: Provider, deployment: Deployment) -> ChatCompletion:
             return await provider.chat(self._prepare(request, deployment))
 
-        if self.tracing is None:
-            result, name = await self._call(request, providers, invoke, timeout, info)
-        else:
-            result, name = await self.tracing.call(
-                self._call, request, providers, invoke, timeout, info, "chat", self.default_model
-            )
+        result, name = await self._traced(request, providers, invoke, timeout, info, "chat")
         result._deployment = name
         return result
 
@@ -235,13 +230,24 @@ class Router:
                 )
             return await provider.embed(request)
 
-        if self.tracing is None:
-            result, _ = await self._call(request, providers, invoke, timeout, info)
-        else:
-            result, _ = await self.tracing.call(
-                self._call, request, providers, invoke, timeout, info, "embeddings", self.default_model
-            )
+        result, _ = await self._traced(request, providers, invoke, timeout, info, "embeddings")
         return result
+
+    async def _traced(
+        self,
+        request: Any,
+        providers: Mapping[str, Provider],
+        invoke: Callable[[Provider, Deployment], Awaitable[_T]],
+        timeout: float | None,
+        info: CallInfo | None,
+        operation: str,
+    ) -> tuple[_T, str]:
+        """``_call``, inside the call's span when tracing is on."""
+        if self.tracing is None:
+            return await self._call(request, providers, invoke, timeout, info)
+        return await self.tracing.call(
+            self._call, request, providers, invoke, timeout, info, operation, self.default_model
+        )
 
     async def _call(
         self,
@@ -433,8 +439,9 @@ class Router:
         progress: Progress | None,
         loop: asyncio.AbstractEventLoop | None,
     ) -> AsyncGenerator[ChatCompletionChunk, None]:
-        task = asyncio.current_task(loop) if loop is not None else None
-        deadline = StreamDeadline(loop, task, loop.time() + plan.remaining()) if task is not None else None
+        deadline = None
+        if loop is not None and (task := asyncio.current_task(loop)) is not None:
+            deadline = StreamDeadline(loop, task, loop.time() + plan.remaining())
         try:
             for chunk in buffered:
                 if progress is not None:

@@ -429,16 +429,13 @@ def _completion_attributes(result: ChatCompletion, capture: bool) -> dict[str, A
 
 
 def provider_name(deployment: Deployment) -> str:
-    """``gen_ai.provider.name``: a plugin may name its well-known value (``otel_provider_name``:
-    a string such as ``deepseek``, or a static method of the deployment's settings when one
-    plugin reaches several, as Claude on ``aws.bedrock`` or ``anthropic``); else the provider key."""
-    cls = deployment.provider_cls
-    name = getattr(cls, "otel_provider_name", None)
-    if callable(name):
-        try:
-            name = name(deployment.settings)
-        except Exception:  # a plugin's bug must not fail a traced call
-            name = None
+    """``gen_ai.provider.name``: a plugin may name its well-known value (``otel_provider_name``,
+    or ``otel_provider_name_for(settings)`` when one plugin reaches several services, as Claude on
+    ``aws.bedrock`` or ``anthropic``); else the provider key."""
+    try:
+        name = deployment.provider_cls.otel_provider_name_for(deployment.settings)
+    except Exception:  # a plugin's bug must not fail a traced call
+        name = None
     return name if isinstance(name, str) and name else deployment.provider_key
 
 

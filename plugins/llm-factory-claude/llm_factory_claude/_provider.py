@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -52,10 +52,9 @@ class ClaudeProvider(Provider):
 
     settings: ClaudeSettings
 
-    @staticmethod
-    def otel_provider_name(settings: ClaudeSettings) -> str:
-        """OpenTelemetry's GenAI name for the service reached (``gen_ai.provider.name``)."""
-        return "anthropic" if resolve_mode(settings) == "anthropic" else "aws.bedrock"
+    @classmethod
+    def otel_provider_name_for(cls, settings: ProviderSettings) -> str:
+        return "anthropic" if resolve_mode(cast(ClaudeSettings, settings)) == "anthropic" else "aws.bedrock"
 
     def prepare(self) -> None:
         self.mode = resolve_mode(self.settings)

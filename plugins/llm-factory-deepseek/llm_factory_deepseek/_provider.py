@@ -90,7 +90,7 @@ class DeepSeekProvider(OpenAICompatibleProvider):
     default_api_base: ClassVar[str | None] = "https://api.deepseek.com"
     owned_by = "deepseek"
     model_rules = DEEPSEEK_RULES
-    otel_provider_name: ClassVar[str] = "deepseek"  # OpenTelemetry's GenAI name (gen_ai.provider.name)
+    otel_provider_name: ClassVar[str | None] = "deepseek"  # OpenTelemetry's GenAI name (gen_ai.provider.name)
 
     settings: DeepSeekSettings
 

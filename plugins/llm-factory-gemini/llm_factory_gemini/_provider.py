@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import httpx
 
@@ -56,10 +56,9 @@ class GeminiProvider(Provider):
 
     settings: GeminiSettings
 
-    @staticmethod
-    def otel_provider_name(settings: GeminiSettings) -> str:
-        """OpenTelemetry's GenAI name for the service reached (``gen_ai.provider.name``)."""
-        return "gcp.vertex_ai" if is_vertex(settings) else "gcp.gemini"
+    @classmethod
+    def otel_provider_name_for(cls, settings: ProviderSettings) -> str:
+        return "gcp.vertex_ai" if is_vertex(cast(GeminiSettings, settings)) else "gcp.gemini"
 
     tokens: TokenSource | None
     """Refreshed Vertex tokens (``use_adc`` / ``credentials_file``); None for keys and fixed tokens."""

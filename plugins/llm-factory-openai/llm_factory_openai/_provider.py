@@ -16,7 +16,7 @@ import importlib
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
@@ -132,10 +132,9 @@ class OpenAIProvider(OpenAICompatibleProvider):
 
     settings: OpenAISettings
 
-    @staticmethod
-    def otel_provider_name(settings: OpenAISettings) -> str:
-        """OpenTelemetry's GenAI name for the service reached (``gen_ai.provider.name``)."""
-        return "azure.ai.openai" if _is_azure(settings) else "openai"
+    @classmethod
+    def otel_provider_name_for(cls, settings: ProviderSettings) -> str:
+        return "azure.ai.openai" if _is_azure(cast(OpenAISettings, settings)) else "openai"
 
     def prepare(self) -> None:
         self.azure = _is_azure(self.settings)
