@@ -30,7 +30,7 @@ import httpx
 from ._bounded import too_large
 from ._errors import UpstreamConnectionError
 from ._json import loads
-from ._sse import DEFAULT_MAX_EVENT_BYTES, decode_sse_lines
+from ._sse import DEFAULT_MAX_EVENT_BYTES, decode_sse_lines, unify_newlines
 from ._types import ChatCompletionChunk, CompletionUsage
 
 if TYPE_CHECKING:
@@ -215,13 +215,8 @@ async def raw_openai_stream(provider: OpenAICompatibleProvider, response: httpx.
     pending = b""
     skip_lf = False  # the last read ended in \r: a \n opening the next one completes a \r\n
     async for piece in chunks:
-        if skip_lf and piece:
-            skip_lf = False
-            if piece[0] == 0x0A:
-                piece = piece[1:]
-        if b"\r" in piece:
-            skip_lf = piece[-1] == 0x0D
-            piece = piece.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if skip_lf or b"\r" in piece:
+            piece, skip_lf = unify_newlines(piece, skip_lf)
         pending = pending + piece if pending else piece
         end = pending.rfind(b"\n\n")
         if end < 0:

@@ -18,7 +18,7 @@ import httpx
 
 from ._bounded import too_large
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "ServerSentEvent", "aiter_sse", "decode_sse_lines"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "ServerSentEvent", "aiter_sse", "decode_sse_lines", "unify_newlines"]
 
 DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
@@ -101,6 +101,19 @@ def decode_sse_lines(lines: list[str]) -> list[ServerSentEvent]:
     return events + ([last] if last else [])
 
 
+def unify_newlines(chunk: bytes, skip_lf: bool) -> tuple[bytes, bool]:
+    """``chunk`` with its ``\r\n`` and ``\r`` line ends as ``\n``, and whether it ended in ``\r``.
+    ``skip_lf``: the previous chunk ended in ``\r``, so a ``\n`` opening this one ends that line."""
+    if skip_lf and chunk:
+        skip_lf = False
+        if chunk[0] == 0x0A:
+            chunk = chunk[1:]
+    if b"\r" in chunk:
+        skip_lf = chunk[-1] == 0x0D
+        chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return chunk, skip_lf
+
+
 async def _split_lines(chunks: AsyncIterator[bytes], max_line: int = DEFAULT_MAX_EVENT_BYTES) -> AsyncIterator[str]:
     """Lines of a byte stream ending in ``\n``, ``\r\n`` or ``\r``, each yielded as soon as its
     end arrives. Splitting bytes before decoding keeps a character cut between two chunks whole.
@@ -110,13 +123,8 @@ async def _split_lines(chunks: AsyncIterator[bytes], max_line: int = DEFAULT_MAX
     pending = bytearray()
     skip_lf = False  # the last chunk ended in \r: a \n opening the next one completes a \r\n
     async for chunk in chunks:
-        if skip_lf and chunk:
-            skip_lf = False
-            if chunk[0] == 0x0A:
-                chunk = chunk[1:]
-        if b"\r" in chunk:
-            skip_lf = chunk[-1] == 0x0D
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if skip_lf or b"\r" in chunk:
+            chunk, skip_lf = unify_newlines(chunk, skip_lf)
         lines = chunk.split(b"\n")
         last = lines.pop()
         if lines:
