@@ -66,3 +66,22 @@ def test_the_bench_command_runs_and_reports(tmp_path: Path) -> None:
     assert report == run.stdout.strip() + "\n"
     assert "| llm-factory | non-streaming | 4 |" in report
     assert "LiteLLM skipped (--no-litellm)" not in report  # the tiny profile compares with nothing
+
+
+def test_the_splice_floor_measurement_runs_and_relays_streams_whole() -> None:
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "splice_floor.py"),
+            *("--concurrency", "4", "--chunks", "20", "--duration", "1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    cells = json.loads(run.stdout)
+    assert {c["target"] for c in cells} == {"splice", "splice+check"}
+    for cell in cells:
+        assert cell["requests"] > 0 and cell["errors"] == 0, cell
