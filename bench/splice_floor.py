@@ -28,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gateways
+import orjson
 import streams
 
 __all__ = ["relay"]
@@ -46,8 +47,6 @@ class _Upstream(asyncio.Protocol):
 
     def _inspect(self, data: bytes) -> None:
         # The pass-through's minimum per read: cut out complete events, decode each.
-        import orjson
-
         pending = self.pending + data
         end = pending.rfind(b"\n\n")
         if end < 0:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, TextIO
+from typing import TextIO
 
 __all__ = ["CoalescingStreamHandler"]
 
@@ -33,15 +33,11 @@ class CoalescingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record) + self.terminator
-            loop = _running_loop() if record.levelno <= logging.INFO else None
-            if loop is None:  # a warning, or a thread without a loop: now, after what came before
-                self._write_pending()
-                self.stream.write(line)
-                self.stream.flush()
-                return
             self._pending.append(line)
             self._size += len(line)
-            if self._size >= self.max_bytes:
+            loop = _running_loop() if record.levelno <= logging.INFO else None
+            if loop is None or self._size >= self.max_bytes:
+                # A warning, a thread without a loop or a full buffer: now, with what came before.
                 self._write_pending()
             elif self._timer is None:
                 self._timer = loop.call_later(self.interval, self.flush)
@@ -63,8 +59,7 @@ class CoalescingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             timer.cancel()
         if self._pending:
             lines, self._pending, self._size = self._pending, [], 0
-            stream: Any = self.stream
-            stream.write("".join(lines))
+            self.stream.write("".join(lines))
         if self.stream and hasattr(self.stream, "flush"):
             self.stream.flush()
 
