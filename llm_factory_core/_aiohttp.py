@@ -23,10 +23,11 @@ the ``fast`` extra).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import urllib.request
-from collections.abc import AsyncIterator, Iterator, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -35,7 +36,7 @@ from yarl import URL
 
 from ._bounded import read_capped
 
-__all__ = ["AiohttpTransport", "FastResponseStream"]
+__all__ = ["AiohttpTransport", "FastResponseStream", "Flow"]
 
 # Most specific first: the first match wins.
 _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
@@ -121,12 +122,115 @@ class FastResponseStream(httpx.AsyncByteStream):
                     yield rest
                 raise
 
+    async def splice(self, on_data: Callable[[bytes], bool], flow: Flow) -> None:
+        """Hand each read of the body to ``on_data`` as it arrives, inside the connection's
+        ``data_received`` (no task wakes per read), until the body ends, ``on_data`` returns True
+        (it needs no more) or raises (raised here). Reading stops while ``flow.paused()`` and
+        resumes on its ``when_writable`` callback. Failures raise as ``raw_chunks``' do, after
+        the bytes that arrived before them; cancelling stops the splice at once."""
+        loop = asyncio.get_running_loop()
+        splice = _Splice(self._response, on_data, flow, loop.create_future())
+        try:
+            splice.drain()  # what arrived before the splice began
+            with _httpx_errors():
+                await splice.finished
+        finally:
+            splice.detach()
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         async for chunk in self.raw_chunks():
             yield chunk
 
     async def aclose(self) -> None:
         self._response.release()
+
+
+class Flow(Protocol):
+    """Whether the reader of a spliced body can take more (see ``FastResponseStream.splice``)."""
+
+    def paused(self) -> bool: ...
+
+    def when_writable(self, callback: Callable[[], None] | None) -> None: ...
+
+
+class _Splice:
+    """Stands in for the future aiohttp's ``StreamReader`` wakes its reader with (``_waiter``):
+    the reader calls ``set_result`` when data arrives or the body ends and ``set_exception``
+    when it fails, synchronously, in the connection's ``data_received``; this drains the buffer
+    there and then, so a spliced stream costs no task switch or future per read."""
+
+    __slots__ = ("_content", "_flow", "_low_water", "_on_data", "_protocol", "_resuming", "finished")
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        on_data: Callable[[bytes], bool],
+        flow: Flow,
+        finished: asyncio.Future[None],
+    ) -> None:
+        self._content = response.content
+        connection = response.connection
+        self._protocol = connection.protocol if connection is not None else None
+        self._on_data = on_data
+        self._flow = flow
+        self._resuming = False
+        self.finished = finished
+        # Every read below a reader's low-water mark calls the protocol's resume_reading, which
+        # re-runs the HTTP parser on no data: a parser pass per chunk, from inside the parser's
+        # own callback here. This drains every read at once (the reader never reaches its
+        # high-water mark) and pauses the connection itself, so the reader's resume is not needed.
+        self._low_water = self._content._low_water
+        self._content._low_water = -1
+
+    # The two calls aiohttp makes on its waiter (``helpers.set_result`` / ``set_exception``).
+    def done(self) -> bool:
+        return self.finished.done()
+
+    def set_result(self, _: object) -> None:
+        self.drain()
+
+    def set_exception(self, exc: BaseException) -> None:
+        self.drain()  # the bytes before the failure first, as ``raw_chunks`` yields them
+
+    def drain(self) -> None:
+        content, finished = self._content, self.finished
+        if finished.done():
+            return
+        try:
+            data = _unread(content)
+            if data and self._on_data(data):
+                finished.set_result(None)
+                return
+        except BaseException as exc:  # the consumer's error ends the splice; aiohttp never sees it
+            finished.set_exception(exc)
+            return
+        failure = content.exception()
+        if failure is not None:
+            finished.set_exception(failure)
+        elif content.is_eof():
+            finished.set_result(None)
+        else:
+            content._waiter = self  # type: ignore[assignment]  # re-armed: aiohttp clears it per wake
+            if self._flow.paused() and self._protocol is not None and not self._resuming:
+                self._resuming = True
+                self._protocol.pause_reading()
+                self._flow.when_writable(self._resume)
+
+    def _resume(self) -> None:
+        self._resuming = False
+        if not self.finished.done() and self._protocol is not None:
+            self._protocol.resume_reading()
+
+    def detach(self) -> None:
+        content = self._content
+        content._low_water = self._low_water
+        if content._waiter is self:  # type: ignore[comparison-overlap]
+            content._waiter = None
+        if self._resuming:
+            self._resuming = False
+            self._flow.when_writable(None)
+            if self._protocol is not None:
+                self._protocol.resume_reading()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):

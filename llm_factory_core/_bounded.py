@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import httpx
 
@@ -199,6 +200,11 @@ class BoundedStream(httpx.AsyncByteStream):
             raw = getattr(self._inner, "raw_chunks", None)
             return raw() if raw is not None else self._inner.__aiter__()  # no extra layer per chunk
         return self._decoded()
+
+    def splicer(self) -> Any:
+        """The inner stream's ``splice`` (see ``FastResponseStream``) when the body needs no
+        decoding, else None."""
+        return getattr(self._inner, "splice", None) if self._decoder is None else None
 
     async def _decoded(self) -> AsyncIterator[bytes]:
         decoder, cap = self._decoder, self._max_total

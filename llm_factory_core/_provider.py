@@ -99,7 +99,10 @@ class Limits:
     max_uncommitted_bytes: int = 16 * _MiB
     """Chunks a stream may send before its first content (held until the stream commits)."""
     max_connections: int = 1000
-    max_connections_per_host: int = 256
+    max_connections_per_host: int = 1000
+    """As many as the pool: a gateway's streams mostly go to one origin, and 512 concurrent
+    streams to it must not queue for connections (a hanging origin is failed over by its
+    timeouts). Lower it to keep one origin from holding the pool others share."""
     pool_timeout: float = 30.0
 
 

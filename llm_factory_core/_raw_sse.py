@@ -21,9 +21,9 @@ Events that arrive in one network read travel as one ``RawChunk`` (one write dow
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -36,12 +36,33 @@ from ._types import ChatCompletionChunk, CompletionUsage
 if TYPE_CHECKING:
     from ._openai_codec import OpenAICompatibleProvider, OpenAIStreamState
 
-__all__ = ["RAW_SSE", "RawChunk", "raw_openai_stream"]
+__all__ = ["RAW_SSE", "SPLICE", "RawChunk", "RawSink", "raw_openai_stream"]
 
 log = logging.getLogger("llm_factory_core.openai_codec")
 
 RAW_SSE: ContextVar[bool] = ContextVar("llm_factory_raw_sse", default=False)
 """True while a caller that writes ``RawChunk.frames`` as they are iterates a stream."""
+
+
+class RawSink(Protocol):
+    """Where a spliced stream's chunks go (``SPLICE``): called from the upstream connection's
+    ``data_received``, so ``write`` must not block or raise. ``paused`` says the client's
+    connection is full (upstream reading stops); ``when_writable`` takes the callback that
+    resumes it (None: forget it)."""
+
+    def write(self, chunk: RawChunk) -> None: ...
+
+    def paused(self) -> bool: ...
+
+    def when_writable(self, callback: Callable[[], None] | None) -> None: ...
+
+
+SPLICE: ContextVar[RawSink | None] = ContextVar("llm_factory_splice", default=None)
+"""Set by a caller of the raw path once its stream is committed: the stream's remaining reads are
+then handled as they arrive, inside the upstream connection's ``data_received``, and written to
+the sink, with no task switch or generator step per chunk; iterating the stream returns when it
+ends (or raises as it would have). Only streams that can splice (aiohttp, no compression) do;
+the others go on yielding ``RawChunk`` s."""
 
 _FINISH = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
 _TOP = frozenset(
@@ -197,66 +218,118 @@ def _payload(event: bytes) -> bytes | None:
     return decoded[0].data.encode()
 
 
-def _source(response: httpx.Response) -> tuple[AsyncIterator[bytes], int]:
+def _source(response: httpx.Response) -> tuple[AsyncIterator[bytes], int, Any]:
+    """The body's reads, the event size cap, and the stream's ``splice`` (None without one)."""
     stream = response.stream
     max_event = getattr(stream, "max_line", DEFAULT_MAX_EVENT_BYTES)
     raw_chunks = getattr(stream, "raw_chunks", None)
     if raw_chunks is not None and "content-encoding" not in response.headers:
-        return raw_chunks(), max_event
-    return response.aiter_bytes(), max_event
+        splicer = getattr(stream, "splicer", None)
+        return raw_chunks(), max_event, splicer() if splicer is not None else None
+    return response.aiter_bytes(), max_event, None
 
 
-async def raw_openai_stream(provider: OpenAICompatibleProvider, response: httpx.Response) -> AsyncIterator[RawChunk]:
-    """``decode_stream``'s contract, yielding ``RawChunk`` s (see the module's docstring)."""
-    from ._openai_codec import OpenAIStreamState
+class _Decoder:
+    """The pass-through's work per network read: whole events cut out and checked into one
+    ``RawChunk``. ``feed`` and ``end`` return it (None: nothing to write) and an error to raise
+    after writing it; ``done`` turns True at ``[DONE]`` (the rest of the body is ignored)."""
 
-    state = OpenAIStreamState(provider.settings.model)
-    chunks, max_event = _source(response)
-    pending = b""
-    skip_lf = False  # the last read ended in \r: a \n opening the next one completes a \r\n
-    async for piece in chunks:
-        if skip_lf or b"\r" in piece:
-            piece, skip_lf = unify_newlines(piece, skip_lf)
-        pending = pending + piece if pending else piece
+    __slots__ = ("done", "max_event", "pending", "provider", "skip_lf", "state")
+
+    def __init__(self, provider: OpenAICompatibleProvider, max_event: int) -> None:
+        from ._openai_codec import OpenAIStreamState
+
+        self.provider = provider
+        self.state = OpenAIStreamState(provider.settings.model)
+        self.max_event = max_event
+        self.pending = b""
+        self.skip_lf = False  # the last read ended in \r: a \n opening the next one completes a \r\n
+        self.done = False
+
+    def feed(self, piece: bytes) -> tuple[RawChunk | None, Exception | None]:
+        if self.skip_lf or b"\r" in piece:
+            piece, self.skip_lf = unify_newlines(piece, self.skip_lf)
+        pending = self.pending + piece if self.pending else piece
         end = pending.rfind(b"\n\n")
+        max_event = self.max_event
         if end < 0:
+            self.pending = pending
             if len(pending) > max_event:
-                raise too_large("an event of the upstream stream", "max_event_bytes", max_event)
-            continue
-        block, pending = pending[:end], pending[end + 2 :]
+                return None, too_large("an event of the upstream stream", "max_event_bytes", max_event)
+            return None, None
+        block, self.pending = pending[:end], pending[end + 2 :]
+        return self._events(block.split(b"\n\n"))
+
+    def end(self) -> tuple[RawChunk | None, Exception | None]:
+        """The body ended: an event still open is dispatched; a stream without a finish reason
+        (and no ``[DONE]``) is an error."""
+        last = self.pending.strip(b"\n")
+        self.pending = b""
+        out, error = self._events([last]) if last else (None, None)
+        if error is None and not self.done and not self.state.finished:
+            error = self.provider.error(UpstreamConnectionError, "upstream closed the stream before it finished")
+        return out, error
+
+    def _events(self, events: list[bytes]) -> tuple[RawChunk | None, Exception | None]:
         out = RawChunk()
-        done = False
+        error: Exception | None = None
+        provider, state, max_event = self.provider, self.state, self.max_event
         try:
-            for event in block.split(b"\n\n"):
+            for event in events:
                 if len(event) > max_event:
                     raise too_large("an event of the upstream stream", "max_event_bytes", max_event)
                 event = event.lstrip(b"\n")
                 if event and _event(provider, state, event, out):
-                    done = True
+                    self.done = True
                     break
         except _Pending as failed:
-            if out.events:
-                yield out  # what came before the error event in the same read still counts
-            raise failed.error from None
-        if out.events:
-            yield out
-        if done:
+            error = failed.error  # what came before the error event in the same read still counts
+        except Exception as exc:
+            error = exc
+        return (out if out.events else None), error
+
+
+async def raw_openai_stream(provider: OpenAICompatibleProvider, response: httpx.Response) -> AsyncIterator[RawChunk]:
+    """``decode_stream``'s contract, yielding ``RawChunk`` s (see the module's docstring). Once a
+    ``RawSink`` is set (``SPLICE``), the rest of the stream is spliced into it instead."""
+    chunks, max_event, splice = _source(response)
+    decoder = _Decoder(provider, max_event)
+    ended = False
+    while not (ended or decoder.done):
+        if splice is not None and (sink := SPLICE.get()) is not None:
+            await _spliced(splice, decoder, sink)
             return
-    last = pending.strip(b"\n")
-    if last:  # an event still open when the stream ended is dispatched
-        out = RawChunk()
         try:
-            done = _event(provider, state, last, out)
-        except _Pending as failed:
-            if out.events:
-                yield out
-            raise failed.error from None
-        if out.events:
+            piece = await chunks.__anext__()
+        except StopAsyncIteration:
+            ended = True
+            out, error = decoder.end()
+        else:
+            out, error = decoder.feed(piece)
+        if out is not None:
             yield out
-        if done:
-            return
-    if not state.finished:
-        raise provider.error(UpstreamConnectionError, "upstream closed the stream before it finished")
+        if error is not None:
+            raise error
+
+
+async def _spliced(splice: Any, decoder: _Decoder, sink: RawSink) -> None:
+    """Hand every further read to ``sink`` from the connection's own ``data_received``."""
+
+    def on_data(piece: bytes) -> bool:
+        out, error = decoder.feed(piece)
+        if out is not None:
+            sink.write(out)
+        if error is not None:
+            raise error
+        return decoder.done
+
+    await splice(on_data, sink)
+    if not decoder.done:
+        out, error = decoder.end()
+        if out is not None:
+            sink.write(out)
+        if error is not None:
+            raise error
 
 
 def _event(provider: OpenAICompatibleProvider, state: OpenAIStreamState, event: bytes, out: RawChunk) -> bool:

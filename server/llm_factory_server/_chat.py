@@ -28,7 +28,8 @@ from llm_factory_core.providers import json_dumps as dumps
 from ._access import check_access
 from ._errors import ErrorReply, error_body, from_exception, from_validation_error, simple
 from ._gateway import Gateway, access_log, gateway_for
-from ._passthrough import RAW_SSE, RawChunk, raw_frame, wants_raw
+from ._passthrough import RAW_SSE, SPLICE, ClientSink, RawChunk, raw_frame, wants_raw
+from ._protocol import SPLICE_EXTENSION
 from ._tracing import OVERHEAD_HEADER, TRACED
 
 __all__ = ["ChatCompletions"]
@@ -242,7 +243,7 @@ class ChatCompletions:
         watcher = loop.create_task(_watch_disconnect(receive, task))
         try:
             if request.stream:
-                reply = await self._stream(gateway, request, send, record)
+                reply = await self._stream(gateway, request, send, record, scope)
             else:
                 reply = await self._chat(gateway, request, record)
         except asyncio.CancelledError:
@@ -281,11 +282,14 @@ class ChatCompletions:
             record.reply.extend(c.message.content or "" for c in result.choices)
         return 200, result.__pydantic_serializer__.to_json(result, exclude_none=True), []
 
-    async def _stream(self, gateway: Gateway, request: ChatRequest, send: Any, record: _Record) -> ErrorReply | None:
+    async def _stream(
+        self, gateway: Gateway, request: ChatRequest, send: Any, record: _Record, scope: dict[str, Any]
+    ) -> ErrorReply | None:
         factory = gateway.factory
         info = CallInfo()
         chunks = factory.router.stream(request, factory.providers(), info=info)
         raw = RAW_SSE.set(True) if wants_raw(gateway) else None  # the pass-through (``_passthrough``)
+        spliced = None
         broken = False
         try:
             try:
@@ -307,6 +311,8 @@ class ChatCompletions:
             try:
                 if first is not None and (frame := _frame(first, record, reply)):
                     await send({"type": "http.response.body", "body": frame, "more_body": True})
+                if raw is not None and (target := scope.get("extensions", {}).get(SPLICE_EXTENSION)) is not None:
+                    spliced = SPLICE.set(ClientSink(target, record, reply))  # the rest skips this loop
                 async for chunk in chunks:
                     if frame := _frame(chunk, record, reply):
                         await send({"type": "http.response.body", "body": frame, "more_body": True})
@@ -330,6 +336,8 @@ class ChatCompletions:
             record.failed = len(info.attempts)
             with anyio.CancelScope(shield=True):
                 await chunks.aclose()  # at once, also on cancellation: the connection goes back to the pool
+            if spliced is not None:
+                SPLICE.reset(spliced)
             if raw is not None:
                 RAW_SSE.reset(raw)
 

@@ -4,18 +4,26 @@
 no tracing (its spans read each chunk), no stream continuation (it tracks the text sent). Raw
 chunks from a pass-through provider are written as they are (``_chat._frame`` hands them here);
 any other chunk is serialised there.
+
+Once such a stream is committed (its status and first chunk sent) and the server offers the
+``llm_factory.splice`` extension (``_protocol``), ``_chat`` sets a ``ClientSink`` as the core's
+``SPLICE``: every further upstream read is checked and written to the client inside the upstream
+connection's ``data_received``; the request's task wakes once, when the stream ends.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from llm_factory_core._raw_sse import RAW_SSE, RawChunk
+from llm_factory_core._raw_sse import RAW_SSE, SPLICE, RawChunk
 
 if TYPE_CHECKING:
-    from ._gateway import Gateway
+    from collections.abc import Callable
 
-__all__ = ["RAW_SSE", "RawChunk", "raw_frame", "wants_raw"]
+    from ._gateway import Gateway
+    from ._protocol import ResponseSplice
+
+__all__ = ["RAW_SSE", "SPLICE", "ClientSink", "RawChunk", "raw_frame", "wants_raw"]
 
 
 def wants_raw(gateway: Gateway) -> bool:
@@ -35,3 +43,25 @@ def raw_frame(chunk: RawChunk, record: Any, reply: list[str] | None) -> bytes:
     if reply is not None:
         reply.extend(chunk.texts)
     return chunk.data(strip_usage=record.strip_usage)
+
+
+class ClientSink:
+    """The core's ``RawSink`` for one committed stream: each chunk recorded as ``raw_frame``
+    records it and written through the server's ``ResponseSplice``."""
+
+    __slots__ = ("_record", "_reply", "_target")
+
+    def __init__(self, target: ResponseSplice, record: Any, reply: list[str] | None) -> None:
+        self._target = target
+        self._record = record
+        self._reply = reply
+
+    def write(self, chunk: RawChunk) -> None:
+        if data := raw_frame(chunk, self._record, self._reply):
+            self._target.write(data)
+
+    def paused(self) -> bool:
+        return self._target.paused()
+
+    def when_writable(self, callback: Callable[[], None] | None) -> None:
+        self._target.when_writable(callback)

@@ -6,12 +6,17 @@ uvicorn has ``limit_concurrency`` (a 503 once the limit is reached) and ``timeou
 its headers, nor their size: thousands of half-open requests, or megabytes of headers on the
 unauthenticated ``/health``, were accepted. These are enforced here, in the protocol, before any
 ASGI app runs. ``uvicorn_options`` gives uvicorn the class (picklable, for ``--workers``).
+
+It also offers each request the ASGI extension ``llm_factory.splice`` (``ResponseSplice``): a way
+to write the body of a streamed response straight to the connection, framed as uvicorn frames it,
+from a callback of another connection (the pass-through splice, ``_passthrough``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +24,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ._settings import ServerSettings
 
-__all__ = ["GatewayHttpProtocol", "ProtocolLimits", "uvicorn_options"]
+__all__ = ["SPLICE_EXTENSION", "GatewayHttpProtocol", "ProtocolLimits", "ResponseSplice", "uvicorn_options"]
+
+SPLICE_EXTENSION = "llm_factory.splice"
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,38 @@ _TOO_LARGE = _reply(
 )
 
 
+class ResponseSplice:
+    """The body of one streamed response, written without the ASGI ``send`` (and its task).
+
+    Only between the response's start and its last ``send`` (which uvicorn still makes, so the
+    response ends and the connection is reused as uvicorn does it). ``write`` frames the bytes as
+    uvicorn does (chunked or not) and drops them once the client is gone; ``paused`` is True
+    while the client's connection is full (or gone); ``when_writable`` registers the one
+    callback to run once it drains."""
+
+    __slots__ = ("_cycle", "_protocol")
+
+    def __init__(self, protocol: GatewayHttpProtocol, cycle: Any) -> None:
+        self._protocol = protocol
+        self._cycle = cycle
+
+    def write(self, body: bytes) -> None:
+        cycle = self._cycle
+        if cycle.disconnected or cycle.response_complete or not cycle.response_started:
+            return
+        if cycle.chunked_encoding:
+            cycle.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+        else:
+            cycle.transport.write(body)
+
+    def paused(self) -> bool:
+        cycle = self._cycle
+        return bool(cycle.flow.write_paused or cycle.disconnected)
+
+    def when_writable(self, callback: Callable[[], None] | None) -> None:
+        self._protocol.on_writable = callback
+
+
 class GatewayHttpProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` plus ``ProtocolLimits``; everything else is uvicorn's."""
 
@@ -58,6 +97,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._refused = False
+        self.on_writable: Callable[[], None] | None = None
+        """Run once when the client's connection drains (``ResponseSplice.when_writable``)."""
 
     # -- connection ------------------------------------------------------------------------------
 
@@ -76,7 +117,14 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timers()
+        self.on_writable = None
         super().connection_lost(exc)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        callback, self.on_writable = self.on_writable, None
+        if callback is not None:
+            callback()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -109,6 +157,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self._head_timer.cancel()
             self._head_timer = None
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:
+            self.scope.setdefault("extensions", {})[SPLICE_EXTENSION] = ResponseSplice(self, cycle)
         if self._body_timer is None and not self.transport.is_closing():
             self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timeout)
 
