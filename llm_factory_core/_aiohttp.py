@@ -99,6 +99,21 @@ def _wire_url(url: str) -> URL:
     return wire
 
 
+_REQUESTS: dict[tuple[str, str], httpx.Request] = {}
+
+
+def _request_for(method: str, url: str) -> httpx.Request:
+    """The ``httpx.Request`` a fast-path response names (for its URL in errors): one per method
+    and URL, read only, cached as ``_wire_url`` is (httpx parses the URL again on each one)."""
+    key = (method, url)
+    request = _REQUESTS.get(key)
+    if request is None:
+        if len(_REQUESTS) >= _URLS_KEPT:
+            _REQUESTS.clear()
+        request = _REQUESTS[key] = httpx.Request(method, url)
+    return request
+
+
 class FastResponseStream(httpx.AsyncByteStream):
     """The body of an aiohttp response as httpx's stream; chunks are handed on as they arrive
     (no batching). ``raw_chunks`` is the same without httpx's decoding layers, for the SSE
@@ -128,8 +143,7 @@ class FastResponseStream(httpx.AsyncByteStream):
         (it needs no more) or raises (raised here). Reading stops while ``flow.paused()`` and
         resumes on its ``when_writable`` callback. Failures raise as ``raw_chunks``' do, after
         the bytes that arrived before them; cancelling stops the splice at once."""
-        loop = asyncio.get_running_loop()
-        splice = _Splice(self._response, on_data, flow, loop.create_future())
+        splice = _Splice(self._response, on_data, flow, asyncio.get_running_loop())
         try:
             splice.drain()  # what arrived before the splice began
             with _httpx_errors():
@@ -157,36 +171,61 @@ class _Splice:
     """Stands in for the future aiohttp's ``StreamReader`` wakes its reader with (``_waiter``):
     the reader calls ``set_result`` when data arrives or the body ends and ``set_exception``
     when it fails, synchronously, in the connection's ``data_received``; this drains the buffer
-    there and then, so a spliced stream costs no task switch or future per read."""
+    there and then, so a spliced stream costs no task switch or future per read.
 
-    __slots__ = ("_content", "_flow", "_low_water", "_on_data", "_protocol", "_resuming", "finished")
+    Two of aiohttp's per-read costs are taken over for the splice's duration (and given back
+    after): its read timeout re-arms a timer on every read (about half of aiohttp's CPU per
+    chunk), here one timer checks the time of the last read when it fires; and a read below the
+    reader's low-water mark re-runs the HTTP parser on no data, from inside the parser's own
+    callback, here every read is drained at once and the connection paused by this class."""
+
+    __slots__ = (
+        "_content",
+        "_flow",
+        "_last",
+        "_loop",
+        "_low_water",
+        "_on_data",
+        "_paused",
+        "_protocol",
+        "_read_timeout",
+        "_watchdog",
+        "finished",
+    )
 
     def __init__(
         self,
         response: aiohttp.ClientResponse,
         on_data: Callable[[bytes], bool],
         flow: Flow,
-        finished: asyncio.Future[None],
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
-        self._content = response.content
+        content = self._content = response.content
         connection = response.connection
-        self._protocol = connection.protocol if connection is not None else None
+        self._protocol = protocol = connection.protocol if connection is not None else None
         self._on_data = on_data
         self._flow = flow
-        self._resuming = False
-        self.finished = finished
-        # Every read below a reader's low-water mark calls the protocol's resume_reading, which
-        # re-runs the HTTP parser on no data: a parser pass per chunk, from inside the parser's
-        # own callback here. This drains every read at once (the reader never reaches its
-        # high-water mark) and pauses the connection itself, so the reader's resume is not needed.
-        self._low_water = self._content._low_water
-        self._content._low_water = -1
+        self._loop = loop
+        self._paused = False
+        self.finished: asyncio.Future[None] = loop.create_future()
+        self._low_water = content._low_water
+        content._low_water = -1
+        self._read_timeout = protocol.read_timeout if protocol is not None else None
+        self._last = loop.time()
+        self._watchdog: asyncio.TimerHandle | None = None
+        if protocol is not None and self._read_timeout:
+            protocol.read_timeout = None  # its timer already armed still fires: the silence so far counts
+            self._watchdog = loop.call_at(self._last + self._read_timeout, self._check)
 
     # The two calls aiohttp makes on its waiter (``helpers.set_result`` / ``set_exception``).
     def done(self) -> bool:
         return self.finished.done()
 
     def set_result(self, _: object) -> None:
+        content = self._content
+        if not content._buffer and not content._eof:  # the end of an HTTP chunk: nothing new
+            content._waiter = self  # type: ignore[assignment]
+            return
         self.drain()
 
     def set_exception(self, exc: BaseException) -> None:
@@ -198,9 +237,11 @@ class _Splice:
             return
         try:
             data = _unread(content)
-            if data and self._on_data(data):
-                finished.set_result(None)
-                return
+            if data:
+                self._last = self._loop.time()
+                if self._on_data(data):
+                    finished.set_result(None)
+                    return
         except BaseException as exc:  # the consumer's error ends the splice; aiohttp never sees it
             finished.set_exception(exc)
             return
@@ -211,26 +252,48 @@ class _Splice:
             finished.set_result(None)
         else:
             content._waiter = self  # type: ignore[assignment]  # re-armed: aiohttp clears it per wake
-            if self._flow.paused() and self._protocol is not None and not self._resuming:
-                self._resuming = True
+            if self._flow.paused() and self._protocol is not None and not self._paused:
+                self._paused = True
                 self._protocol.pause_reading()
                 self._flow.when_writable(self._resume)
 
     def _resume(self) -> None:
-        self._resuming = False
+        self._paused = False
         if not self.finished.done() and self._protocol is not None:
+            self._last = self._loop.time()  # a pause is the client's, not the upstream's silence
             self._protocol.resume_reading()
+
+    def _check(self) -> None:
+        timeout = self._read_timeout
+        assert timeout is not None
+        self._watchdog = None
+        if self.finished.done():
+            return
+        now = self._loop.time()
+        if self._paused:
+            self._last = now
+        elif now - self._last >= timeout:
+            # What aiohttp's own read timeout raises (``httpx.ReadTimeout`` once mapped).
+            self.finished.set_exception(aiohttp.SocketTimeoutError("Timeout on reading data from socket"))
+            return
+        self._watchdog = self._loop.call_at(self._last + timeout, self._check)
 
     def detach(self) -> None:
         content = self._content
         content._low_water = self._low_water
         if content._waiter is self:  # type: ignore[comparison-overlap]
             content._waiter = None
-        if self._resuming:
-            self._resuming = False
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        protocol = self._protocol
+        if protocol is not None and self._read_timeout:
+            protocol.read_timeout = self._read_timeout
+        if self._paused:
+            self._paused = False
             self._flow.when_writable(None)
-            if self._protocol is not None:
-                self._protocol.resume_reading()
+            if protocol is not None:
+                protocol.resume_reading()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -368,7 +431,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             response.status,
             headers=response.raw_headers,
             stream=FastResponseStream(response),
-            request=httpx.Request(method, url),
+            request=_request_for(method, url),
         )
 
     # -- httpx.AsyncBaseTransport ---------------------------------------------------------------

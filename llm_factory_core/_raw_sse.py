@@ -247,6 +247,24 @@ class _Decoder:
         self.done = False
 
     def feed(self, piece: bytes) -> tuple[RawChunk | None, Exception | None]:
+        if (
+            not self.pending
+            and piece[:6] == b"data: "
+            and piece.find(b"\n") == len(piece) - 2
+            and piece[-1:] == b"\n"
+            and not self.skip_lf
+            and b"\r" not in piece
+            and len(piece) <= self.max_event
+        ):
+            # The usual read: one whole single-line event. Its bytes are its frame (no copy).
+            out = RawChunk()
+            try:
+                self.done = _data(self.provider, self.state, piece[6:-2], piece, out)
+            except _Pending as failed:
+                return None, failed.error
+            except Exception as exc:
+                return None, exc
+            return (out if out.events else None), None
         if self.skip_lf or b"\r" in piece:
             piece, self.skip_lf = unify_newlines(piece, self.skip_lf)
         pending = self.pending + piece if self.pending else piece
@@ -338,6 +356,16 @@ def _event(provider: OpenAICompatibleProvider, state: OpenAIStreamState, event: 
     payload = _payload(event)
     if payload is None:
         return False
+    return _data(provider, state, payload, None, out)
+
+
+def _data(
+    provider: OpenAICompatibleProvider, state: OpenAIStreamState, payload: bytes, frame: bytes | None, out: RawChunk
+) -> bool:
+    """``_event`` for an event's data; ``frame``: the event's bytes when they are exactly
+    ``data: <payload>\n\n`` (forwarded as they are), else None (framed here)."""
+    if not payload:
+        return False  # an event with empty data is not dispatched (SSE)
     if payload[:6] == b"[DONE]":
         return True
     try:
@@ -351,7 +379,7 @@ def _event(provider: OpenAICompatibleProvider, state: OpenAIStreamState, event: 
     if data.get("error"):
         raise _Pending(provider.error_from_payload(data))
     if _plain(provider, data, state, out):
-        out.add(b"data: " + payload + b"\n\n", not data["choices"])
+        out.add(frame if frame is not None else b"data: " + payload + b"\n\n", not data["choices"])
         return False
     adapted = provider.adapt_chunk(data, state)
     if adapted is None:

@@ -545,6 +545,8 @@ def _is_set(request: ChatRequest, name: str) -> bool:
 
 
 async def _close(iterator: AsyncIterator[Any]) -> None:
+    if getattr(iterator, "ag_frame", True) is None:
+        return  # an async generator that ran to its end: nothing to close, no cancel scope to pay for
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         with anyio.CancelScope(shield=True):

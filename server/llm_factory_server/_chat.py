@@ -334,8 +334,9 @@ class ChatCompletions:
             # A stream that broke after it started is in ``info.attempts`` already: count it once.
             record.attempts = len(info.attempts) + (info.deployment is not None and not broken)
             record.failed = len(info.attempts)
-            with anyio.CancelScope(shield=True):
-                await chunks.aclose()  # at once, also on cancellation: the connection goes back to the pool
+            if getattr(chunks, "ag_frame", True) is not None:  # run to its end: nothing to close
+                with anyio.CancelScope(shield=True):
+                    await chunks.aclose()  # at once, also on cancellation: the connection goes back to the pool
             if spliced is not None:
                 SPLICE.reset(spliced)
             if raw is not None:
