@@ -99,6 +99,11 @@ def _wire_url(url: str) -> URL:
     return wire
 
 
+_SPLICE_NEEDS = ("_buffer", "_eof", "_low_water", "_read_nowait", "_waiter")
+_CAN_SPLICE = all(hasattr(aiohttp.StreamReader, name) for name in _SPLICE_NEEDS)
+"""``_Splice`` works on these internals of aiohttp's reader; an aiohttp without them streams
+the ordinary way (``raw_chunks``), just slower."""
+
 _REQUESTS: dict[tuple[str, str], httpx.Request] = {}
 
 
@@ -120,6 +125,8 @@ class FastResponseStream(httpx.AsyncByteStream):
     decoder's fast path."""
 
     __slots__ = ("_response",)
+
+    can_splice = _CAN_SPLICE
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
@@ -146,8 +153,13 @@ class FastResponseStream(httpx.AsyncByteStream):
         splice = _Splice(self._response, on_data, flow, asyncio.get_running_loop())
         try:
             splice.drain()  # what arrived before the splice began
-            with _httpx_errors():
+            try:
                 await splice.finished
+            except (aiohttp.ClientError, OSError) as exc:
+                if exc is splice.consumer_error:
+                    raise  # on_data's own error, not the upstream's
+                with _httpx_errors():
+                    raise
         finally:
             splice.detach()
 
@@ -190,6 +202,7 @@ class _Splice:
         "_protocol",
         "_read_timeout",
         "_watchdog",
+        "consumer_error",
         "finished",
     )
 
@@ -208,6 +221,7 @@ class _Splice:
         self._loop = loop
         self._paused = False
         self.finished: asyncio.Future[None] = loop.create_future()
+        self.consumer_error: BaseException | None = None
         self._low_water = content._low_water
         content._low_water = -1
         self._read_timeout = protocol.read_timeout if protocol is not None else None
@@ -243,6 +257,7 @@ class _Splice:
                     finished.set_result(None)
                     return
         except BaseException as exc:  # the consumer's error ends the splice; aiohttp never sees it
+            self.consumer_error = exc
             finished.set_exception(exc)
             return
         failure = content.exception()
@@ -252,16 +267,25 @@ class _Splice:
             finished.set_result(None)
         else:
             content._waiter = self  # type: ignore[assignment]  # re-armed: aiohttp clears it per wake
-            if self._flow.paused() and self._protocol is not None and not self._paused:
+            if self._flow.paused() and not self._paused and self._transport() is not None:
                 self._paused = True
-                self._protocol.pause_reading()
+                self._transport().pause_reading()  # type: ignore[union-attr]
                 self._flow.when_writable(self._resume)
+
+    def _transport(self) -> asyncio.Transport | None:
+        # The socket alone is paused, not aiohttp's protocol: that would pause its HTTP parser too,
+        # which (in C) clears the flag only from inside a body callback; a pause set between
+        # callbacks would leave the rest of a read unparsed until the upstream sent more.
+        protocol = self._protocol
+        transport = protocol.transport if protocol is not None else None
+        return transport if transport is not None and not transport.is_closing() else None  # type: ignore[return-value]
 
     def _resume(self) -> None:
         self._paused = False
-        if not self.finished.done() and self._protocol is not None:
+        transport = self._transport()
+        if not self.finished.done() and transport is not None:
             self._last = self._loop.time()  # a pause is the client's, not the upstream's silence
-            self._protocol.resume_reading()
+            transport.resume_reading()
 
     def _check(self) -> None:
         timeout = self._read_timeout
@@ -292,8 +316,9 @@ class _Splice:
         if self._paused:
             self._paused = False
             self._flow.when_writable(None)
-            if protocol is not None:
-                protocol.resume_reading()
+            transport = self._transport()
+            if transport is not None:
+                transport.resume_reading()
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):

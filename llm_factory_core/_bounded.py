@@ -204,7 +204,8 @@ class BoundedStream(httpx.AsyncByteStream):
     def splicer(self) -> Any:
         """The inner stream's ``splice`` (see ``FastResponseStream``) when the body needs no
         decoding, else None."""
-        return getattr(self._inner, "splice", None) if self._decoder is None else None
+        inner = self._inner
+        return inner.splice if self._decoder is None and getattr(inner, "can_splice", False) else None  # type: ignore[attr-defined]
 
     async def _decoded(self) -> AsyncIterator[bytes]:
         decoder, cap = self._decoder, self._max_total

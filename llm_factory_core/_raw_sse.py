@@ -16,6 +16,12 @@ chunks, a changed id, tool calls, logprobs, an unknown field...) goes the ordina
 Error events raise as in ``decode_stream``, after the frames before them in the same read.
 
 Events that arrive in one network read travel as one ``RawChunk`` (one write downstream).
+
+Once the caller's stream is committed it may set a ``RawSink`` as ``SPLICE``: on aiohttp, the
+rest of the stream is then handled inside the upstream connection's ``data_received`` (each read
+decoded as above and written to the sink), and the stream's iteration returns, or raises as it
+would have, when it ends. Every layer above (the router's deadline, failure accounting and
+health, the provider's error mapping) still wraps that one long read, at no cost per chunk.
 """
 
 from __future__ import annotations

@@ -311,7 +311,8 @@ class ChatCompletions:
             try:
                 if first is not None and (frame := _frame(first, record, reply)):
                     await send({"type": "http.response.body", "body": frame, "more_body": True})
-                if raw is not None and (target := scope.get("extensions", {}).get(SPLICE_EXTENSION)) is not None:
+                target = scope.get("extensions", {}).get(SPLICE_EXTENSION) if raw is not None else None
+                if target is not None and target.serves(send):
                     spliced = SPLICE.set(ClientSink(target, record, reply))  # the rest skips this loop
                 async for chunk in chunks:
                     if frame := _frame(chunk, record, reply):

@@ -70,6 +70,11 @@ class ResponseSplice:
         self._protocol = protocol
         self._cycle = cycle
 
+    def serves(self, send: Any) -> bool:
+        """Whether ``send`` is the server's own: an app whose ``send`` some middleware wrapped
+        (compression, a body rewrite) must not have its bytes written past it."""
+        return bool(send == self._cycle.send)
+
     def write(self, body: bytes) -> None:
         cycle = self._cycle
         if cycle.disconnected or cycle.response_complete or not cycle.response_started:
