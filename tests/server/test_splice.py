@@ -33,29 +33,11 @@ from llm_factory_server._passthrough import ClientSink
 from tests.core.raw_upstream import RawRequest, RawUpstream, head
 
 from .helpers import ServerThread
+from .test_passthrough import DONE, ERROR, HEL, LO, ROLE, STOP, USAGE, chunk
 
 LIVENESS = 10.0  # seconds: only ever a bound on a wait that should end much sooner
 
 BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
-BASE = {"id": "chatcmpl-sp1", "object": "chat.completion.chunk", "created": 1733300000, "model": "gpt-4o-2024-08-06"}
-
-
-def event(obj: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
-
-
-def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-    return event({**BASE, "system_fingerprint": "fp_1", "choices": [choice]})
-
-
-ROLE = chunk({"role": "assistant", "content": ""})
-HEL = chunk({"content": "Hel"})
-LO = chunk({"content": "lo"})
-STOP = chunk({}, "stop")
-USAGE = event({**BASE, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}})
-DONE = b"data: [DONE]\n\n"
-ERROR = event({"error": {"message": "the model crashed", "type": "server_error", "param": None, "code": None}})
 DEADLINE = "the stream broke after it started: UpstreamTimeoutError: no end of stream within the limit"
 SSE_CHUNKED = (("content-type", "text/event-stream"), ("transfer-encoding", "chunked"))
 
