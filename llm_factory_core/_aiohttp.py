@@ -267,9 +267,9 @@ class _Splice:
             finished.set_result(None)
         else:
             content._waiter = self  # type: ignore[assignment]  # re-armed: aiohttp clears it per wake
-            if self._flow.paused() and not self._paused and self._transport() is not None:
+            if self._flow.paused() and not self._paused and (transport := self._transport()) is not None:
                 self._paused = True
-                self._transport().pause_reading()  # type: ignore[union-attr]
+                transport.pause_reading()
                 self._flow.when_writable(self._resume)
 
     def _transport(self) -> asyncio.Transport | None:
