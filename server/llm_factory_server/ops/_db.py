@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -115,15 +116,23 @@ class Database:
     def execute(self, sql: str, args: Sequence[Any] = ()) -> Any:
         return self.conn.execute(self._sql(sql), tuple(args))
 
-    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        """All rows in one transaction."""
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]], *, chunk: int = 0, pause: float = 0.0) -> None:
+        """All rows in one transaction; with ``chunk``, ``chunk`` rows at a time with a ``pause``
+        (seconds) between, so a background writer leaves the GIL and the CPU to the event loop."""
+        parts = [rows[i : i + chunk] for i in range(0, len(rows), chunk)] if chunk > 0 else [rows]
         if self.postgres:
             with self.conn.transaction(), self.conn.cursor() as cursor:
-                cursor.executemany(self._sql(sql), rows)
+                for n, part in enumerate(parts):
+                    if n and pause:
+                        time.sleep(pause)
+                    cursor.executemany(self._sql(sql), part)
             return
         self.conn.execute("BEGIN")
         try:
-            self.conn.executemany(sql, rows)
+            for n, part in enumerate(parts):
+                if n and pause:
+                    time.sleep(pause)
+                self.conn.executemany(sql, part)
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise

@@ -111,3 +111,32 @@ def test_the_recorder_runs_off_the_event_loop_thread() -> None:
     recorder.record(event())
     recorder.close()
     assert seen == ["llm-factory-usage-writer"]
+
+
+def test_the_pricer_works_in_slices_with_a_pause_between(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A batch of several hundred events priced in one go held the event loop off the GIL (and, on
+    # one core, the CPU) for milliseconds: the gateway's latency tail. Slices with pauses bound it.
+    from llm_factory_server.ops import _recorder
+    from llm_factory_server.ops._prices import Price
+
+    pauses: list[float] = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(_recorder.time, "sleep", lambda s: (pauses.append(s), real_sleep(s)))
+    reports: list[list[tuple[str, float, float]]] = []
+    sink = SlowSink(0)
+    recorder = UsageRecorder(
+        sink,
+        Pricing({"gpt-4o": Price(input_per_mtok=1_000_000, output_per_mtok=0)}),
+        deployments={},
+        on_cost=reports.append,
+    )
+    with monkeypatch.context() as queue_first:  # all 101 queued before the threads start
+        queue_first.setattr(recorder, "_start", lambda: None)
+        for _ in range(101):
+            recorder.record(event(spend_counter=("s:k", 1.0)))
+    recorder._start()
+    recorder.close(timeout=5)
+    assert len(sink.rows) == 101
+    assert sum(len(r) for r in reports) == 101 and all(c == 10.0 for r in reports for _, _, c in r)
+    assert max(len(r) for r in reports) == _recorder._SLICE  # one report per slice
+    assert pauses.count(_recorder._PAUSE) >= 101 // _recorder._SLICE
