@@ -5,8 +5,9 @@ it). A pricing thread prices each event (``_prices``), reports its cost to the b
 event loop, through ``on_cost``), keeps a per-minute summary of the last hour for the status
 page, and hands rows to a writer thread, which inserts them in batches (``executemany`` in one
 transaction) into the sink. Both work in slices with a short pause between (``_SLICE``), so
-the event loop, which shares the GIL with them, never waits behind a whole batch. A slow or failing database only delays or drops rows (counted, logged
-once a minute); requests never wait for it. ``close()`` flushes what is queued, with a deadline.
+the event loop, which shares the GIL with them, never waits behind a whole batch. A slow or
+failing database only delays or drops rows (counted, logged once a minute); requests never wait
+for it. ``close()`` flushes what is queued, with a deadline.
 """
 
 from __future__ import annotations
