@@ -8,6 +8,7 @@ reasons, ...).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import re
 import time
@@ -227,7 +228,9 @@ def classify_openai_error(
 
 class OpenAIStreamState:
     """Per-stream state: a stable id and created time (Azure's annotation chunks carry empty
-    ones) and whether a finish reason was seen (a stream may end without ``[DONE]`` after it)."""
+    ones) and whether a finish reason was seen (a stream may end without ``[DONE]`` after it).
+    A provider with state of its own per stream subclasses it and passes one to
+    ``decode_stream``; ``adapt_chunk`` and ``raw_passthrough`` get it with every event."""
 
     __slots__ = ("created", "finished", "id", "model")
 
@@ -325,23 +328,37 @@ class OpenAICompatibleProvider(Provider):
         data["model"] = data.get("model") or state.model
         return data
 
-    def raw_passthrough(self, data: dict[str, Any]) -> bool:
+    def raw_passthrough(self, data: dict[str, Any], state: OpenAIStreamState) -> bool:
         """Whether this plain-shaped event may be forwarded unchanged (with ``raw_sse``); False
-        sends it through ``adapt_chunk``. A hook for subclasses that fix up some events."""
+        sends it through ``adapt_chunk``. A hook for subclasses that fix up some events, or watch
+        them (each event reaches exactly one of the two hooks)."""
         return True
 
-    def decode_stream(self, response: httpx.Response) -> AsyncIterator[ChatCompletionChunk]:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        hook = cls.__dict__.get("raw_passthrough")
+        if hook is not None and len(inspect.signature(hook).parameters) == 2:
+            # ``raw_passthrough(self, data)``, as the hook was first published: still called.
+            def with_state(self: Any, data: dict[str, Any], state: OpenAIStreamState) -> bool:
+                return bool(hook(self, data))
+
+            cls.raw_passthrough = with_state  # type: ignore[method-assign]
+
+    def decode_stream(
+        self, response: httpx.Response, state: OpenAIStreamState | None = None
+    ) -> AsyncIterator[ChatCompletionChunk]:
         """Chunks of an OpenAI SSE stream. ``[DONE]`` ends it; an error event raises a typed
         error; one malformed event is skipped and logged; a stream that ends without ``[DONE]``
         is complete if a finish reason arrived and an error otherwise."""
         if self.raw_sse and RAW_SSE.get():
             # The caller writes raw frames (the server's pass-through): the same contract without
             # re-encoding, and returned as it is (no generator layer per chunk in between).
-            return cast(AsyncIterator[ChatCompletionChunk], raw_openai_stream(self, response))
-        return self._decode_parsed(response)
+            return cast(AsyncIterator[ChatCompletionChunk], raw_openai_stream(self, response, state))
+        return self._decode_parsed(response, state or OpenAIStreamState(self.settings.model))
 
-    async def _decode_parsed(self, response: httpx.Response) -> AsyncIterator[ChatCompletionChunk]:
-        state = OpenAIStreamState(self.settings.model)
+    async def _decode_parsed(
+        self, response: httpx.Response, state: OpenAIStreamState
+    ) -> AsyncIterator[ChatCompletionChunk]:
         async for event in aiter_sse(response):
             data_text = event.data
             if not data_text:

@@ -166,8 +166,6 @@ def _plain(provider: OpenAICompatibleProvider, data: dict[str, Any], state: Open
             return False
     elif not choices:
         return False  # the parsed path drops an event with neither choices nor usage
-    if not provider.raw_passthrough(data):
-        return False
     content = finished = False
     text = None
     for choice in choices:
@@ -196,6 +194,8 @@ def _plain(provider: OpenAICompatibleProvider, data: dict[str, Any], state: Open
             if reason not in _FINISH:
                 return False  # the provider maps (or rejects) it: the parsed path
             content = finished = True
+    if not provider.raw_passthrough(data, state):  # last: an event reaches it only when forwarded
+        return False
     if first:
         state.id, state.created = cid, created
     if finished:
@@ -242,11 +242,9 @@ class _Decoder:
 
     __slots__ = ("done", "max_event", "pending", "provider", "skip_lf", "state")
 
-    def __init__(self, provider: OpenAICompatibleProvider, max_event: int) -> None:
-        from ._openai_codec import OpenAIStreamState
-
+    def __init__(self, provider: OpenAICompatibleProvider, max_event: int, state: OpenAIStreamState) -> None:
         self.provider = provider
-        self.state = OpenAIStreamState(provider.settings.model)
+        self.state = state
         self.max_event = max_event
         self.pending = b""
         self.skip_lf = False  # the last read ended in \r: a \n opening the next one completes a \r\n
@@ -313,11 +311,17 @@ class _Decoder:
         return (out if out.events else None), error
 
 
-async def raw_openai_stream(provider: OpenAICompatibleProvider, response: httpx.Response) -> AsyncIterator[RawChunk]:
+async def raw_openai_stream(
+    provider: OpenAICompatibleProvider, response: httpx.Response, state: OpenAIStreamState | None = None
+) -> AsyncIterator[RawChunk]:
     """``decode_stream``'s contract, yielding ``RawChunk`` s (see the module's docstring). Once a
     ``RawSink`` is set (``SPLICE``), the rest of the stream is spliced into it instead."""
     chunks, max_event, splice = _source(response)
-    decoder = _Decoder(provider, max_event)
+    if state is None:
+        from ._openai_codec import OpenAIStreamState
+
+        state = OpenAIStreamState(provider.settings.model)
+    decoder = _Decoder(provider, max_event, state)
     ended = False
     while not (ended or decoder.done):
         if splice is not None and (sink := SPLICE.get()) is not None:

@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from llm_factory_core import LLMFactory, ModelConfig
+from llm_factory_core import LLMFactory, ModelConfig, hookimpl
+from llm_factory_core.providers import OpenAICompatibleProvider, PluginRegistry
 from llm_factory_core.testing import serve_handler
 from llm_factory_server import ServerSettings, create_app
 
@@ -238,27 +239,68 @@ def test_tool_call_chunks_take_the_parsed_path_with_the_same_meaning(http_transp
     assert events[1]["id"] == "chatcmpl-pt1" and events[2]["choices"][0]["finish_reason"] == "tool_calls"
 
 
-def test_a_provider_without_the_capability_keeps_the_parsed_path(http_transport: str) -> None:
-    # DeepSeek fixes up its chunks (usage fields, reasoning memory): never forwarded raw, so
-    # the reply is re-serialised (OpenAI's nulls left out), with the same content.
-    bodies: list[Any] = []
+class ParsedOnly(OpenAICompatibleProvider):
+    """An OpenAI-compatible plugin that did not declare ``raw_sse``."""
 
+    key = "parsed-only"
+    default_api_base = None
+
+
+class ParsedOnlyPlugin:
+    @hookimpl
+    def llm_factory_register_providers(self, register: Any) -> None:
+        register(ParsedOnly)
+
+
+@contextmanager
+def serving_provider(
+    http_transport: str, writes: bytes, provider: str, api_base: str = "", registry: Any = None
+) -> Iterator[ServerThread]:
     def handler(request: httpx.Request) -> httpx.Response:
-        bodies.append(json.loads(request.content))
-        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=ROLE + HEL + STOP + DONE)
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=writes)
 
     with serve_handler(handler) as base:
-        config = ModelConfig(provider="deepseek", model_name="gpt-4o", api_key="sk-up-0001", api_base=base)
-        factory = LLMFactory([config], transport=http_transport, num_retries=0)
+        config = ModelConfig(provider=provider, model_name="gpt-4o", api_key="sk-up-0001", api_base=base + api_base)
+        factory = LLMFactory([config], transport=http_transport, num_retries=0, registry=registry)
         server = ServerThread(create_app(factory, settings=ServerSettings())).start()
         try:
-            reply = stream(server)
+            yield server
         finally:
             server.stop()
             factory.close()
+
+
+def test_a_provider_without_the_capability_keeps_the_parsed_path(http_transport: str) -> None:
+    # Its adapt_chunk may change any chunk: never forwarded raw, so the reply is re-serialised
+    # (OpenAI's nulls left out), with the same content.
+    registry = PluginRegistry(entry_points=False)
+    registry.register(ParsedOnlyPlugin(), origin="tests")
+    with serving_provider(http_transport, ROLE + HEL + STOP + DONE, "parsed-only", registry=registry) as server:
+        reply = stream(server)
     events = [json.loads(e.removeprefix(b"data: ")) for e in reply.content.split(b"\n\n")[:-2]]
     assert [e["choices"][0]["delta"].get("content") for e in events] == ["", "Hel", None]
     assert b"null" not in reply.content and reply.content.endswith(DONE)
+
+
+@pytest.mark.parametrize("client_asks_usage", [True, False])
+def test_deepseek_passes_plain_chunks_and_moves_its_usage_to_a_chunk_of_its_own(
+    http_transport: str, client_asks_usage: bool
+) -> None:
+    # DeepSeek puts the usage on its finish chunk, in its own fields (tests/plugins/deepseek/
+    # fake_deepseek.py): that one event takes the parsed path, which splits it as OpenAI sends it
+    # and adds OpenAI's cached_tokens; every other chunk is DeepSeek's bytes.
+    usage = {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11, "prompt_cache_hit_tokens": 4}
+    thinking = chunk({"content": None, "reasoning_content": "Hmm"})
+    finish = event({**BASE, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage})
+    extra = {"stream_options": {"include_usage": True}} if client_asks_usage else {}
+    with serving_provider(http_transport, ROLE + thinking + HEL + finish + DONE, "deepseek") as server:
+        reply = stream(server, **extra)
+    assert reply.content.startswith(ROLE + thinking + HEL)
+    events = [json.loads(e.removeprefix(b"data: ")) for e in reply.content.split(b"\n\n")[3:-2]]
+    assert events[0]["choices"][0]["finish_reason"] == "stop" and "usage" not in events[0]
+    if client_asks_usage:
+        assert events[1]["choices"] == [] and events[1]["usage"]["prompt_tokens_details"] == {"cached_tokens": 4}
+    assert len(events) == (2 if client_asks_usage else 1) and reply.content.endswith(DONE)
 
 
 def test_qwen_compatible_mode_passes_plain_chunks_and_fixes_up_its_usage(http_transport: str) -> None:

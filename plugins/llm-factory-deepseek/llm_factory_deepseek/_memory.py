@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from llm_factory_core import ChatCompletionChunk
 from llm_factory_core.providers import reasoning_memory
 
 __all__ = ["MEMORY_KIND", "StreamReasoning", "recall", "remember_completion"]
@@ -45,7 +44,7 @@ def remember_completion(data: dict[str, Any]) -> None:
 class StreamReasoning:
     """Collects one stream's reasoning deltas and tool-call ids per choice, and remembers them
     when the choice finishes (before the finishing chunk reaches the caller, who may send the
-    next request right away)."""
+    next request right away). Watches decoded events (dicts), forwarded raw or not."""
 
     __slots__ = ("_ids", "_reasoning")
 
@@ -53,18 +52,22 @@ class StreamReasoning:
         self._reasoning: dict[int, list[str]] = {}
         self._ids: dict[int, list[str]] = {}
 
-    def observe(self, chunk: ChatCompletionChunk) -> None:
-        for choice in chunk.choices:
-            delta = choice.delta
-            extra = delta.__pydantic_extra__
-            text = extra.get("reasoning_content") if extra else None
-            if isinstance(text, str) and text:
-                self._reasoning.setdefault(choice.index, []).append(text)
-            for call in delta.tool_calls or ():
-                if call.id:
-                    self._ids.setdefault(choice.index, []).append(call.id)
-            if choice.finish_reason is not None:
-                ids = self._ids.pop(choice.index, None)
-                reasoning = self._reasoning.pop(choice.index, None)
+    def observe(self, data: dict[str, Any]) -> None:
+        for choice in data.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index", 0)
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                text = delta.get("reasoning_content")
+                if isinstance(text, str) and text:
+                    self._reasoning.setdefault(index, []).append(text)
+                for call in delta.get("tool_calls") or ():
+                    call_id = call.get("id") if isinstance(call, dict) else None
+                    if isinstance(call_id, str) and call_id:
+                        self._ids.setdefault(index, []).append(call_id)
+            if choice.get("finish_reason") is not None:
+                ids = self._ids.pop(index, None)
+                reasoning = self._reasoning.pop(index, None)
                 if ids and reasoning:
                     _remember("".join(reasoning), ids)

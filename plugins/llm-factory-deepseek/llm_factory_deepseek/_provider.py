@@ -17,7 +17,8 @@
 * Keep-alives: blank lines before a JSON body are JSON whitespace; ``: keep-alive`` comments are
   dropped by the SSE decoder and, being bytes, reset the transport's read (between-chunks) timeout.
 * Streams: with ``stream_options.include_usage`` the usage DeepSeek puts on its finish chunk is
-  moved to a last chunk with empty choices, as OpenAI sends it.
+  moved to a last chunk with empty choices, as OpenAI sends it. The gateway forwards every other
+  plain chunk as DeepSeek's bytes (``raw_sse``); the reasoning memory watches them as they pass.
 * Errors: 401 disables the key; 402 "Insufficient Balance" disables it with that reason
   (``InsufficientQuotaError``); 429, 500 and 503 cool it down; 400 and 422 fail at once.
 """
@@ -91,6 +92,7 @@ class DeepSeekProvider(OpenAICompatibleProvider):
     owned_by = "deepseek"
     model_rules = DEEPSEEK_RULES
     otel_provider_name: ClassVar[str | None] = "deepseek"  # OpenTelemetry's GenAI name (gen_ai.provider.name)
+    raw_sse: ClassVar[bool] = True  # plain chunks pass through; usage and other chunks are fixed up
 
     settings: DeepSeekSettings
 
@@ -139,7 +141,27 @@ class DeepSeekProvider(OpenAICompatibleProvider):
         self, data: dict[str, Any], state: OpenAIStreamState
     ) -> dict[str, Any] | list[dict[str, Any]] | None:
         normalise_usage(data.get("usage"))
-        return super().adapt_chunk(data, state)
+        if isinstance(state, DeepSeekStreamState):
+            state.reasoning.observe(data)
+        adapted = super().adapt_chunk(data, state)
+        if (
+            isinstance(adapted, dict)
+            and isinstance(state, DeepSeekStreamState)
+            and state.split_usage
+            and adapted.get("usage") is not None
+            and adapted["choices"]
+        ):
+            # DeepSeek puts usage on the finish chunk; OpenAI's include_usage contract is a last
+            # chunk with empty choices carrying it.
+            return [{**adapted, "usage": None}, {**adapted, "choices": []}]
+        return adapted
+
+    def raw_passthrough(self, data: dict[str, Any], state: OpenAIStreamState) -> bool:
+        if data.get("usage") is not None:
+            return False  # normalised, and split off the finish chunk, by adapt_chunk
+        if isinstance(state, DeepSeekStreamState):
+            state.reasoning.observe(data)
+        return True
 
     async def chat(self, request: ChatRequest) -> ChatCompletion:
         body = self.build_body(request, stream=False)
@@ -148,15 +170,19 @@ class DeepSeekProvider(OpenAICompatibleProvider):
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         body = self.build_body(request, stream=True)
-        reasoning = StreamReasoning()
-        split_usage = request.include_usage
+        state = DeepSeekStreamState(self.settings.model, split_usage=request.include_usage)
         async with self.open_stream(self.url_for(body), body, self.auth_headers()) as response:
-            async for chunk in self.decode_stream(response):
-                reasoning.observe(chunk)
-                if split_usage and chunk.usage is not None and chunk.choices:
-                    # DeepSeek puts usage on the finish chunk; OpenAI's include_usage contract is
-                    # a last chunk with empty choices carrying it.
-                    yield chunk.model_copy(update={"usage": None})
-                    yield chunk.model_copy(update={"choices": []})
-                    continue
+            async for chunk in self.decode_stream(response, state):
                 yield chunk
+
+
+class DeepSeekStreamState(OpenAIStreamState):
+    """A stream's reasoning (remembered when a choice that called tools finishes) and whether the
+    caller asked for the usage as a chunk of its own."""
+
+    __slots__ = ("reasoning", "split_usage")
+
+    def __init__(self, model: str, *, split_usage: bool) -> None:
+        super().__init__(model)
+        self.reasoning = StreamReasoning()
+        self.split_usage = split_usage

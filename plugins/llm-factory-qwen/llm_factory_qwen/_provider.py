@@ -147,7 +147,7 @@ class QwenProvider(OpenAICompatibleProvider):
         cls, message, kwargs = classify_native_error(status, headers, body)
         return self.error(cls, message, **kwargs)
 
-    def raw_passthrough(self, data: dict[str, Any]) -> bool:
+    def raw_passthrough(self, data: dict[str, Any], state: OpenAIStreamState) -> bool:
         # An event with usage goes through adapt_chunk: ``_cache_writes`` adds OpenAI's field.
         return data.get("usage") is None
 
