@@ -12,6 +12,10 @@ Run: ``python bench/fake_upstream.py --port 9100``.
   20 ms apart, the finish chunk with usage, ``[DONE]``. One timer drives every such stream (a tick
   every 20 ms writes each stream's next frame), so thousands of concurrent streams cost this
   process one wake-up per tick, not one per stream.
+- ``POST .../models/bench-real-<n>:streamGenerateContent?alt=sse`` is the same realistic stream in
+  Gemini's wire format (the bench's translated path): n events 20 ms apart, the first after 20 ms,
+  each a ``GenerateContentResponse`` with cumulative ``usageMetadata``, the last with
+  ``finishReason: STOP``, separated by ``\r\n\r\n`` and without ``[DONE]`` as Gemini sends them.
 - ``GET`` anything answers ``{"status":"ok"}``.
 
 It is deliberately minimal (no validation, no allocation beyond what a reply needs) so what a
@@ -30,6 +34,7 @@ from typing import Any
 PACED_MODEL = b"bench-paced"
 PACE_SECONDS = 0.010
 REAL_MODEL = b"bench-real-"
+GEMINI_STREAM = b":streamGenerateContent"
 REAL_TICK = 0.020
 CONTENT_CHUNKS = 20
 
@@ -101,6 +106,33 @@ def real_frames(n: int) -> list[bytes]:
         frames = [STREAM_FRAMES[0] + content[0], *content[1:], _USAGE_FINISH + STREAM_FRAMES[-1] + STREAM_END]
         _REAL_CACHE[n] = frames
     return frames
+
+
+_GEMINI_CACHE: dict[int, list[bytes]] = {}
+
+
+def _gemini_event(n: int, text: str, last: bool) -> bytes:
+    candidate: dict[str, object] = {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+    if last:
+        candidate["finishReason"] = "STOP"
+    usage = {"promptTokenCount": 9, "candidatesTokenCount": n, "totalTokenCount": 9 + n}
+    event = {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "bench-model", "responseId": "r-1"}
+    return _chunked(b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\r\n\r\n")
+
+
+def gemini_frames(n: int) -> list[bytes]:
+    """The frames of a Gemini ``bench-real-<n>`` stream, one event per tick."""
+    frames = _GEMINI_CACHE.get(n)
+    if frames is None:
+        frames = [_gemini_event(i + 1, f"tok{i} ", i == n - 1) for i in range(n)]
+        frames[-1] += STREAM_END
+        _GEMINI_CACHE[n] = frames
+    return frames
+
+
+def _real_length(text: bytes, at: int) -> int:
+    digits = text[at + len(REAL_MODEL) : at + len(REAL_MODEL) + 4]
+    return max(1, min(int(bytes(c for c in digits if 48 <= c <= 57) or b"20"), 1000))
 
 
 class _Ticker:
@@ -189,17 +221,20 @@ class Upstream(asyncio.Protocol):
             if head[:4] != b"POST":
                 transport.write(GET_REPLY)
                 continue
+            if GEMINI_STREAM in head and (at := head.find(REAL_MODEL)) >= 0:
+                self.busy = True
+                transport.write(SSE_HEAD)
+                TICKER.add(self, gemini_frames(_real_length(head, at)))
+                return
             compact = body.replace(b" ", b"")
             if b'"stream":true' not in compact:
                 transport.write(JSON_REPLY)
                 continue
             at = body.find(REAL_MODEL)
             if at >= 0:
-                digits = body[at + len(REAL_MODEL) : at + len(REAL_MODEL) + 4]
-                n = int(bytes(c for c in digits if 48 <= c <= 57) or b"20")
                 self.busy = True
                 transport.write(SSE_HEAD)
-                TICKER.add(self, real_frames(max(1, min(n, 1000))))
+                TICKER.add(self, real_frames(_real_length(body, at)))
                 return
             if PACED_MODEL in body:
                 self.busy = True

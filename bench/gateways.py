@@ -204,11 +204,11 @@ def start_ours(workdir: Path, cpus: set[int] | None, upstream: int, workers: int
             f"  - provider: openai\n    model_name: {name}\n    api_key: {API_KEY}\n    api_base: {base}\n"
             for name in ("bench-model", "bench-paced", *REAL_MODELS)
         )
-        # The same realistic streams through the parsed path (DeepSeek's provider: the OpenAI
-        # dialect with its fix-ups, so every chunk is parsed, validated and re-serialised).
+        # The same realistic streams through a translated provider (Gemini's wire format from the
+        # same upstream: each event decoded, translated to OpenAI chunks, validated, serialised).
         + "".join(
-            f"  - provider: deepseek\n    model_name: parsed-{name.removeprefix('bench-')}\n    model: {name}\n"
-            f"    api_key: {API_KEY}\n    api_base: {base}\n"
+            f"  - provider: gemini\n    model_name: translated-{name.removeprefix('bench-')}\n    model: {name}\n"
+            f"    api_key: {API_KEY}\n    api_base: http://127.0.0.1:{upstream}\n"
             for name in REAL_MODELS
         )
     )

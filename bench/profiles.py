@@ -49,11 +49,11 @@ def realistic(
     warmup: float,
     log: Callable[[str], None],
 ) -> list[dict[str, Any]]:
-    """Every level with the first length; the other lengths, and llm-factory's parsed path, at
+    """Every level with the first length; the other lengths, and llm-factory's translated path, at
     ``mid`` (64 when measured), where the marginal CPU per chunk is computed from the lengths."""
     cells = []
     mid = 64 if 64 in levels else (levels[0] if levels else 0)
-    paths = ("pass-through", "parsed") if gw.name == "llm-factory" else ("pass-through",)
+    paths = ("pass-through", "translated") if gw.name == "llm-factory" else ("pass-through",)
     for path in paths:
         for chunks, duration in lengths:
             for level in levels if (chunks, path) == (lengths[0][0], "pass-through") else (mid,):

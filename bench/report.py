@@ -93,7 +93,7 @@ def _streams_table(results: dict[str, Any]) -> list[str]:
             f"{_f(c.get('rss_mb'), 1)} | {c['errors']} |"
         )
     lines.append("")
-    for path in ("pass-through", "parsed"):
+    for path in ("pass-through", "translated"):
         found = marginal(cells, "llm-factory", path)
         if found:
             lines.append(
@@ -217,7 +217,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                 added <= 10 and not mine["errors"],
             )
         )
-    for path, bound in (("pass-through", 15.0), ("parsed", 30.0)):
+    for path, bound in (("pass-through", 15.0), ("translated", 30.0)):
         found = marginal(results.get("streams") or [], ours, path)
         if found:
             out.append(

@@ -30,9 +30,10 @@ from fake_upstream import run as run_loop
 __all__ = ["PATHS", "body", "chunks_per_stream", "marginal", "measure", "overheads"]
 
 
-PATHS = {"pass-through": "bench-real-{}", "parsed": "parsed-real-{}"}
+PATHS = {"pass-through": "bench-real-{}", "translated": "translated-real-{}"}
 """The gateway's two stream paths: an openai deployment (plain chunks forwarded as they are) and a
-deepseek one on the same upstream (each chunk parsed, validated, re-serialised)."""
+gemini one on the same upstream (Gemini's events translated to OpenAI chunks, validated,
+serialised)."""
 
 
 def body(chunks: int, path: str = "pass-through") -> bytes:

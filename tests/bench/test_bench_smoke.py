@@ -51,6 +51,11 @@ def test_the_bench_command_runs_and_reports(tmp_path: Path) -> None:
     assert cells[("llm-factory", "stream", 1)]["ttfb_p50_ms"] is not None
     assert cells[("llm-factory", "json", 4)]["cpu_us_per_request"] is not None
 
+    streams = {(c["target"], c.get("path")): c for c in results["streams"]}
+    for path in ("pass-through", "translated"):  # an openai and a gemini deployment on the fake upstream
+        cell = streams[("llm-factory", path)]
+        assert cell["requests"] > 0 and cell["errors"] == 0, cell
+
     ours = results["gateways"]["llm-factory"]
     assert ours["startup_s"] > 0 and ours["peak_rss_mb"] > 0
     assert ours["paced"]["events"] > 0  # the chunk-forwarding check ran through the gateway
