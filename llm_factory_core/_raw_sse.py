@@ -42,7 +42,7 @@ from ._types import ChatCompletionChunk, CompletionUsage
 if TYPE_CHECKING:
     from ._openai_codec import OpenAICompatibleProvider, OpenAIStreamState
 
-__all__ = ["RAW_SSE", "SPLICE", "RawChunk", "RawSink", "raw_openai_stream"]
+__all__ = ["RAW_SSE", "SPLICE", "RawChunk", "RawSink", "ReadDecoder", "raw_openai_stream", "raw_stream", "source"]
 
 log = logging.getLogger("llm_factory_core.openai_codec")
 
@@ -224,7 +224,7 @@ def _payload(event: bytes) -> bytes | None:
     return decoded[0].data.encode()
 
 
-def _source(response: httpx.Response) -> tuple[AsyncIterator[bytes], int, Any]:
+def source(response: httpx.Response) -> tuple[AsyncIterator[bytes], int, Any]:
     """The body's reads, the event size cap, and the stream's ``splice`` (None without one)."""
     stream = response.stream
     max_event = getattr(stream, "max_line", DEFAULT_MAX_EVENT_BYTES)
@@ -311,17 +311,35 @@ class _Decoder:
         return (out if out.events else None), error
 
 
-async def raw_openai_stream(
+def raw_openai_stream(
     provider: OpenAICompatibleProvider, response: httpx.Response, state: OpenAIStreamState | None = None
 ) -> AsyncIterator[RawChunk]:
     """``decode_stream``'s contract, yielding ``RawChunk`` s (see the module's docstring). Once a
     ``RawSink`` is set (``SPLICE``), the rest of the stream is spliced into it instead."""
-    chunks, max_event, splice = _source(response)
     if state is None:
         from ._openai_codec import OpenAIStreamState
 
         state = OpenAIStreamState(provider.settings.model)
-    decoder = _Decoder(provider, max_event, state)
+    stream_state = state
+    return raw_stream(response, lambda max_event: _Decoder(provider, max_event, stream_state))
+
+
+class ReadDecoder(Protocol):
+    """Turns each network read into one ``RawChunk`` (None: nothing to write) and an error to
+    raise after writing it; ``done`` turns True when the stream is over before its body ends."""
+
+    done: bool
+
+    def feed(self, piece: bytes) -> tuple[RawChunk | None, Exception | None]: ...
+
+    def end(self) -> tuple[RawChunk | None, Exception | None]: ...
+
+
+async def raw_stream(response: httpx.Response, make_decoder: Callable[[int], ReadDecoder]) -> AsyncIterator[RawChunk]:
+    """The body's reads through a ``ReadDecoder`` (made with the stream's event size cap), as
+    ``RawChunk`` s; once a ``RawSink`` is set (``SPLICE``), spliced into it instead."""
+    chunks, max_event, splice = source(response)
+    decoder = make_decoder(max_event)
     ended = False
     while not (ended or decoder.done):
         if splice is not None and (sink := SPLICE.get()) is not None:
@@ -340,7 +358,7 @@ async def raw_openai_stream(
             raise error
 
 
-async def _spliced(splice: Any, decoder: _Decoder, sink: RawSink) -> None:
+async def _spliced(splice: Any, decoder: ReadDecoder, sink: RawSink) -> None:
     """Hand every further read to ``sink`` from the connection's own ``data_received``."""
 
     def on_data(piece: bytes) -> bool:

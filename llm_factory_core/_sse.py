@@ -18,7 +18,15 @@ import httpx
 
 from ._bounded import too_large
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "ServerSentEvent", "aiter_sse", "decode_sse_lines", "unify_newlines"]
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "LineSplitter",
+    "SSEReader",
+    "ServerSentEvent",
+    "aiter_sse",
+    "decode_sse_lines",
+    "unify_newlines",
+]
 
 DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
 
@@ -114,34 +122,78 @@ def unify_newlines(chunk: bytes, skip_lf: bool) -> tuple[bytes, bool]:
     return chunk, skip_lf
 
 
-async def _split_lines(chunks: AsyncIterator[bytes], max_line: int = DEFAULT_MAX_EVENT_BYTES) -> AsyncIterator[str]:
-    """Lines of a byte stream ending in ``\n``, ``\r\n`` or ``\r``, each yielded as soon as its
-    end arrives. Splitting bytes before decoding keeps a character cut between two chunks whole.
+class LineSplitter:
+    """Lines of a byte stream ending in ``\n``, ``\r\n`` or ``\r``, without their ends: ``feed``
+    returns the lines each read completes, ``end`` the last one. Splitting bytes before decoding
+    keeps a character cut between two reads whole.
 
-    Linear: each chunk is scanned once; a partial line is appended to (never re-joined with the
-    next chunk and re-scanned, which made a long line quadratic), and capped at ``max_line``."""
-    pending = bytearray()
-    skip_lf = False  # the last chunk ended in \r: a \n opening the next one completes a \r\n
-    async for chunk in chunks:
-        if skip_lf or b"\r" in chunk:
-            chunk, skip_lf = unify_newlines(chunk, skip_lf)
+    Linear: each read is scanned once; a partial line is appended to (never re-joined with the
+    next read and re-scanned, which made a long line quadratic), and capped at ``max_line``."""
+
+    __slots__ = ("max_line", "pending", "skip_lf")
+
+    def __init__(self, max_line: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.max_line = max_line
+        self.pending = bytearray()
+        self.skip_lf = False  # the last read ended in \r: a \n opening the next one completes a \r\n
+
+    def feed(self, chunk: bytes) -> list[str]:
+        if self.skip_lf or b"\r" in chunk:
+            chunk, self.skip_lf = unify_newlines(chunk, self.skip_lf)
         lines = chunk.split(b"\n")
         last = lines.pop()
+        max_line = self.max_line
+        out = []
         if lines:
+            pending = self.pending
             if pending:
                 pending += lines[0]
                 lines[0] = bytes(pending)
-                pending = bytearray()
+                self.pending = bytearray()
             for line in lines:
                 if len(line) > max_line:
                     raise too_large("a line of the upstream stream", "max_event_bytes", max_line)
-                yield line.decode("utf-8", "replace")
+                out.append(line.decode("utf-8", "replace"))
         if last:
-            pending += last
-            if len(pending) > max_line:
+            self.pending += last
+            if len(self.pending) > max_line:
                 raise too_large("a line of the upstream stream", "max_event_bytes", max_line)
-    if pending:
-        yield pending.decode("utf-8", "replace")
+        return out
+
+    def end(self) -> list[str]:
+        pending, self.pending = self.pending, bytearray()
+        return [pending.decode("utf-8", "replace")] if pending else []
+
+
+class SSEReader:
+    """The events of a byte stream, fed read by read: ``feed`` returns the events each read
+    completes, ``end`` the one still open when the stream ended. For decoders that run per read
+    (a provider's ``ChunkDecoder``); ``aiter_sse`` is the same codec as an async iterator."""
+
+    __slots__ = ("_decoder", "_lines")
+
+    def __init__(self, max_event: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self._lines = LineSplitter(max_event)
+        self._decoder = _Decoder(max_event)
+
+    def feed(self, piece: bytes) -> list[ServerSentEvent]:
+        decoder = self._decoder
+        return [e for line in self._lines.feed(piece) if (e := decoder.feed(line)) is not None]
+
+    def end(self) -> list[ServerSentEvent]:
+        events = [e for line in self._lines.end() if (e := self._decoder.feed(line)) is not None]
+        last = self._decoder.flush()
+        return events + ([last] if last is not None else [])
+
+
+async def _split_lines(chunks: AsyncIterator[bytes], max_line: int = DEFAULT_MAX_EVENT_BYTES) -> AsyncIterator[str]:
+    """``LineSplitter`` over an async byte stream: each line as soon as its end arrives."""
+    splitter = LineSplitter(max_line)
+    async for chunk in chunks:
+        for line in splitter.feed(chunk):
+            yield line
+    for line in splitter.end():
+        yield line
 
 
 def _lines(response: httpx.Response) -> tuple[AsyncIterator[str], int]:

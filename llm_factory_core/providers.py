@@ -2,6 +2,8 @@
 provider raises, model rules and helpers. The guide: docs/writing-a-provider.md."""
 
 from ._balancing import Strategy
+from ._bounded import too_large
+from ._chunk_stream import ChunkDecoder, decoded_stream, event_limit
 from ._deployment import Deployment
 from ._embeddings import decode_openai_embeddings, encode_openai_embeddings, pack_base64
 from ._errors import (
@@ -43,7 +45,7 @@ from ._provider import (
 from ._reasoning_memory import ReasoningMemory, reasoning_memory
 from ._request import ChatRequest
 from ._shared_state import SharedHealth
-from ._sse import ServerSentEvent, aiter_sse, decode_sse_lines
+from ._sse import LineSplitter, ServerSentEvent, SSEReader, aiter_sse, decode_sse_lines
 
 __all__ = [
     "AuthenticationError",
@@ -62,6 +64,7 @@ __all__ = [
     "UpstreamTimeoutError",
     "FINISH_REASONS",
     "Capabilities",
+    "ChunkDecoder",
     "Deployment",
     "DeploymentStats",
     "HealthStore",
@@ -73,6 +76,8 @@ __all__ = [
     "Provider",
     "ProviderSettings",
     "ReasoningMemory",
+    "LineSplitter",
+    "SSEReader",
     "ServerSentEvent",
     "SharedHealth",
     "Strategy",
@@ -85,13 +90,16 @@ __all__ = [
     "apply_model_rules",
     "classify_openai_error",
     "decode_sse_lines",
+    "decoded_stream",
     "default_registry",
     "encode_openai_request",
     "error_for_status",
+    "event_limit",
     "json_dumps",
     "json_loads",
     "mask_secret",
     "new_completion_id",
     "parse_retry_after",
     "reasoning_memory",
+    "too_large",
 ]

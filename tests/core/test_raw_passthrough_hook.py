@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from llm_factory_core.providers import OpenAICompatibleProvider, OpenAIStreamState, ProviderSettings
 from llm_factory_core._raw_sse import RAW_SSE, RawChunk
+from llm_factory_core.providers import OpenAICompatibleProvider, OpenAIStreamState, ProviderSettings
 
 BASE = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
 USAGE = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}

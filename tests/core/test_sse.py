@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from llm_factory_core._bounded import LimitExceeded
-from llm_factory_core._sse import DEFAULT_MAX_EVENT_BYTES, _Decoder, _split_lines
+from llm_factory_core._sse import DEFAULT_MAX_EVENT_BYTES, SSEReader, _Decoder, _split_lines
 from llm_factory_core.providers import aiter_sse, decode_sse_lines
 
 
@@ -87,3 +87,22 @@ def test_an_event_longer_than_the_cap_fails_naming_the_setting() -> None:
     with pytest.raises(LimitExceeded):  # comment lines without a blank line grow an event too
         for _ in range(20):
             comments.feed(": keep-alive")
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 64, 1 << 20])
+def test_the_per_read_reader_gives_the_events_however_the_reads_fall(size: int) -> None:
+    raw = 'event: delta\r\ndata: {"a":\r\ndata: 1}\r\n\r\n: keep-alive\n\nid: 7\rdata: é\r\r\ndata: last'.encode()
+    reader = SSEReader(1024)
+    events = [e for at in range(0, len(raw), size) for e in reader.feed(raw[at : at + size])] + reader.end()
+    assert [(e.event, e.data, e.id) for e in events] == [
+        ("delta", '{"a":\n1}', None),
+        (None, "é", "7"),
+        (None, "last", None),
+    ]
+
+
+def test_the_per_read_reader_caps_an_event() -> None:
+    reader = SSEReader(1024)
+    with pytest.raises(LimitExceeded, match="max_event_bytes=1024"):
+        for _ in range(20):
+            reader.feed(b"data: " + b"x" * 100 + b"\n")

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -59,3 +61,56 @@ def serve() -> Iterator[Serve]:
 def gateway(upstream: Upstream, serve: Serve) -> ServerThread:
     """One model ``gpt-4o`` on one fake deployment ``a``; no client keys."""
     return serve(make_factory(upstream))
+
+
+# -- the splice, observed ------------------------------------------------------------------------
+
+
+@dataclass
+class SplicePath:
+    """What the pass-through did, from inside the gateway's process: splices begun, chunks written
+    through a ``ClientSink``, pauses for a full client connection."""
+
+    transport: str
+    splices: int = 0
+    sink_writes: int = 0
+    pauses: int = 0
+    spliced: threading.Event = field(default_factory=threading.Event)
+    paused: threading.Event = field(default_factory=threading.Event)
+
+    def took_the_splice(self) -> None:
+        """On aiohttp the stream was spliced; on httpx it took the generator path."""
+        if self.transport == "aiohttp":
+            assert self.splices >= 1 and self.sink_writes >= 1, self
+        else:
+            assert self.splices == 0 and self.sink_writes == 0, self
+
+
+@pytest.fixture
+def path(http_transport: str, monkeypatch: pytest.MonkeyPatch) -> SplicePath:
+    """What the splice did in this test (the gateway runs in this process)."""
+    from llm_factory_core._aiohttp import FastResponseStream
+    from llm_factory_server._passthrough import ClientSink
+
+    seen = SplicePath(http_transport)
+    splice, write, when_writable = FastResponseStream.splice, ClientSink.write, ClientSink.when_writable
+
+    async def counted_splice(self: Any, on_data: Any, flow: Any) -> None:
+        seen.splices += 1
+        seen.spliced.set()
+        await splice(self, on_data, flow)
+
+    def counted_write(self: Any, chunk: Any) -> None:
+        seen.sink_writes += 1
+        write(self, chunk)
+
+    def counted_when_writable(self: Any, callback: Callable[[], None] | None) -> None:
+        if callback is not None:
+            seen.pauses += 1
+            seen.paused.set()
+        when_writable(self, callback)
+
+    monkeypatch.setattr(FastResponseStream, "splice", counted_splice)
+    monkeypatch.setattr(ClientSink, "write", counted_write)
+    monkeypatch.setattr(ClientSink, "when_writable", counted_when_writable)
+    return seen

@@ -18,7 +18,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -27,11 +26,10 @@ import pytest
 pytest.importorskip("aiohttp")
 
 from llm_factory_core import LLMFactory, ModelConfig
-from llm_factory_core._aiohttp import FastResponseStream
 from llm_factory_server import ServerSettings, create_app
-from llm_factory_server._passthrough import ClientSink
 from tests.core.raw_upstream import RawRequest, RawUpstream, head
 
+from .conftest import SplicePath as Path
 from .helpers import ServerThread
 from .test_passthrough import DONE, ERROR, HEL, LO, ROLE, STOP, USAGE, chunk
 
@@ -57,55 +55,6 @@ FILLS_A_CONNECTION = _kernel_send_buffer() * 3 // 2 + 1024 * 1024
 
 def framed(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-# -- the splice, observed ------------------------------------------------------------------------
-
-
-@dataclass
-class Path:
-    """What the pass-through did, from inside the gateway's process: splices begun, chunks written
-    through a ``ClientSink``, pauses for a full client connection."""
-
-    transport: str
-    splices: int = 0
-    sink_writes: int = 0
-    pauses: int = 0
-    spliced: threading.Event = field(default_factory=threading.Event)
-    paused: threading.Event = field(default_factory=threading.Event)
-
-    def took_the_splice(self) -> None:
-        """On aiohttp the stream was spliced; on httpx it took the generator path."""
-        if self.transport == "aiohttp":
-            assert self.splices >= 1 and self.sink_writes >= 1, self
-        else:
-            assert self.splices == 0 and self.sink_writes == 0, self
-
-
-@pytest.fixture
-def path(http_transport: str, monkeypatch: pytest.MonkeyPatch) -> Path:
-    seen = Path(http_transport)
-    splice, write, when_writable = FastResponseStream.splice, ClientSink.write, ClientSink.when_writable
-
-    async def counted_splice(self: Any, on_data: Any, flow: Any) -> None:
-        seen.splices += 1
-        seen.spliced.set()
-        await splice(self, on_data, flow)
-
-    def counted_write(self: Any, chunk: Any) -> None:
-        seen.sink_writes += 1
-        write(self, chunk)
-
-    def counted_when_writable(self: Any, callback: Callable[[], None] | None) -> None:
-        if callback is not None:
-            seen.pauses += 1
-            seen.paused.set()
-        when_writable(self, callback)
-
-    monkeypatch.setattr(FastResponseStream, "splice", counted_splice)
-    monkeypatch.setattr(ClientSink, "write", counted_write)
-    monkeypatch.setattr(ClientSink, "when_writable", counted_when_writable)
-    return seen
 
 
 # -- the upstream ----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """AWS plumbing on botocore: credentials (resolved lazily, refreshed off the event loop), SigV4
-signing as an ``httpx.Auth`` flow, and decoding of the binary event stream.
+signing as an ``httpx.Auth`` flow, and the event stream's message headers (``_hosts`` decodes
+the stream itself with botocore's ``EventStreamBuffer``).
 
 botocore is used rather than hand-written signing and framing: it is what every AWS SDK for
 Python uses, it resolves the whole credential chain (environment, shared files, SSO, assume-role,
@@ -19,7 +20,7 @@ import httpx
 from botocore.auth import SigV4Auth as _BotocoreSigV4
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials, RefreshableCredentials
-from botocore.eventstream import EventStreamBuffer, EventStreamMessage, ParserError
+from botocore.eventstream import EventStreamMessage, ParserError
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.session import Session
 
@@ -28,7 +29,6 @@ __all__ = [
     "CredentialsUnavailable",
     "ParserError",
     "SigV4Auth",
-    "aiter_event_stream",
     "header_text",
     "scrub_sigv4",
     "sign_request",
@@ -209,15 +209,6 @@ class SigV4Auth(httpx.Auth):
         self.last = frozen
         sign_request(request, frozen, self.region)
         yield request
-
-
-async def aiter_event_stream(response: httpx.Response) -> AsyncIterator[EventStreamMessage]:
-    """AWS event-stream messages as they arrive (botocore's decoder checks both CRCs)."""
-    buffer = EventStreamBuffer()
-    async for data in response.aiter_bytes():
-        buffer.add_data(data)
-        for message in buffer:
-            yield message
 
 
 def header_text(message: EventStreamMessage, name: str) -> str:

@@ -10,16 +10,17 @@ import base64
 import binascii
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import httpx
+from botocore.eventstream import EventStreamBuffer, EventStreamMessage
 
 from llm_factory_core import AuthenticationError, ChatRequest, ProviderError, UpstreamConnectionError
-from llm_factory_core.providers import aiter_sse, json_dumps, json_loads
+from llm_factory_core.providers import ServerSentEvent, SSEReader, json_dumps, json_loads
 
-from ._aws import AwsCredentials, ParserError, SigV4Auth, aiter_event_stream, header_text
+from ._aws import AwsCredentials, ParserError, SigV4Auth, header_text
 from ._errors import (
     Classified,
     classify_anthropic_error,
@@ -37,7 +38,7 @@ from ._settings import (
     bedrock_region,
 )
 
-__all__ = ["AnthropicHost", "BedrockHost", "Host", "request_betas"]
+__all__ = ["AnthropicHost", "BedrockHost", "EventReader", "Host", "request_betas"]
 
 log = logging.getLogger("llm_factory_claude")
 
@@ -71,7 +72,8 @@ class Host:
     def classify(self, status: int, headers: httpx.Headers, body: bytes) -> Classified:
         raise NotImplementedError
 
-    def events(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    def reader(self, max_event: int) -> EventReader:
+        """A per-read decoder of this host's stream into Claude's events (dicts)."""
         raise NotImplementedError
 
     def rejected_credentials(self) -> None:
@@ -176,29 +178,60 @@ class BedrockHost(Host):
         if self.credentials is not None:
             self.credentials.invalidate()
 
-    async def events(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-        """Claude events from ``chunk`` frames; exception and error frames raise typed errors."""
+    def reader(self, max_event: int) -> EventReader:
+        return _BedrockEvents(self)
+
+
+class EventReader(Protocol):
+    """``feed`` each read of the body, then ``end``: each appends the Claude events it completes
+    to ``out``; an error in the stream raises the provider's typed error (after the events before
+    it are appended)."""
+
+    def feed(self, piece: bytes, out: list[dict[str, Any]]) -> None: ...
+
+    def end(self, out: list[dict[str, Any]]) -> None: ...
+
+
+class _BedrockEvents:
+    """Claude events from the ``chunk`` frames of an AWS event stream (botocore's decoder checks
+    both CRCs); exception and error frames raise typed errors."""
+
+    __slots__ = ("buffer", "host")
+
+    def __init__(self, host: BedrockHost) -> None:
+        self.host = host
+        self.buffer = EventStreamBuffer()
+
+    def feed(self, piece: bytes, out: list[dict[str, Any]]) -> None:
+        self.buffer.add_data(piece)
         try:
-            async for message in aiter_event_stream(response):
-                kind = header_text(message, ":message-type")
-                if kind == "exception":
-                    name = header_text(message, ":exception-type")
-                    raise self.raise_classified(classify_bedrock_exception(name, message.payload))
-                if kind == "error":
-                    code = header_text(message, ":error-code")
-                    text = header_text(message, ":error-message") or code
-                    raise self.raise_classified(classify_bedrock_exception(code, json_bytes(text)))
-                if header_text(message, ":event-type") != "chunk":
-                    continue
-                event = _decode_chunk(message.payload)
-                if event is None:
-                    log.warning("skipped a malformed Bedrock stream chunk")
-                    continue
-                yield event
+            for message in self.buffer:
+                if (event := self._event(message)) is not None:
+                    out.append(event)
         except ParserError as exc:
-            raise self._make_error(
+            raise self.host._make_error(
                 UpstreamConnectionError, f"corrupt event stream from Bedrock ({type(exc).__name__})", {}
             ) from None
+
+    def end(self, out: list[dict[str, Any]]) -> None:
+        pass  # a partial frame at the end is a cut stream: the caller sees no finish
+
+    def _event(self, message: EventStreamMessage) -> dict[str, Any] | None:
+        host = self.host
+        kind = header_text(message, ":message-type")
+        if kind == "exception":
+            name = header_text(message, ":exception-type")
+            raise host.raise_classified(classify_bedrock_exception(name, message.payload))
+        if kind == "error":
+            code = header_text(message, ":error-code")
+            text = header_text(message, ":error-message") or code
+            raise host.raise_classified(classify_bedrock_exception(code, json_bytes(text)))
+        if header_text(message, ":event-type") != "chunk":
+            return None
+        event = _decode_chunk(message.payload)
+        if event is None:
+            log.warning("skipped a malformed Bedrock stream chunk")
+        return event
 
 
 def request_betas(body: dict[str, Any]) -> list[str]:
@@ -273,8 +306,27 @@ class AnthropicHost(Host):
     def classify(self, status: int, headers: httpx.Headers, body: bytes) -> Classified:
         return classify_anthropic_error(status, headers, body)
 
-    async def events(self, response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-        async for sse in aiter_sse(response):
+    def reader(self, max_event: int) -> EventReader:
+        return _AnthropicEvents(self, max_event)
+
+
+class _AnthropicEvents:
+    """Claude events from Anthropic's SSE stream; an ``error`` event raises a typed error."""
+
+    __slots__ = ("host", "sse")
+
+    def __init__(self, host: AnthropicHost, max_event: int) -> None:
+        self.host = host
+        self.sse = SSEReader(max_event)
+
+    def feed(self, piece: bytes, out: list[dict[str, Any]]) -> None:
+        self._events(self.sse.feed(piece), out)
+
+    def end(self, out: list[dict[str, Any]]) -> None:
+        self._events(self.sse.end(), out)
+
+    def _events(self, found: list[ServerSentEvent], out: list[dict[str, Any]]) -> None:
+        for sse in found:
             if not sse.data:
                 continue
             try:
@@ -285,5 +337,5 @@ class AnthropicHost(Host):
             if not isinstance(event, dict):
                 continue
             if event.get("type") == "error" or sse.event == "error":
-                raise self.raise_classified(classify_anthropic_payload(event, None))
-            yield event
+                raise self.host.raise_classified(classify_anthropic_payload(event, None))
+            out.append(event)

@@ -21,6 +21,8 @@ from llm_factory_core.providers import (
     Capabilities,
     Provider,
     ProviderSettings,
+    decoded_stream,
+    event_limit,
     json_dumps,
     mask_secret,
 )
@@ -28,7 +30,7 @@ from llm_factory_core.providers import (
 from ._aws import scrub_sigv4
 from ._codec import RequestError, encode_messages_request, json_answer_mode
 from ._decode import MessagesStreamState, decode_message
-from ._hosts import AnthropicHost, BedrockHost, Host, request_betas
+from ._hosts import AnthropicHost, BedrockHost, EventReader, Host, request_betas
 from ._rules import CLAUDE_RULES
 from ._settings import ClaudeSettings, auth_kind, resolve_mode
 
@@ -164,13 +166,48 @@ class ClaudeProvider(Provider):
             self.settings.model, include_usage=request.include_usage, json_answer=self._json_answer(request)
         )
         async with self.open_stream(url, body, headers, auth=await self.host.auth()) as response:
-            async for event in self.host.events(response):
-                for chunk in state.feed(event):
-                    yield chunk
-                if state.finished:
-                    return
-            rest = state.close()
-            if rest is None:
-                raise self.error(UpstreamConnectionError, "upstream closed the stream before it finished")
-            for chunk in rest:
+            decoder = _Chunks(self, self.host.reader(event_limit(response)), state)
+            async for chunk in decoded_stream(response, decoder):
                 yield chunk
+
+
+class _Chunks:
+    """The stream's ``ChunkDecoder``: the host's events of each read as chunks, up to
+    ``message_stop`` (``decoded_stream`` serves them to library callers, and lets the gateway
+    splice the stream)."""
+
+    __slots__ = ("done", "events", "provider", "state")
+
+    def __init__(self, provider: ClaudeProvider, events: EventReader, state: MessagesStreamState) -> None:
+        self.provider = provider
+        self.events = events
+        self.state = state
+        self.done = False
+
+    def feed(self, piece: bytes, out: list[ChatCompletionChunk]) -> None:
+        events: list[dict[str, Any]] = []
+        try:
+            self.events.feed(piece, events)
+        finally:  # an error in the stream: the events before it still count
+            self._add(events, out)
+
+    def end(self, out: list[ChatCompletionChunk]) -> None:
+        events: list[dict[str, Any]] = []
+        try:
+            self.events.end(events)
+        finally:
+            self._add(events, out)
+        if self.done:
+            return
+        rest = self.state.close()
+        if rest is None:
+            raise self.provider.error(UpstreamConnectionError, "upstream closed the stream before it finished")
+        out.extend(rest)
+
+    def _add(self, events: list[dict[str, Any]], out: list[ChatCompletionChunk]) -> None:
+        state = self.state
+        for event in events:
+            if self.done:
+                return  # after message_stop: nothing more is read
+            out.extend(state.feed(event))
+            self.done = state.finished

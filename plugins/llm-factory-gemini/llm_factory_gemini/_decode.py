@@ -189,7 +189,8 @@ class StreamState:
         self.id = ""
         self.created = int(time.time())
         self.finished = False
-        self.usage: dict[str, Any] | None = None
+        self._usage_metadata: dict[str, Any] | None = None
+        """The last (cumulative) ``usageMetadata``: converted once, for the usage chunk."""
         self._started: set[int] = set()
         self._calls: dict[int, int] = {}
         self._produced: dict[int, bool] = {}
@@ -201,7 +202,7 @@ class StreamState:
         if data.get("modelVersion"):
             self.model = data["modelVersion"]
         if data.get("usageMetadata"):
-            self.usage = usage(data["usageMetadata"])
+            self._usage_metadata = data["usageMetadata"]
         choices = []
         candidates = data.get("candidates") or []
         for position, candidate in enumerate(candidates):
@@ -236,7 +237,8 @@ class StreamState:
 
     def usage_chunk(self) -> ChatCompletionChunk | None:
         """OpenAI's final chunk for ``stream_options.include_usage``: no choices, only usage."""
-        return self._make([], self.usage) if self.usage else None
+        found = usage(self._usage_metadata)
+        return self._make([], found) if found else None
 
     def _make(self, choices: list[dict[str, Any]], usage: dict[str, Any] | None) -> ChatCompletionChunk:
         return ChatCompletionChunk.model_validate(

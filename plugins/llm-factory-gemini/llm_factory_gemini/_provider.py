@@ -21,7 +21,14 @@ from llm_factory_core import (
     ServerError,
     UpstreamConnectionError,
 )
-from llm_factory_core.providers import Capabilities, Provider, ProviderSettings, json_loads
+from llm_factory_core.providers import (
+    Capabilities,
+    Provider,
+    ProviderSettings,
+    decoded_stream,
+    event_limit,
+    json_loads,
+)
 
 from ._auth import TokenError, TokenSource, load_credentials
 from ._decode import Blocked, StreamState, TurnFailed, decode_response
@@ -39,7 +46,7 @@ from ._settings import (
     uses_google_auth,
     validate,
 )
-from ._stream import aiter_payloads
+from ._stream import PayloadDecoder
 
 __all__ = ["GeminiProvider"]
 
@@ -132,32 +139,30 @@ class GeminiProvider(Provider):
             raise self._turn_failed(failed) from None
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
-        state = StreamState(self.settings.model)
         body = self.build_body(request)
         async with self.open_stream(self._urls[1], body, await self._headers()) as response:
-            async for text in aiter_payloads(response):
-                try:
-                    data = json_loads(text)
-                except ValueError:
-                    log.warning("%s: skipped a malformed stream event", self.name)
-                    continue
-                if isinstance(data, list) or (isinstance(data, dict) and "error" in data):
-                    raise self._payload_error(data)
-                if not isinstance(data, dict):
-                    log.warning("%s: skipped a stream event that is not an object", self.name)
-                    continue
-                try:
-                    chunk = state.chunk(data)
-                except Blocked as blocked:
-                    raise self._blocked(blocked) from None
-                except TurnFailed as failed:
-                    raise self._turn_failed(failed) from None
-                if chunk is not None:
-                    yield chunk
-        if not state.finished:
-            raise self.error(UpstreamConnectionError, "upstream closed the stream before it finished")
-        if request.include_usage and (usage := state.usage_chunk()) is not None:
-            yield usage
+            decoder = _Chunks(self, request.include_usage, event_limit(response))
+            async for chunk in decoded_stream(response, decoder):
+                yield chunk
+
+    def _chunk(self, state: StreamState, text: bytes | str) -> ChatCompletionChunk | None:
+        """One event's chunk (None: nothing to send); an error event raises the provider's error."""
+        try:
+            data = json_loads(text)
+        except ValueError:
+            log.warning("%s: skipped a malformed stream event", self.name)
+            return None
+        if isinstance(data, list) or (isinstance(data, dict) and "error" in data):
+            raise self._payload_error(data)
+        if not isinstance(data, dict):
+            log.warning("%s: skipped a stream event that is not an object", self.name)
+            return None
+        try:
+            return state.chunk(data)
+        except Blocked as blocked:
+            raise self._blocked(blocked) from None
+        except TurnFailed as failed:
+            raise self._turn_failed(failed) from None
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
         s = self.settings
@@ -188,3 +193,32 @@ class GeminiProvider(Provider):
             except ValueError as exc:
                 raise self.error(ServerError, str(exc)) from None
         return merge(batches, s.model.removeprefix("models/"))
+
+
+class _Chunks:
+    """The stream's ``ChunkDecoder``: each read's events as chunks (``decoded_stream`` serves them
+    to library callers, and lets the gateway splice the stream)."""
+
+    __slots__ = ("include_usage", "payloads", "provider", "state")
+
+    done = False  # a Gemini stream ends with its body
+
+    def __init__(self, provider: GeminiProvider, include_usage: bool, max_event: int) -> None:
+        self.provider = provider
+        self.include_usage = include_usage
+        self.payloads = PayloadDecoder(max_event)
+        self.state = StreamState(provider.settings.model)
+
+    def feed(self, piece: bytes, out: list[ChatCompletionChunk]) -> None:
+        for text in self.payloads.feed(piece):
+            if (chunk := self.provider._chunk(self.state, text)) is not None:
+                out.append(chunk)
+
+    def end(self, out: list[ChatCompletionChunk]) -> None:
+        for text in self.payloads.end():
+            if (chunk := self.provider._chunk(self.state, text)) is not None:
+                out.append(chunk)
+        if not self.state.finished:
+            raise self.provider.error(UpstreamConnectionError, "upstream closed the stream before it finished")
+        if self.include_usage and (usage := self.state.usage_chunk()) is not None:
+            out.append(usage)

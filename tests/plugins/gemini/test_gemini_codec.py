@@ -19,6 +19,7 @@ from llm_factory_core import (
     RateLimitError,
     ServerError,
 )
+from llm_factory_core._bounded import LimitExceeded
 from llm_factory_core.providers import reasoning_memory
 from llm_factory_gemini import GeminiSettings
 from llm_factory_gemini._decode import Blocked, StreamState, decode_response, finish_reason
@@ -26,7 +27,7 @@ from llm_factory_gemini._encode import EncodeError, encode_request
 from llm_factory_gemini._errors import classify_error, parse_duration
 from llm_factory_gemini._settings import auth_headers, endpoint, validate
 from llm_factory_gemini._signatures import MEMORY_KIND, signature_of, unpack_call_id
-from llm_factory_gemini._stream import aiter_payloads
+from llm_factory_gemini._stream import PayloadDecoder
 
 from .fake_gemini import GeminiError
 
@@ -429,16 +430,34 @@ def test_settings_validation() -> None:
 # -- stream payloads -------------------------------------------------------------------------------
 
 
-@pytest.mark.anyio
-async def test_stream_payloads_with_crlf_comments_and_raw_error() -> None:
+def payloads(raw: bytes, size: int, max_event: int = 1 << 20) -> list[str]:
+    """``raw`` fed to a ``PayloadDecoder`` in reads of ``size`` bytes."""
+    decoder = PayloadDecoder(max_event)
+    out = [p for at in range(0, len(raw), size) for p in decoder.feed(raw[at : at + size])]
+    return [p.decode() if isinstance(p, bytes) else p for p in out + decoder.end()]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 1 << 20])
+def test_stream_payloads_with_crlf_comments_and_raw_error(size: int) -> None:
     error = json.dumps(GeminiError.internal().body(), indent=2)
     raw = (f': keep-alive\r\n\r\ndata: {{"a": 1}}\r\n\r\ndata: {{"b":\r\ndata: 2}}\r\n\r\n{error}\n').encode()
-    response = httpx.Response(200, content=raw)
-    payloads = [p async for p in aiter_payloads(response)]
-    assert [json.loads(p) for p in payloads] == [{"a": 1}, {"b": 2}, GeminiError.internal().body()]
+    found = [json.loads(p) for p in payloads(raw, size)]
+    assert found == [{"a": 1}, {"b": 2}, GeminiError.internal().body()]
 
 
-@pytest.mark.anyio
-async def test_stream_payloads_last_event_without_blank_line() -> None:
-    response = httpx.Response(200, content=b'data: {"a": 1}')
-    assert [p async for p in aiter_payloads(response)] == ['{"a": 1}']
+@pytest.mark.parametrize("size", [1, 5, 1 << 20])
+def test_stream_payloads_last_event_without_blank_line(size: int) -> None:
+    assert payloads(b'data: {"a": 1}', size) == ['{"a": 1}']
+
+
+@pytest.mark.parametrize("size", [1, 4, 1 << 20])
+def test_stream_payloads_with_lone_cr_and_lf_line_ends(size: int) -> None:
+    raw = b'data: {"a": 1}\r\rdata: {"b": 2}\n\ndata: {"c": 3}\r\n\r\n'
+    assert payloads(raw, size) == ['{"a": 1}', '{"b": 2}', '{"c": 3}']
+
+
+def test_a_partial_event_beyond_the_cap_is_refused() -> None:
+    decoder = PayloadDecoder(100)
+    decoder.feed(b'data: {"a": "' + b"x" * 60 + b"\n")
+    with pytest.raises(LimitExceeded, match="max_event_bytes=100"):
+        decoder.feed(b'data: "' + b"y" * 60 + b"\n")
