@@ -193,3 +193,37 @@ def test_a_claude_error_event_after_the_commit_ends_the_reply_with_it(http_trans
     assert text_of(reply.content) == "Hello" and b"[DONE]" not in reply.content  # "lo" came before the error
     assert "Overloaded" in events(reply.content)[-1]["error"]["message"]
     path.took_the_splice()
+
+
+# -- Qwen's native mode (DashScope SSE) -----------------------------------------------------------
+
+
+def dashscope(n: int, text: str, finish: str = "null") -> bytes:
+    data = {
+        "output": {"choices": [{"message": {"content": text, "role": "assistant"}, "finish_reason": finish}]},
+        "usage": {"input_tokens": 5, "output_tokens": n, "total_tokens": 5 + n},
+        "request_id": "r-1",
+    }
+    return b"id:%d\nevent:result\n:HTTP_STATUS/200\ndata:%s\n\n" % (n, json.dumps(data).encode())
+
+
+def test_a_qwen_native_stream_is_spliced_with_the_same_chunks(http_transport: str, path: Path) -> None:
+    pytest.importorskip("llm_factory_qwen")
+    upstream = Upstream()
+    upstream.scripts.append(stream_of(upstream, [dashscope(1, "Hel"), dashscope(2, "lo"), dashscope(3, "!", "stop")]))
+    with upstream.raw as raw:
+        config = ModelConfig(
+            provider="qwen", model_name="qwen", model="qwen3-max", mode="native", api_key="sk-up-0001", api_base=raw.url
+        )
+        factory = LLMFactory([config], transport=http_transport, num_retries=0, cooldown=0.0)
+        server = ServerThread(create_app(factory, settings=ServerSettings())).start()
+        try:
+            reply = post(server, model="qwen", stream_options={"include_usage": True})
+        finally:
+            server.stop()
+            factory.close()
+    assert text_of(reply.content) == "Hello!" and reply.content.endswith(b"data: [DONE]\n\n")
+    found = events(reply.content)
+    assert [c["finish_reason"] for e in found for c in e["choices"] if c.get("finish_reason")] == ["stop"]
+    assert found[-1]["usage"]["completion_tokens"] == 3
+    path.took_the_splice()

@@ -27,8 +27,10 @@ from llm_factory_core.providers import (
     OpenAIStreamState,
     ProviderSettings,
     ServerSentEvent,
-    aiter_sse,
+    SSEReader,
     classify_openai_error,
+    decoded_stream,
+    event_limit,
     json_dumps,
     json_loads,
 )
@@ -254,34 +256,57 @@ class QwenProvider(OpenAICompatibleProvider):
             return
         url, body, headers = self._native(request, stream=True)
         async with self.open_stream(url, body, headers) as response:
-            async for chunk in self.decode_native_stream(response, include_usage=request.include_usage):
+            decoder = _NativeChunks(self, request.include_usage, event_limit(response))
+            async for chunk in decoded_stream(response, decoder):
                 yield chunk
 
-    async def decode_native_stream(
-        self, response: httpx.Response, *, include_usage: bool
-    ) -> AsyncIterator[ChatCompletionChunk]:
-        """Chunks of a native SSE stream. ``event:error`` (on a 200) raises a typed error; the
-        stream is complete when every choice has a finish reason and the connection closes."""
-        state = NativeStreamState(self.settings.model)
-        async for event in aiter_sse(response):
-            if not event.data:
-                continue
-            try:
-                data = json_loads(event.data)
-            except ValueError:
-                data = None
-            status = _comment_status(event)
-            if event.event == "error" or (status is not None and status >= 400):
-                raise self._event_error(event, data)
-            if not isinstance(data, dict):
-                log.warning("%s: skipped a malformed stream event", self.name)
-                continue
-            if data.get("code") and "output" not in data:
-                raise self._event_error(event, data)
-            chunk = state.feed(data)
-            if chunk is not None:
-                yield ChatCompletionChunk.model_validate(chunk)
-        if not state.finished:
-            raise self.error(UpstreamConnectionError, "upstream closed the stream before it finished")
-        if include_usage and (usage := state.usage_chunk()) is not None:
-            yield ChatCompletionChunk.model_validate(usage)
+    def _native_chunk(self, state: NativeStreamState, event: ServerSentEvent) -> ChatCompletionChunk | None:
+        """One native event's chunk (None: nothing to send). ``event:error`` (on a 200) raises a
+        typed error."""
+        if not event.data:
+            return None
+        try:
+            data = json_loads(event.data)
+        except ValueError:
+            data = None
+        status = _comment_status(event)
+        if event.event == "error" or (status is not None and status >= 400):
+            raise self._event_error(event, data)
+        if not isinstance(data, dict):
+            log.warning("%s: skipped a malformed stream event", self.name)
+            return None
+        if data.get("code") and "output" not in data:
+            raise self._event_error(event, data)
+        chunk = state.feed(data)
+        return None if chunk is None else ChatCompletionChunk.model_validate(chunk)
+
+
+class _NativeChunks:
+    """A native stream's ``ChunkDecoder``: complete when every choice has a finish reason and the
+    connection closes (``decoded_stream`` serves it to library callers, and lets the gateway
+    splice the stream)."""
+
+    __slots__ = ("events", "include_usage", "provider", "state")
+
+    done = False  # a native stream ends with its body
+
+    def __init__(self, provider: QwenProvider, include_usage: bool, max_event: int) -> None:
+        self.provider = provider
+        self.include_usage = include_usage
+        self.events = SSEReader(max_event)
+        self.state = NativeStreamState(provider.settings.model)
+
+    def feed(self, piece: bytes, out: list[ChatCompletionChunk]) -> None:
+        self._add(self.events.feed(piece), out)
+
+    def end(self, out: list[ChatCompletionChunk]) -> None:
+        self._add(self.events.end(), out)
+        if not self.state.finished:
+            raise self.provider.error(UpstreamConnectionError, "upstream closed the stream before it finished")
+        if self.include_usage and (usage := self.state.usage_chunk()) is not None:
+            out.append(ChatCompletionChunk.model_validate(usage))
+
+    def _add(self, events: list[ServerSentEvent], out: list[ChatCompletionChunk]) -> None:
+        for event in events:
+            if (chunk := self.provider._native_chunk(self.state, event)) is not None:
+                out.append(chunk)
