@@ -46,10 +46,13 @@ ERROR = json.dumps(
 
 
 @contextlib.contextmanager
-def gateway(http_transport: str, upstream: Upstream) -> Iterator[ServerThread]:
+def gateway(http_transport: str, upstream: Upstream, **deployment: Any) -> Iterator[ServerThread]:
+    """The gateway over ``upstream`` with one deployment (Gemini's unless ``deployment`` says)."""
+    fields = {"provider": "gemini", "model_name": "gemini-3-pro", "api_key": "gk-up-0001", **deployment}
     with upstream.raw as raw:
-        config = ModelConfig(provider="gemini", model_name="gemini-3-pro", api_key="gk-up-0001", api_base=raw.url)
-        factory = LLMFactory([config], transport=http_transport, num_retries=0, cooldown=0.0)
+        factory = LLMFactory(
+            [ModelConfig(**fields, api_base=raw.url)], transport=http_transport, num_retries=0, cooldown=0.0
+        )
         server = ServerThread(create_app(factory, settings=ServerSettings())).start()
         try:
             yield server
@@ -148,25 +151,10 @@ CLAUDE_END = [
 ]
 
 
-@contextlib.contextmanager
-def claude_gateway(http_transport: str, upstream: Upstream) -> Iterator[ServerThread]:
+def claude_gateway(http_transport: str, upstream: Upstream) -> Any:
     pytest.importorskip("llm_factory_claude")
-    with upstream.raw as raw:
-        config = ModelConfig(
-            provider="claude",
-            model_name="claude",
-            model="claude-sonnet-4-5",
-            mode="anthropic",
-            api_key="sk-ant-up-0001",
-            api_base=raw.url,
-        )
-        factory = LLMFactory([config], transport=http_transport, num_retries=0, cooldown=0.0)
-        server = ServerThread(create_app(factory, settings=ServerSettings())).start()
-        try:
-            yield server
-        finally:
-            server.stop()
-            factory.close()
+    claude = {"provider": "claude", "model_name": "claude", "model": "claude-sonnet-4-5", "mode": "anthropic"}
+    return gateway(http_transport, upstream, **claude, api_key="sk-ant-up-0001")
 
 
 def test_a_claude_stream_is_spliced_with_the_same_chunks(http_transport: str, path: Path) -> None:
@@ -211,17 +199,9 @@ def test_a_qwen_native_stream_is_spliced_with_the_same_chunks(http_transport: st
     pytest.importorskip("llm_factory_qwen")
     upstream = Upstream()
     upstream.scripts.append(stream_of(upstream, [dashscope(1, "Hel"), dashscope(2, "lo"), dashscope(3, "!", "stop")]))
-    with upstream.raw as raw:
-        config = ModelConfig(
-            provider="qwen", model_name="qwen", model="qwen3-max", mode="native", api_key="sk-up-0001", api_base=raw.url
-        )
-        factory = LLMFactory([config], transport=http_transport, num_retries=0, cooldown=0.0)
-        server = ServerThread(create_app(factory, settings=ServerSettings())).start()
-        try:
-            reply = post(server, model="qwen", stream_options={"include_usage": True})
-        finally:
-            server.stop()
-            factory.close()
+    qwen = {"provider": "qwen", "model_name": "qwen", "model": "qwen3-max", "mode": "native"}
+    with gateway(http_transport, upstream, **qwen, api_key="sk-up-0001") as server:
+        reply = post(server, model="qwen", stream_options={"include_usage": True})
     assert text_of(reply.content) == "Hello!" and reply.content.endswith(b"data: [DONE]\n\n")
     found = events(reply.content)
     assert [c["finish_reason"] for e in found for c in e["choices"] if c.get("finish_reason")] == ["stop"]
