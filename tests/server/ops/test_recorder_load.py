@@ -4,6 +4,8 @@ delays or drops records, counted in /metrics; records are flushed at shutdown.""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 import time
 from typing import Any
@@ -140,3 +142,36 @@ def test_the_pricer_works_in_slices_with_a_pause_between(monkeypatch: pytest.Mon
     assert sum(len(r) for r in reports) == 101 and all(c == 10.0 for r in reports for _, _, c in r)
     assert max(len(r) for r in reports) == _recorder._SLICE  # one report per slice
     assert pauses.count(_recorder._PAUSE) >= 101 // _recorder._SLICE
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="thread priorities are per thread on Linux only")
+def test_the_recorder_threads_run_at_a_lower_priority_than_the_event_loop() -> None:
+    # On one core a recorder thread woken mid-request took the CPU from it: the p99 at c=1.
+    seen: list[int] = []
+
+    class Sink(SlowSink):
+        def write(self, rows: list[Any]) -> None:
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    recorder = UsageRecorder(Sink(0), Pricing({}), deployments={})
+    recorder.record(event())
+    recorder.close()
+    assert seen == [min(mine + 10, 19)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # only the threads
+
+
+def test_priorities_are_left_alone_where_a_thread_id_is_not_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llm_factory_server.ops import _recorder
+
+    calls: list[Any] = []
+    monkeypatch.setattr(_recorder.os, "setpriority", lambda *a: calls.append(a), raising=False)
+    monkeypatch.setattr(_recorder.sys, "platform", "darwin")
+    assert _recorder.lower_priority() is False and calls == []  # elsewhere it would lower the process
+    monkeypatch.setattr(_recorder.sys, "platform", "linux")
+
+    def refused(*args: Any) -> None:
+        raise PermissionError("seccomp")
+
+    monkeypatch.setattr(_recorder.os, "setpriority", refused, raising=False)
+    assert _recorder.lower_priority() is False
