@@ -233,7 +233,13 @@ class BoundedStream(httpx.AsyncByteStream):
             yield chunk
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        # Let go of the inner stream: httpx's holds its response, which holds this stream; kept,
+        # that reference cycle leaves every streamed reply to the garbage collector's pauses.
+        inner, self._inner = self._inner, _CLOSED
+        await inner.aclose()
+
+
+_CLOSED = httpx.ByteStream(b"")
 
 
 def _is_text(content_type: str | None) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -68,16 +69,19 @@ class ResponseSplice:
 
     def __init__(self, protocol: GatewayHttpProtocol, cycle: Any) -> None:
         self._protocol = protocol
-        self._cycle = cycle
+        # Weakly: the cycle's scope holds this object, and a reference cycle per request left
+        # every request's objects to the garbage collector, whose pauses were the p99.
+        self._cycle: Callable[[], Any] = weakref.ref(cycle)
 
     def serves(self, send: Any) -> bool:
         """Whether ``send`` is the server's own: an app whose ``send`` some middleware wrapped
         (compression, a body rewrite) must not have its bytes written past it."""
-        return bool(send == self._cycle.send)
+        cycle = self._cycle()
+        return cycle is not None and bool(send == cycle.send)
 
     def write(self, body: bytes) -> None:
-        cycle = self._cycle
-        if cycle.disconnected or cycle.response_complete or not cycle.response_started:
+        cycle = self._cycle()
+        if cycle is None or cycle.disconnected or cycle.response_complete or not cycle.response_started:
             return
         if cycle.chunked_encoding:
             cycle.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
@@ -85,8 +89,8 @@ class ResponseSplice:
             cycle.transport.write(body)
 
     def paused(self) -> bool:
-        cycle = self._cycle
-        return bool(cycle.flow.write_paused or cycle.disconnected)
+        cycle = self._cycle()
+        return cycle is None or bool(cycle.flow.write_paused or cycle.disconnected)
 
     def when_writable(self, callback: Callable[[], None] | None) -> None:
         self._protocol.on_writable = callback

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -30,6 +31,7 @@ from starlette.routing import Route
 
 from llm_factory_core import LLMFactory, ModelConfig
 from llm_factory_core.testing import json_response, openai_chunks, openai_completion, sse_body
+from llm_factory_server import ServerSettings, create_app
 from llm_factory_server._protocol import uvicorn_options
 
 UPSTREAM_KEY = "sk-upstream-secret-key-0001"
@@ -144,6 +146,33 @@ def serving(app: Any, **config: Any) -> Iterator[ServerThread]:
         yield server
     finally:
         server.stop()
+
+
+def garbage_left_by(run: Callable[[], None], *modules: str) -> list[str]:
+    """The types (from ``modules``) of the objects ``run`` left in reference cycles: each one is
+    freed only by the garbage collector, whose pauses become the gateway's latency tail."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what a collection finds unreachable is kept in gc.garbage
+    try:
+        run()
+        gc.collect()
+        kinds = [f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    return sorted({kind for kind in kinds if kind.startswith(modules)})
+
+
+@contextmanager
+def serving_factory(transport: str, *configs: ModelConfig, **router: Any) -> Iterator[ServerThread]:
+    """The gateway (default settings) over a factory of ``configs`` on ``transport``; the server
+    stopped and the factory closed after."""
+    factory = LLMFactory(list(configs), transport=transport, **router)
+    try:
+        with serving(create_app(factory, settings=ServerSettings())) as server:
+            yield server
+    finally:
+        factory.close()
 
 
 # -- a fake OpenAI upstream on a real socket (for gateways run as subprocesses) ---------------------

@@ -22,7 +22,7 @@ from llm_factory_core.providers import OpenAICompatibleProvider, PluginRegistry
 from llm_factory_core.testing import serve_handler
 from llm_factory_server import ServerSettings, create_app
 
-from .helpers import ServerThread
+from .helpers import ServerThread, serving_factory
 
 BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 BASE = {"id": "chatcmpl-pt1", "object": "chat.completion.chunk", "created": 1733300000, "model": "gpt-4o-2024-08-06"}
@@ -261,13 +261,8 @@ def serving_provider(
 
     with serve_handler(handler) as base:
         config = ModelConfig(provider=provider, model_name="gpt-4o", api_key="sk-up-0001", api_base=base + api_base)
-        factory = LLMFactory([config], transport=http_transport, num_retries=0, registry=registry)
-        server = ServerThread(create_app(factory, settings=ServerSettings())).start()
-        try:
+        with serving_factory(http_transport, config, num_retries=0, registry=registry) as server:
             yield server
-        finally:
-            server.stop()
-            factory.close()
 
 
 def test_a_provider_without_the_capability_keeps_the_parsed_path(http_transport: str) -> None:

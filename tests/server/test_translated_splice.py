@@ -20,11 +20,10 @@ import pytest
 pytest.importorskip("aiohttp")
 pytest.importorskip("llm_factory_gemini")
 
-from llm_factory_core import LLMFactory, ModelConfig
-from llm_factory_server import ServerSettings, create_app
+from llm_factory_core import ModelConfig
 
 from .conftest import SplicePath as Path
-from .helpers import ServerThread
+from .helpers import ServerThread, serving_factory
 from .test_splice import LIVENESS, Upstream, access_lines, stream_of
 
 BODY = {"model": "gemini-3-pro", "messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -50,15 +49,9 @@ def gateway(http_transport: str, upstream: Upstream, **deployment: Any) -> Itera
     """The gateway over ``upstream`` with one deployment (Gemini's unless ``deployment`` says)."""
     fields = {"provider": "gemini", "model_name": "gemini-3-pro", "api_key": "gk-up-0001", **deployment}
     with upstream.raw as raw:
-        factory = LLMFactory(
-            [ModelConfig(**fields, api_base=raw.url)], transport=http_transport, num_retries=0, cooldown=0.0
-        )
-        server = ServerThread(create_app(factory, settings=ServerSettings())).start()
-        try:
+        config = ModelConfig(**fields, api_base=raw.url)
+        with serving_factory(http_transport, config, num_retries=0, cooldown=0.0) as server:
             yield server
-        finally:
-            server.stop()
-            factory.close()
 
 
 def post(server: ServerThread, **extra: Any) -> httpx.Response:
