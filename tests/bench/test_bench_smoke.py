@@ -90,3 +90,18 @@ def test_the_splice_floor_measurement_runs_and_relays_streams_whole() -> None:
     assert {c["target"] for c in cells} == {"splice", "splice+check"}
     for cell in cells:
         assert cell["requests"] > 0 and cell["errors"] == 0, cell
+
+
+def test_the_upstream_client_floor_measurement_runs_both_clients() -> None:
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "client_floor.py"), "--connections", "2", "--requests", "200"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    cells = json.loads(run.stdout)
+    assert [c["client"] for c in cells] == ["aiohttp", "protocol"]
+    for cell in cells:
+        assert cell["cpu_us_per_request"] > 0 and cell["rps"] > 0, cell
