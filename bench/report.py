@@ -213,7 +213,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
         out.append(
             (
                 "512 realistic streams: full-stream overhead p50 ≤ 10 ms, no errors",
-                f"+{_f(added, 1)} ms, {mine['errors']} errors",
+                f"{'+' if added >= 0 else ''}{_f(added, 1)} ms, {mine['errors']} errors",
                 added <= 10 and not mine["errors"],
             )
         )
