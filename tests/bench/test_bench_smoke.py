@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,35 +74,25 @@ def test_the_bench_command_runs_and_reports(tmp_path: Path) -> None:
     assert "LiteLLM skipped (--no-litellm)" not in report  # the tiny profile compares with nothing
 
 
-def test_the_splice_floor_measurement_runs_and_relays_streams_whole() -> None:
+def _measured(script: str, *args: str) -> list[dict[str, Any]]:
+    """Run ``bench/<script>`` with ``args``; its JSON cells."""
     run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "splice_floor.py"),
-            *("--concurrency", "4", "--chunks", "20", "--duration", "1"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+        [sys.executable, str(ROOT / "bench" / script), *args], capture_output=True, text=True, timeout=180, check=False
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    cells = json.loads(run.stdout)
+    cells: list[dict[str, Any]] = json.loads(run.stdout)
+    return cells
+
+
+def test_the_splice_floor_measurement_runs_and_relays_streams_whole() -> None:
+    cells = _measured("splice_floor.py", "--concurrency", "4", "--chunks", "20", "--duration", "1")
     assert {c["target"] for c in cells} == {"splice", "splice+check"}
     for cell in cells:
         assert cell["requests"] > 0 and cell["errors"] == 0, cell
 
 
 def test_the_upstream_client_floor_measurement_runs_both_clients() -> None:
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "client_floor.py"), "--connections", "2", "--requests", "200"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    cells = json.loads(run.stdout)
+    cells = _measured("client_floor.py", "--connections", "2", "--requests", "200")
     assert [c["client"] for c in cells] == ["aiohttp", "protocol"]
     for cell in cells:
         assert cell["cpu_us_per_request"] > 0 and cell["rps"] > 0, cell
