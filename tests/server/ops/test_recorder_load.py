@@ -154,10 +154,12 @@ def test_the_recorder_threads_run_at_a_lower_priority_than_the_event_loop() -> N
             seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
 
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    if mine >= 19:
+        pytest.skip("the tests already run at the lowest CPU priority: there is none lower to see")
     recorder = UsageRecorder(Sink(0), Pricing({}), deployments={})
     recorder.record(event())
     recorder.close()
-    assert seen == [min(mine + 10, 19)]
+    assert seen == [min(mine + 10, 19)]  # lowering one's own priority needs no privilege
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # only the threads
 
 
