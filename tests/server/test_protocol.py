@@ -15,8 +15,8 @@ OURS = ("uvicorn.", "llm_factory_server.", "llm_factory_core.")
 
 def test_requests_leave_no_reference_cycles(http_transport: str) -> None:
     # The splice extension once held the request's cycle, whose scope held the extension: every
-    # request's objects (~12) waited for a collection, and the collections (1-15 ms, every ~160
-    # requests at one request at a time) were most of the p99. Over real sockets, on both
+    # request's objects (~12) waited for a collection, and the collections (10-15 ms, every ~1,300
+    # requests at one request at a time) were the latency tail. Over real sockets, on both
     # transports: an in-memory upstream's replies are closed before they are sent.
     with FakeOpenAIServer() as upstream:
         config = ModelConfig(provider="openai", model_name="gpt-4o", api_key=UPSTREAM_KEY, api_base=upstream.url)
