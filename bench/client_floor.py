@@ -4,8 +4,8 @@ Issue 15's "10% of nginx" target asks for about 175 µs of gateway CPU per non-s
 the gateway spends ~300, and the upstream call is its largest layer. This measures that layer
 alone: the same POST to the fake upstream, in a closed loop of keep-alive connections, through
 
-- ``aiohttp``: ``ClientSession.request`` as the gateway's fast path calls it (no cookies, no
-  decompression, a read timeout), reading the whole body;
+- ``aiohttp``: the core's ``AiohttpTransport.post``, the gateway's fast path for a non-streamed
+  call (aiohttp underneath), reading the whole body within its size cap;
 - ``protocol``: a minimal HTTP/1.1 client written at the asyncio protocol level with httptools'
   parser (uvicorn's), one request in flight per connection: the floor a purpose-built upstream
   client would approach. It handles only what this upstream sends (a Content-Length body on a
@@ -99,27 +99,23 @@ async def _closed_loop(call: Any, connections: int, requests: int) -> tuple[floa
 
 async def measure(port: int, connections: int, requests: int) -> list[dict[str, Any]]:
     """CPU µs per request and requests/s of each client against 127.0.0.1:``port``."""
-    import aiohttp
-    from yarl import URL
+    import httpx
+
+    from llm_factory_core._aiohttp import AiohttpTransport
 
     cells: list[dict[str, Any]] = []
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {gateways.API_KEY}"}
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=1000),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        auto_decompress=False,
-    )
-    url = URL(f"http://127.0.0.1:{port}{_PATH}")
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=60)
+    transport = AiohttpTransport()  # the gateway's own: its fast path, ``post``, is what a request calls
+    url = f"http://127.0.0.1:{port}{_PATH}"
+    timeout = httpx.Timeout(60.0, connect=10.0)
 
     async def via_aiohttp() -> None:
-        async with session.request("POST", url, data=_BODY, headers=headers, timeout=timeout) as response:
-            await response.read()
+        await transport.post(url, _BODY, headers, timeout, max_body=1 << 24, max_error_body=1 << 16)
 
     try:
         cpu, rps = await _closed_loop(via_aiohttp, connections, requests)
     finally:
-        await session.close()
+        await transport.aclose()
     cells.append({"client": "aiohttp", "cpu_us_per_request": round(cpu, 1), "rps": round(rps)})
 
     head = (

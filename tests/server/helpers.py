@@ -148,7 +148,11 @@ def serving(app: Any, **config: Any) -> Iterator[ServerThread]:
         server.stop()
 
 
-def garbage_left_by(run: Callable[[], None], *modules: str) -> list[str]:
+GATEWAY_MODULES = ("uvicorn.", "llm_factory_server.", "llm_factory_core.")
+"""Where the gateway's own objects come from (``garbage_left_by``)."""
+
+
+def garbage_left_by(run: Callable[[], None], modules: tuple[str, ...] = GATEWAY_MODULES) -> list[str]:
     """The types (from ``modules``) of the objects ``run`` left in reference cycles: each one is
     freed only by the garbage collector, whose pauses become the gateway's latency tail."""
     gc.collect()

@@ -49,9 +49,9 @@ zero sleep releases the GIL, but the thread usually takes it straight back)."""
 _NICENESS = 10
 """How much lower than the event loop's the recorder threads' CPU priority is (Linux). Where the
 gateway has one core (pinned, or a one-CPU container), a thread woken to price a slice took the
-CPU from a request in flight: at one request at a time this was most of the p99 (measured with
-``bench/``: ~1.2-2.2 ms at the same priority, ~0.9-1.1 ms lowered). The threads still run whenever
-the loop waits, which is most of the time."""
+CPU from a request in flight: at one request at a time this was part of the p99 (paired runs:
+~1.2-2.2 ms at the same priority, ~0.9-1.1 ms lowered). The threads still run whenever the loop
+waits, which is most of the time."""
 _SUMMARY_BUCKET = 60.0
 _SUMMARY_WINDOW = 3600.0
 
