@@ -17,8 +17,13 @@ URLs go to aiohttp exactly as given (``yarl.URL(url, encoded=True)``, after the 
 invalid characters httpx applies): aiohttp would otherwise re-normalise them and send ``%3A`` as
 ``:``, which breaks a SigV4 signature computed over the escaped path (every Bedrock model id).
 
+The exchanges themselves go through ``_http1`` (a small HTTP/1.1 client on httptools, several
+times cheaper per call than aiohttp's session) wherever it can carry them: every origin reached
+without a proxy, with a body in memory, any method but ``HEAD``. aiohttp carries the rest, so a
+proxy, a streamed request body or a ``HEAD`` behave exactly as before.
+
 Imported only when the aiohttp transport is selected (``aiohttp`` is an optional dependency, in
-the ``fast`` extra).
+the ``fast`` extra, with ``httptools``).
 """
 
 from __future__ import annotations
@@ -35,6 +40,11 @@ import httpx
 from yarl import URL
 
 from ._bounded import read_capped
+
+try:  # the ``fast`` extra brings it; an install without it takes aiohttp's path for every call
+    from ._http1 import Http1Pool, header_lines, raw_header_lines
+except ImportError:  # pragma: no cover - httptools missing
+    Http1Pool = None  # type: ignore[assignment,misc]
 
 __all__ = ["AiohttpTransport", "FastResponseStream", "Flow"]
 
@@ -348,8 +358,21 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
         self._proxies = urllib.request.getproxies_environment() if trust_env else {}
         self._proxy_for: dict[str, str | None] = {}
+        self._http1 = (
+            Http1Pool(
+                max_connections=self._limits.max_connections or 0,
+                max_per_host=max_connections_per_host,
+                keepalive_expiry=self._limits.keepalive_expiry if self._limits.keepalive_expiry is not None else 15.0,
+                ssl_context=self._ssl_context,
+            )
+            if Http1Pool is not None
+            else None
+        )
 
     # -- session --------------------------------------------------------------------------------
+
+    def _ssl_context(self) -> Any:
+        return httpx.create_ssl_context(verify=self._verify, trust_env=self._trust_env)
 
     def session(self) -> aiohttp.ClientSession:
         session = self._session
@@ -359,7 +382,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 limit=limits.max_connections or 0,
                 limit_per_host=self._per_host,
                 keepalive_timeout=limits.keepalive_expiry if limits.keepalive_expiry is not None else 15.0,
-                ssl=httpx.create_ssl_context(verify=self._verify, trust_env=self._trust_env),
+                ssl=self._ssl_context(),
             )
             session = self._session = aiohttp.ClientSession(
                 connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
@@ -411,10 +434,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         *,
         max_body: int,
         max_error_body: int,
-    ) -> tuple[int, aiohttp.ClientResponse, bytes]:
-        """POST and read the whole (decoded) reply: status, response (for its headers), body.
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """POST and read the whole (decoded) reply: status, raw headers, body.
         A reply is read up to ``max_body`` bytes (over it: ``LimitExceeded``), an error reply's
         first ``max_error_body`` bytes only (the connection is then dropped, not drained)."""
+        http1 = self._http1
+        if http1 is not None and self.proxy(url) is None:
+            return await http1.post(url, content, headers, timeout, max_body=max_body, max_error_body=max_error_body)
         with _httpx_errors():
             async with self.session().request(
                 "POST",
@@ -436,12 +462,18 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 )
                 if failed and not response.content.at_eof():
                     response.close()
-                return status, response, body
+                return status, list(response.raw_headers), body
 
     async def open(
         self, method: str, url: str, content: bytes, headers: Mapping[str, str], timeout: httpx.Timeout
     ) -> httpx.Response:
         """Send and return as soon as the headers are in; the body streams. Close the response."""
+        http1 = self._http1
+        if http1 is not None and method != "HEAD" and self.proxy(url) is None:
+            body = await http1.open(method, url, content, header_lines(headers), timeout)
+            return httpx.Response(
+                body.status, headers=body.raw_headers, stream=body, request=_request_for(method, url)
+            )
         with _httpx_errors():
             response = await self.session().request(
                 method,
@@ -466,9 +498,27 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             data: Any = request.content or None
         except httpx.RequestNotRead:
             data = request.stream
+        url = str(request.url)
+        http1 = self._http1
+        if (
+            http1 is not None
+            and isinstance(data, bytes | None)
+            and request.method != "HEAD"
+            and self.proxy(url) is None
+        ):
+            timeout = request.extensions.get("timeout") or {}
+            body = await http1.open(
+                request.method,
+                url,
+                data or b"",
+                raw_header_lines(request.headers.raw),
+                timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(None, **timeout),
+            )
+            return httpx.Response(
+                body.status, headers=body.raw_headers, stream=body, extensions={"http_version": b"HTTP/1.1"}
+            )
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         headers = [(k, v) for k, v in headers if k.lower() not in ("transfer-encoding", "content-length")]
-        url = str(request.url)
         with _httpx_errors():
             response = await self.session().request(
                 request.method,
@@ -488,6 +538,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         )
 
     async def aclose(self) -> None:
+        if self._http1 is not None:
+            await self._http1.aclose()
         session, self._session = self._session, None
         if session is not None:
             await session.close()

@@ -369,7 +369,7 @@ class Provider:
                     max_error_body=limits.max_error_body_bytes,
                 )
                 if status >= 400:
-                    raise self.parse_error(status, httpx.Headers(reply.raw_headers), content)
+                    raise self.parse_error(status, httpx.Headers(reply), content)
             else:
                 request = self.client.build_request(
                     "POST",
