@@ -471,9 +471,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         http1 = self._http1
         if http1 is not None and method != "HEAD" and self.proxy(url) is None:
             body = await http1.open(method, url, content, header_lines(headers), timeout)
-            return httpx.Response(
-                body.status, headers=body.raw_headers, stream=body, request=_request_for(method, url)
-            )
+            return httpx.Response(body.status, headers=body.raw_headers, stream=body, request=_request_for(method, url))
         with _httpx_errors():
             response = await self.session().request(
                 method,

@@ -585,9 +585,7 @@ class Http1Pool:
             raise
         return whole.status, whole.raw_headers, await whole.content()
 
-    async def open(
-        self, method: str, url: str, content: bytes, head_lines: bytes, timeout: httpx.Timeout
-    ) -> Http1Body:
+    async def open(self, method: str, url: str, content: bytes, head_lines: bytes, timeout: httpx.Timeout) -> Http1Body:
         """Send, and return once the reply's headers are in; its body streams (close it)."""
         where = target(method, url)
         head = where.line + head_lines

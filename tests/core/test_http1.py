@@ -379,7 +379,7 @@ async def test_a_silent_upstream_is_a_read_timeout_and_a_closed_port_a_connect_e
         return False
 
     async with serving(silent) as server, pool() as client:
-        with pytest.raises(httpx.ReadTimeout, match="nothing for 0.2s"):
+        with pytest.raises(httpx.ReadTimeout, match=r"nothing for 0\.2s"):
             await post(client, server.url, timeout=httpx.Timeout(0.2, connect=LIVENESS))
         listener = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
         port = listener.sockets[0].getsockname()[1]
