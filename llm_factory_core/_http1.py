@@ -251,6 +251,7 @@ class _Connection(asyncio.Protocol):
         was_closed = self.closed
         self.closed = True
         self._pool.forget(self)
+        self._parser = None  # type: ignore[assignment]  # it holds this protocol: no reference cycle
         sink = self.sink
         if sink is None:
             return
@@ -273,18 +274,32 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools' callbacks ---------------------------------------------------------------------
 
+    # A reply after the one asked for (in the same read) is never handed on, and its connection
+    # is not reused; an interim reply (1xx: 103 Early Hints...) is skipped.
+
+    def on_message_begin(self) -> None:
+        if self._complete:
+            self._keep_alive = False
+
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if self._complete or status < 200:
+            self._headers = []
+            return
         self._headers_done = True
         assert self.sink is not None
-        self.sink.headers(self._parser.get_status_code(), self._headers)
+        self.sink.headers(status, self._headers)
 
     def on_body(self, body: bytes) -> None:
-        self._pieces.append(body)
+        if not self._complete:
+            self._pieces.append(body)
 
     def on_message_complete(self) -> None:
+        if not self._headers_done or self._complete:  # an interim reply, or one after the end
+            return
         self._complete = True
         self._keep_alive = self._parser.should_keep_alive()  # llhttp resets it once this returns
 
@@ -482,6 +497,8 @@ class Http1Body(httpx.AsyncByteStream, _Sink):
         try:
             if self._buffer:  # what arrived before the splice began
                 self._spliced(self._take())
+            else:
+                self._follow_flow()  # a reader full already
             if not finished.done():
                 if self._error is not None:
                     raise self._error
@@ -505,8 +522,11 @@ class Http1Body(httpx.AsyncByteStream, _Sink):
         except BaseException as exc:  # the consumer's error ends the splice; the connection never sees it
             self._settle(exc)
             return
+        self._follow_flow()
+
+    def _follow_flow(self) -> None:
         conn = self._conn
-        if conn is not None and not self._waiting_flow and self._flow.paused():
+        if conn is not None and not self._waiting_flow and self._flow is not None and self._flow.paused():
             # The socket alone is paused; the client's writable callback resumes it.
             self._waiting_flow = True
             conn.pause()
@@ -621,9 +641,10 @@ class Http1Pool:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
-            if now - conn.idle_since < self._expiry and not conn.closed:
+            transport = conn.transport
+            if now - conn.idle_since < self._expiry and transport is not None and not transport.is_closing():
                 return conn
-            conn.close()  # expired: so are the older ones, closed as they come up
+            conn.close()  # expired (so are the older ones, closed as they come up) or closing
         return None
 
     def _room(self, key: tuple[str, str, int], *, evict: bool = False) -> bool:

@@ -1,4 +1,5 @@
-"""The HTTP client a factory builds: aiohttp under httpx's API when installed, else httpx's own.
+"""The HTTP client a factory builds: the fast transport under httpx's API when installed (the core's
+HTTP/1.1 client on httptools, aiohttp's session for proxies; see ``_aiohttp``), else httpx's own.
 
 One pool serves every deployment, so it is capped per origin where the transport can (aiohttp's
 ``limit_per_host``; httpx's pool has none, and there the pool-wait timeout each request carries,

@@ -345,6 +345,25 @@ async def test_a_reader_behind_pauses_the_socket_and_still_gets_every_byte() -> 
     assert server.connections == 1
 
 
+async def test_an_interim_reply_is_skipped_and_a_second_reply_never_handed_on() -> None:
+    async def hints(request: Request, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\nHTTP/1.1 200 X\r\ncontent-length: 2\r\n\r\nok")
+        return True
+
+    async def twice(request: Request, writer: asyncio.StreamWriter) -> bool:
+        one = b"HTTP/1.1 200 X\r\ncontent-length: 3\r\n\r\none"
+        writer.write(one + one.replace(b"200", b"500").replace(b"one", b"two"))  # one read
+        return True
+
+    async with serving(hints) as early, serving(twice) as double, pool() as client:
+        assert await post(client, early.url) == (200, b"ok")
+        assert await post(client, early.url) == (200, b"ok")
+        assert early.connections == 1
+        assert await post(client, double.url) == (200, b"one")
+        assert await post(client, double.url) == (200, b"one")
+        assert double.connections == 2  # a connection that sent more than was asked is not reused
+
+
 async def test_invalid_http_from_the_upstream_is_a_protocol_error() -> None:
     async def garbage(request: Request, writer: asyncio.StreamWriter) -> bool:
         writer.write(b"SMTP ready\r\n\r\n")

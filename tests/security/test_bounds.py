@@ -265,7 +265,8 @@ async def test_a_hanging_upstream_holds_at_most_its_share_of_the_pool_on_aiohttp
                         first_token_timeout=10, timeout=10, connect_timeout=0.3),
             ModelConfig(provider="openai", model_name="m", api_base=fast.base_url, api_key="sk-pool-test-0002"),
         ]  # fmt: skip
-        # aiohttp bounds waiting for the pool and connecting together: pool_timeout + connect_timeout.
+        # The wait for the pool is bounded by pool_timeout (through a proxy, where aiohttp's session
+        # carries the call, by pool_timeout + connect_timeout).
         limits: dict[str, Any] = {"max_connections": 3, "max_connections_per_host": 2, "pool_timeout": 0.3}
         async with LLMFactory(configs, transport="aiohttp", num_retries=0, **limits) as f:
             outcomes: list[BaseException | None] = []

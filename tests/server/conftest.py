@@ -90,15 +90,19 @@ class SplicePath:
 def path(http_transport: str, monkeypatch: pytest.MonkeyPatch) -> SplicePath:
     """What the splice did in this test (the gateway runs in this process)."""
     from llm_factory_core._aiohttp import FastResponseStream
+    from llm_factory_core._http1 import Http1Body
     from llm_factory_server._passthrough import ClientSink
 
     seen = SplicePath(http_transport)
-    splice, write, when_writable = FastResponseStream.splice, ClientSink.write, ClientSink.when_writable
+    write, when_writable = ClientSink.write, ClientSink.when_writable
 
-    async def counted_splice(self: Any, on_data: Any, flow: Any) -> None:
-        seen.splices += 1
-        seen.spliced.set()
-        await splice(self, on_data, flow)
+    def counted(splice: Any) -> Any:
+        async def counted_splice(self: Any, on_data: Any, flow: Any) -> None:
+            seen.splices += 1
+            seen.spliced.set()
+            await splice(self, on_data, flow)
+
+        return counted_splice
 
     def counted_write(self: Any, chunk: Any) -> None:
         seen.sink_writes += 1
@@ -110,7 +114,8 @@ def path(http_transport: str, monkeypatch: pytest.MonkeyPatch) -> SplicePath:
             seen.paused.set()
         when_writable(self, callback)
 
-    monkeypatch.setattr(FastResponseStream, "splice", counted_splice)
+    for body in (Http1Body, FastResponseStream):  # the body of a call without and through a proxy
+        monkeypatch.setattr(body, "splice", counted(body.splice))
     monkeypatch.setattr(ClientSink, "write", counted_write)
     monkeypatch.setattr(ClientSink, "when_writable", counted_when_writable)
     return seen
