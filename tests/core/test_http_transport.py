@@ -29,7 +29,7 @@ from llm_factory_core._provider import FAST_CLIENTS
 from llm_factory_core._transports import TRANSPORT_ENV, new_client, transport_name
 from llm_factory_core.providers import Provider, ProviderSettings
 from llm_factory_core.testing import Fault, FaultyUpstream
-from tests.core.raw_upstream import JSON, RawUpstream, completion, whole
+from tests.core.raw_upstream import JSON, SSE, RawUpstream, completion, sse_chunk, whole
 
 pytestmark = pytest.mark.anyio
 pytest.importorskip("aiohttp")
@@ -262,3 +262,32 @@ def test_a_factory_used_across_asyncio_runs_closes_its_sessions(transport: str) 
     assert done.stdout.split() == ["hello", "hello", "done"]
     for sign in ("Unclosed", "ResourceWarning", "Exception ignored", "Traceback"):
         assert sign not in done.stderr, done.stderr
+
+
+# -- proxies ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["chat", "stream"])
+async def test_a_proxy_from_the_environment_carries_the_call_on_aiohttp(
+    monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    # The core's HTTP/1.1 client has no proxy support: a proxied origin goes through aiohttp's
+    # session, which sends the absolute URL to the proxy (here a loopback server that answers).
+    reply = completion("via the proxy") if mode == "chat" else sse_chunk({"content": "via the proxy"}, "stop")
+    with RawUpstream(
+        whole(reply + (b"data: [DONE]\n\n" if mode == "stream" else b""), headers=JSON if mode == "chat" else SSE)
+    ) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        config = ModelConfig(
+            provider="openai", model_name="m", api_base="http://upstream.invalid/v1", api_key="sk-proxy-0001"
+        )
+        async with LLMFactory(config, transport="aiohttp", num_retries=0) as f:
+            if mode == "chat":
+                text = (await f.chat_async("hi")).choices[0].message.content
+            else:
+                text = "".join([c.choices[0].delta.content or "" async for c in f.stream_async("hi") if c.choices])
+    assert text == "via the proxy"
+    (request,) = proxy.requests
+    assert request.line == b"POST http://upstream.invalid/v1/chat/completions HTTP/1.1"
