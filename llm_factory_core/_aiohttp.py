@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, Protocol
@@ -363,7 +364,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 max_connections=self._limits.max_connections or 0,
                 max_per_host=max_connections_per_host,
                 keepalive_expiry=self._limits.keepalive_expiry if self._limits.keepalive_expiry is not None else 15.0,
-                ssl_context=self._ssl_context,
+                # Not a bound method: the pool must not hold this transport (a reference cycle).
+                ssl_context=functools.partial(httpx.create_ssl_context, verify=verify, trust_env=trust_env),
             )
             if Http1Pool is not None
             else None

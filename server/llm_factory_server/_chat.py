@@ -138,17 +138,42 @@ async def _read_body(receive: Any, limit: int) -> bytes:
             return b"".join(parts)
 
 
-def _client_left(watcher: asyncio.Task[bool]) -> bool:
-    return watcher.done() and not watcher.cancelled() and watcher.result()
+class _Departure:
+    """Cancels the request's task when its client goes away; ``left`` once it did.
 
+    Under the gateway's own server the connection says so itself (``ResponseSplice.on_disconnect``,
+    called from the protocol's ``connection_lost``): no task per request. Under any other ASGI
+    server a task waits on ``receive()`` for ``http.disconnect``."""
 
-async def _watch_disconnect(receive: Any, task: asyncio.Task[Any]) -> bool:
-    """Cancel ``task`` when the client goes away; True once it did."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            task.cancel()
-            return True
+    __slots__ = ("_connection", "_task", "_watcher", "left")
+
+    def __init__(self, scope: dict[str, Any], receive: Any, task: asyncio.Task[Any], loop: Any) -> None:
+        self.left = False
+        self._task = task
+        self._watcher: asyncio.Task[None] | None = None
+        extensions = scope.get("extensions")
+        self._connection = extensions.get(SPLICE_EXTENSION) if extensions else None
+        if self._connection is not None:
+            self._connection.on_disconnect(self._gone)
+        else:
+            self._watcher = loop.create_task(self._watch(receive))
+
+    def _gone(self) -> None:
+        self.left = True
+        self._task.cancel()
+
+    async def _watch(self, receive: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self._gone()
+                return
+
+    def stop(self) -> None:
+        if self._connection is not None:
+            self._connection.on_disconnect(None)
+        elif self._watcher is not None:
+            self._watcher.cancel()
 
 
 def overhead_header(record: _Record) -> tuple[bytes, bytes]:
@@ -240,20 +265,20 @@ class ChatCompletions:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         assert task is not None
-        watcher = loop.create_task(_watch_disconnect(receive, task))
+        departure = _Departure(scope, receive, task, loop)
         try:
             if request.stream:
                 reply = await self._stream(gateway, request, send, record, scope)
             else:
                 reply = await self._chat(gateway, request, record)
         except asyncio.CancelledError:
-            if not _client_left(watcher) or task.uncancel() > 0:
+            if not departure.left or task.uncancel() > 0:
                 raise  # not (only) the client leaving: the server is shutting down
             record.status = _CLIENT_CLOSED
             return None
         finally:
-            watcher.cancel()
-        if _client_left(watcher):
+            departure.stop()
+        if departure.left:
             # The client left, yet the reply is ready (something below swallowed the cancellation,
             # or it is still pending: Python 3.11's uncancel does not clear it). Take it back and
             # let any pending one land here, harmlessly.

@@ -9,7 +9,8 @@ ASGI app runs. ``uvicorn_options`` gives uvicorn the class (picklable, for ``--w
 
 It also offers each request the ASGI extension ``llm_factory.splice`` (``ResponseSplice``): a way
 to write the body of a streamed response straight to the connection, framed as uvicorn frames it,
-from a callback of another connection (the pass-through splice, ``_passthrough``).
+from a callback of another connection (the pass-through splice, ``_passthrough``), and to be told
+when the client leaves without a task waiting on ``receive()``.
 """
 
 from __future__ import annotations
@@ -95,6 +96,14 @@ class ResponseSplice:
     def when_writable(self, callback: Callable[[], None] | None) -> None:
         self._protocol.on_writable = callback
 
+    def on_disconnect(self, callback: Callable[[], None] | None) -> None:
+        """Run ``callback`` once if the client's connection is lost (None: no more)."""
+        cycle = self._cycle()
+        if callback is not None and (cycle is None or cycle.disconnected):
+            callback()  # gone already
+            return
+        self._protocol.on_disconnect = callback
+
 
 class GatewayHttpProtocol(HttpToolsProtocol):
     """``HttpToolsProtocol`` plus ``ProtocolLimits``; everything else is uvicorn's."""
@@ -108,6 +117,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._refused = False
         self.on_writable: Callable[[], None] | None = None
         """Run once when the client's connection drains (``ResponseSplice.when_writable``)."""
+        self.on_disconnect: Callable[[], None] | None = None
+        """Run once when the connection is lost (``ResponseSplice.on_disconnect``)."""
 
     # -- connection ------------------------------------------------------------------------------
 
@@ -128,6 +139,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._cancel_timers()
         self.on_writable = None
         super().connection_lost(exc)
+        callback, self.on_disconnect = self.on_disconnect, None
+        if callback is not None:
+            callback()
 
     def resume_writing(self) -> None:
         super().resume_writing()

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import Any
 
 import anyio
 import httpx
 import pytest
 
 from llm_factory_core.testing import openai_chunks, sse_body
+from llm_factory_server import create_app
 
 from .conftest import Serve
-from .helpers import Upstream, make_factory
+from .helpers import ServerThread, Upstream, make_factory
 
 BODY = b'{"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": %s}'
 
@@ -55,12 +57,25 @@ def _raw_request(port: int, stream: bool) -> socket.socket:
     return sock
 
 
+@pytest.mark.parametrize("server_kind", ["gateway", "plain uvicorn"])
 @pytest.mark.parametrize("when", ["after_commit", "before_first_token", "non_streaming"])
-def test_disconnect_cancels_upstream(upstream: Upstream, serve: Serve, when: str) -> None:
+def test_disconnect_cancels_upstream(upstream: Upstream, serve: Serve, when: str, server_kind: str) -> None:
+    # Under the gateway's own protocol the connection reports the departure; under another server
+    # (the app mounted elsewhere) a task waits on receive() for it.
     hanging = Hanging()
     upstream.script("a", hanging.stream if when == "after_commit" else hanging.silent)
     factory = make_factory(upstream)
-    server = serve(factory)
+    plain = server_kind != "gateway"
+    server = ServerThread(create_app(factory), http="httptools").start() if plain else serve(factory)
+    try:
+        _disconnect_and_check(server, factory, hanging, when)
+    finally:
+        if plain:
+            server.stop()
+            factory.close()
+
+
+def _disconnect_and_check(server: ServerThread, factory: Any, hanging: Hanging, when: str) -> None:
     sock = _raw_request(server.port, stream=when != "non_streaming")
     if when == "after_commit":
         sock.settimeout(10)
@@ -130,3 +145,42 @@ async def test_a_client_leaving_as_the_reply_is_ready_leaves_no_cancellation_beh
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0
     await anyio.sleep(0.01)  # and no cancellation is left pending for what this task does next
+
+
+class _Cycle:
+    disconnected = False
+
+
+class _Protocol:
+    on_disconnect = None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("gone_already", [False, True])
+async def test_under_the_gateways_server_the_connection_reports_the_departure_without_a_task(
+    gone_already: bool,
+) -> None:
+    import asyncio
+
+    from llm_factory_server._chat import _Departure
+    from llm_factory_server._protocol import SPLICE_EXTENSION, ResponseSplice
+
+    cycle, protocol = _Cycle(), _Protocol()
+    cycle.disconnected = gone_already
+    scope = {"extensions": {SPLICE_EXTENSION: ResponseSplice(protocol, cycle)}}  # type: ignore[arg-type]
+
+    async def request() -> None:
+        await asyncio.sleep(10)
+
+    task = asyncio.get_running_loop().create_task(request())
+    tasks_before = len(asyncio.all_tasks())
+    departure = _Departure(scope, None, task, asyncio.get_running_loop())
+    assert len(asyncio.all_tasks()) == tasks_before  # no watcher task
+    if not gone_already:
+        assert protocol.on_disconnect is not None and not departure.left
+        protocol.on_disconnect()  # what GatewayHttpProtocol.connection_lost does
+    assert departure.left
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    departure.stop()
+    assert protocol.on_disconnect is None  # the next request on the connection starts clean
