@@ -289,7 +289,7 @@ class _Splice:
         # callbacks would leave the rest of a read unparsed until the upstream sent more.
         protocol = self._protocol
         transport = protocol.transport if protocol is not None else None
-        return transport if transport is not None and not transport.is_closing() else None  # type: ignore[return-value]
+        return transport if transport is not None and not transport.is_closing() else None
 
     def _resume(self) -> None:
         self._paused = False

@@ -328,7 +328,8 @@ class ReadDecoder(Protocol):
     """Turns each network read into one ``RawChunk`` (None: nothing to write) and an error to
     raise after writing it; ``done`` turns True when the stream is over before its body ends."""
 
-    done: bool
+    @property
+    def done(self) -> bool: ...
 
     def feed(self, piece: bytes) -> tuple[RawChunk | None, Exception | None]: ...
 

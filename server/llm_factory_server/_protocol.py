@@ -182,7 +182,8 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:
-            self.scope.setdefault("extensions", {})[SPLICE_EXTENSION] = ResponseSplice(self, cycle)
+            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+            extensions[SPLICE_EXTENSION] = ResponseSplice(self, cycle)
         if self._body_timer is None and not self.transport.is_closing():
             self._body_timer = self.loop.call_later(self.limits.body_timeout, self._body_timeout)
 
