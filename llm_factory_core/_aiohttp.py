@@ -19,8 +19,9 @@ invalid characters httpx applies): aiohttp would otherwise re-normalise them and
 
 The exchanges themselves go through ``_http1`` (a small HTTP/1.1 client on httptools, several
 times cheaper per call than aiohttp's session) wherever it can carry them: every origin reached
-without a proxy, with a body in memory, any method but ``HEAD``. aiohttp carries the rest, so a
-proxy, a streamed request body or a ``HEAD`` behave exactly as before.
+without a proxy, a URL without user-info, a body in memory, any method but ``HEAD``. aiohttp
+carries the rest, so a proxy, credentials in the URL, a streamed request body or a ``HEAD``
+behave exactly as before.
 
 Imported only when the aiohttp transport is selected (``aiohttp`` is an optional dependency, in
 the ``fast`` extra, with ``httptools``).
@@ -359,6 +360,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
         self._proxies = urllib.request.getproxies_environment() if trust_env else {}
         self._proxy_for: dict[str, str | None] = {}
+        self._direct_for: dict[str, bool] = {}
         self._http1 = (
             Http1Pool(
                 max_connections=self._limits.max_connections or 0,
@@ -403,6 +405,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._proxy_for[origin] = None if bypass else self._proxies.get(parts.scheme) or self._proxies.get("all")
         return self._proxy_for[origin]
 
+    def _direct(self, url: str) -> bool:
+        """Whether the HTTP/1.1 client carries a call to ``url``: no proxy, and no user-info in
+        the URL (aiohttp turns ``user:pass@`` into basic auth, as httpx does; that client does not)."""
+        direct = self._direct_for.get(url)
+        if direct is None:
+            if len(self._direct_for) >= _URLS_KEPT:
+                self._direct_for.clear()
+            direct = self._direct_for[url] = self.proxy(url) is None and "@" not in urlsplit(url).netloc
+        return direct
+
     def client_timeout(
         self, connect: float | None, read: float | None, pool: float | None = None
     ) -> aiohttp.ClientTimeout:
@@ -441,7 +453,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         A reply is read up to ``max_body`` bytes (over it: ``LimitExceeded``), an error reply's
         first ``max_error_body`` bytes only (the connection is then dropped, not drained)."""
         http1 = self._http1
-        if http1 is not None and self.proxy(url) is None:
+        if http1 is not None and self._direct(url):
             return await http1.post(url, content, headers, timeout, max_body=max_body, max_error_body=max_error_body)
         with _httpx_errors():
             async with self.session().request(
@@ -471,7 +483,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ) -> httpx.Response:
         """Send and return as soon as the headers are in; the body streams. Close the response."""
         http1 = self._http1
-        if http1 is not None and method != "HEAD" and self.proxy(url) is None:
+        if http1 is not None and method != "HEAD" and self._direct(url):
             body = await http1.open(method, url, content, header_lines(headers), timeout)
             return httpx.Response(body.status, headers=body.raw_headers, stream=body, request=_request_for(method, url))
         with _httpx_errors():
@@ -500,12 +512,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             data = request.stream
         url = str(request.url)
         http1 = self._http1
-        if (
-            http1 is not None
-            and isinstance(data, bytes | None)
-            and request.method != "HEAD"
-            and self.proxy(url) is None
-        ):
+        if http1 is not None and isinstance(data, bytes | None) and request.method != "HEAD" and self._direct(url):
             timeout = request.extensions.get("timeout") or {}
             body = await http1.open(
                 request.method,

@@ -291,3 +291,21 @@ async def test_a_proxy_from_the_environment_carries_the_call_on_aiohttp(
     assert text == "via the proxy"
     (request,) = proxy.requests
     assert request.line == b"POST http://upstream.invalid/v1/chat/completions HTTP/1.1"
+
+
+async def test_credentials_in_the_url_become_basic_auth_on_aiohttp() -> None:
+    # As httpx does; the core's HTTP/1.1 client does not, so such a URL goes through aiohttp.
+    from llm_factory_core._aiohttp import AiohttpTransport
+
+    with RawUpstream(whole(completion(), headers=JSON)) as upstream:
+        url = upstream.url.replace("http://", "http://user:pass@") + "/v1/chat/completions"
+        transport = AiohttpTransport()
+        try:
+            status, _, _ = await transport.post(
+                url, b"{}", {}, httpx.Timeout(5.0), max_body=1 << 20, max_error_body=1 << 10
+            )
+        finally:
+            await transport.aclose()
+    assert status == 200
+    (request,) = upstream.requests
+    assert request.headers["authorization"] == "Basic dXNlcjpwYXNz"  # user:pass
