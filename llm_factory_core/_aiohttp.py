@@ -354,29 +354,27 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self._limits = limits or httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=30)
         self._per_host = max_connections_per_host
-        self._verify = verify
-        self._trust_env = trust_env
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, float | None, float | None], aiohttp.ClientTimeout] = {}
         self._proxies = urllib.request.getproxies_environment() if trust_env else {}
         self._proxy_for: dict[str, str | None] = {}
         self._direct_for: dict[str, bool] = {}
+        limits = self._limits
+        self._keepalive = limits.keepalive_expiry if limits.keepalive_expiry is not None else 15.0
+        # A partial, not a bound method: the pool holding it must not hold this transport (a cycle).
+        self._ssl_context = functools.partial(httpx.create_ssl_context, verify=verify, trust_env=trust_env)
         self._http1 = (
             Http1Pool(
-                max_connections=self._limits.max_connections or 0,
+                max_connections=limits.max_connections or 0,
                 max_per_host=max_connections_per_host,
-                keepalive_expiry=self._limits.keepalive_expiry if self._limits.keepalive_expiry is not None else 15.0,
-                # Not a bound method: the pool must not hold this transport (a reference cycle).
-                ssl_context=functools.partial(httpx.create_ssl_context, verify=verify, trust_env=trust_env),
+                keepalive_expiry=self._keepalive,
+                ssl_context=self._ssl_context,
             )
             if Http1Pool is not None
             else None
         )
 
     # -- session --------------------------------------------------------------------------------
-
-    def _ssl_context(self) -> Any:
-        return httpx.create_ssl_context(verify=self._verify, trust_env=self._trust_env)
 
     def session(self) -> aiohttp.ClientSession:
         session = self._session
@@ -385,7 +383,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             connector = aiohttp.TCPConnector(
                 limit=limits.max_connections or 0,
                 limit_per_host=self._per_host,
-                keepalive_timeout=limits.keepalive_expiry if limits.keepalive_expiry is not None else 15.0,
+                keepalive_timeout=self._keepalive,
                 ssl=self._ssl_context(),
             )
             session = self._session = aiohttp.ClientSession(

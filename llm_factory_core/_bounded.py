@@ -30,6 +30,7 @@ __all__ = [
     "UndecodableBody",
     "body_of",
     "bound_response",
+    "once",
     "read_capped",
     "too_large",
     "uncommitted_overflow",
@@ -165,7 +166,7 @@ async def read_capped(
     return bytes(out)
 
 
-async def _once(content: bytes) -> AsyncIterator[bytes]:
+async def once(content: bytes) -> AsyncIterator[bytes]:
     yield content
 
 
@@ -173,7 +174,7 @@ def body_of(response: httpx.Response) -> tuple[AsyncIterator[bytes], str | None]
     """``response``'s body as it arrives, and the encoding it arrives in. A reply already read
     into memory (``httpx.MockTransport``'s) is its decoded content."""
     if response.is_stream_consumed:
-        return _once(response.content), None
+        return once(response.content), None
     return response.aiter_raw(), response.headers.get("content-encoding")
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from .._bounded import read_capped, too_large
+from .._bounded import once, read_capped, too_large
 from ._connection import Connection, Sink
 
 if TYPE_CHECKING:
@@ -72,16 +72,12 @@ class Whole(Sink):
         if self.encoding is None:
             return raw[: self._cap] if failed else raw
         return await read_capped(
-            _once(raw),
+            once(raw),
             self.encoding,
             self._cap,
             "max_error_body_bytes" if failed else "max_response_bytes",
             truncate=failed,
         )
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 class Http1Body(httpx.AsyncByteStream, Sink):

@@ -4,6 +4,7 @@ it hands a reply to (``Sink``), and the request's head: the request line and the
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, NoReturn
 
@@ -14,8 +15,6 @@ if TYPE_CHECKING:
     from ._pool import Http1Pool
 
 __all__ = ["Sink", "Connection", "Target", "header_lines", "raw_header_lines", "target"]
-
-_CACHED = 1024
 
 
 class Target:
@@ -36,18 +35,10 @@ class Target:
         self.line = b"%s %s HTTP/1.1\r\nHost: %s\r\n" % (method.encode("ascii"), parsed.raw_path, parsed.netloc)
 
 
-_TARGETS: dict[tuple[str, str], Target] = {}
-
-
+@functools.lru_cache(maxsize=1024)
 def target(method: str, url: str) -> Target:
     """``Target`` for ``method`` and ``url``, cached: a deployment calls the same few URLs."""
-    key = (method, url)
-    found = _TARGETS.get(key)
-    if found is None:
-        if len(_TARGETS) >= _CACHED:
-            _TARGETS.clear()
-        found = _TARGETS[key] = Target(method, url)
-    return found
+    return Target(method, url)
 
 
 def header_lines(headers: Mapping[str, str]) -> bytes:
@@ -255,6 +246,7 @@ class Connection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         if self._complete:
             self._keep_alive = False
+            self._headers = []  # the reply handed on keeps its own list
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))

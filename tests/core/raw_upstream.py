@@ -29,6 +29,17 @@ class RawRequest:
 Respond = Callable[["RawUpstream", RawRequest, asyncio.StreamWriter], Awaitable[None]]
 
 
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One request off ``reader``: its head (through the blank line) and its ``Content-Length`` body."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return head, await reader.readexactly(length)
+
+
 @dataclass
 class RawUpstream:
     """``with RawUpstream(respond) as up: up.url``; ``respond(up, request, writer)`` writes the

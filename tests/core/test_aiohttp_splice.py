@@ -24,6 +24,7 @@ pytest.importorskip("aiohttp")
 
 from llm_factory_core._aiohttp import AiohttpTransport, FastResponseStream, _Splice
 from llm_factory_core._http1 import Http1Body
+from tests.core.raw_upstream import read_request
 
 pytestmark = pytest.mark.anyio
 
@@ -59,13 +60,7 @@ async def upstream(respond: Respond) -> AsyncIterator[str]:
         assert task is not None
         handlers.add(task)
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
+            await read_request(reader)
             await respond(writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
