@@ -33,7 +33,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ._errors import ConfigurationError, ProviderError
 from ._health import CooldownPolicy, InMemoryHealth, wall_clock
 
-__all__ = ["SharedHealth", "health_for_state"]
+__all__ = ["SharedHealth", "health_for_state", "still_wanted"]
 
 log = logging.getLogger("llm_factory_core.shared_state")
 
@@ -73,6 +73,15 @@ def _display(url: str) -> str:
         return url
     netloc = f"{parts.username or ''}:****@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def still_wanted() -> None:
+    """Raise the cancellation a library below swallowed: redis-py's asyncio client can catch a
+    ``CancelledError`` delivered mid-command and go on, leaving a loop that never ends (a
+    gateway's shutdown then waited until the connection failed, ~13 s)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class SharedHealth(InMemoryHealth):
@@ -253,11 +262,13 @@ class SharedHealth(InMemoryHealth):
         """Send changes as soon as they happen; exchange counters every ``sync_interval``."""
         next_sync = 0.0
         while True:
+            still_wanted()
             wake.clear()
             await self._flush(set_cooldown, recover)
             if time.monotonic() >= next_sync:
                 await self._sync(client)
                 next_sync = time.monotonic() + self.sync_interval
+            still_wanted()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, next_sync - time.monotonic())):
                     await wake.wait()
@@ -265,6 +276,7 @@ class SharedHealth(InMemoryHealth):
     async def _read(self, pubsub: Any) -> None:
         """Apply the fleet's changes as they are published."""
         while True:
+            still_wanted()
             message = await pubsub.get_message(timeout=1.0)
             if message is not None:
                 self._apply(message.get("data"))

@@ -187,3 +187,39 @@ def test_the_gateway_health_probe_says_whether_state_is_shared(hosts: Hosts, red
             assert "127.0.0.1" not in reply.text  # an open probe says nothing about where Redis is
         finally:
             server.stop()
+
+
+class _SwallowingPubSub:
+    """A subscription whose read swallows the first cancellation delivered mid-read, as redis-py's
+    asyncio client can."""
+
+    swallowed = False
+
+    async def get_message(self, timeout: float) -> None:
+        import asyncio
+
+        try:
+            await asyncio.sleep(timeout)
+        except asyncio.CancelledError:
+            if self.swallowed:
+                raise
+            self.swallowed = True
+        return None
+
+
+@pytest.mark.anyio
+async def test_a_cancellation_the_redis_client_swallows_still_stops_the_loops() -> None:
+    # Else a gateway's shutdown waited on the shared-state task until the connection failed (~13 s).
+    import asyncio
+
+    health = SharedHealth("redis://127.0.0.1:1/0")
+    pubsub = _SwallowingPubSub()
+    reader = asyncio.get_running_loop().create_task(health._read(pubsub))
+    await asyncio.sleep(0.05)
+    reader.cancel()
+    done, _ = await asyncio.wait({reader}, timeout=3)
+    if not done:  # the loop went on: end it (the fake swallows once) and fail
+        reader.cancel()
+        await asyncio.wait({reader}, timeout=3)
+    assert pubsub.swallowed
+    assert done and reader.cancelled(), "the loop went on after its cancellation was swallowed"

@@ -24,6 +24,8 @@ import logging
 import time
 from typing import Any
 
+from llm_factory_core._shared_state import still_wanted
+
 __all__ = ["Counters"]
 
 log = logging.getLogger("llm_factory_server.ops")
@@ -177,6 +179,7 @@ class Counters:
 
     async def _run(self) -> None:
         while True:
+            still_wanted()  # redis-py can swallow a cancellation delivered mid-command
             try:
                 await asyncio.wait_for(self._sync(), timeout=2.0)
             except asyncio.CancelledError:
