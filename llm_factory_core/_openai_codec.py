@@ -29,6 +29,7 @@ from ._errors import (
 from ._json import dumps, loads
 from ._message_fields import MessageFields
 from ._provider import Provider, error_for_status, parse_retry_after
+from ._raw_reply import RAW_REPLY, plain_completion
 from ._raw_sse import RAW_SSE, raw_openai_stream
 from ._request import ChatRequest
 from ._sse import aiter_sse
@@ -252,6 +253,11 @@ class OpenAICompatibleProvider(Provider):
     """Whether ``decode_stream`` may forward plain events byte for byte to a caller that asked for
     it (``RAW_SSE``, see ``_raw_sse``). Only for providers whose ``adapt_chunk`` changes nothing in
     a plain OpenAI chunk (``raw_passthrough`` narrows it per event)."""
+    raw_reply: ClassVar[bool] = False
+    """Whether ``complete`` may hand a plain non-streamed reply on as its bytes to a caller that
+    asked for it (``RAW_REPLY``, see ``_raw_reply``). Only for providers whose ``parse_completion``
+    changes nothing in a plain OpenAI reply; a subclass that overrides it, ``adapt_completion`` or
+    ``map_finish_reason`` loses it unless it sets it again itself."""
 
     # -- request --------------------------------------------------------------------------------
 
@@ -336,6 +342,10 @@ class OpenAICompatibleProvider(Provider):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "raw_reply" not in cls.__dict__ and any(
+            name in cls.__dict__ for name in ("parse_completion", "adapt_completion", "map_finish_reason")
+        ):
+            cls.raw_reply = False  # its replies are fixed up: never forwarded unparsed
         hook = cls.__dict__.get("raw_passthrough")
         if hook is not None and len(inspect.signature(hook).parameters) == 2:
             # ``raw_passthrough(self, data)``, as the hook was first published: still called.
@@ -408,9 +418,18 @@ class OpenAICompatibleProvider(Provider):
 
     # -- the provider contract ------------------------------------------------------------------
 
+    async def complete(self, url: str, body: Any, headers: Mapping[str, str] | None = None) -> ChatCompletion:
+        """POST a chat body and parse the reply (``post_json`` and ``parse_completion``). A plain
+        reply under ``RAW_REPLY`` comes back as a ``RawCompletion`` of its bytes (``raw_reply``)."""
+        if not (self.raw_reply and RAW_REPLY.get()):
+            return self.parse_completion(await self.post_json(url, body, headers))
+        status, content = await self.post_for_bytes(url, body, headers)
+        data = self.decode_json(status, content)
+        raw = plain_completion(data, content)
+        return self.parse_completion(data) if raw is None else cast(ChatCompletion, raw)
+
     async def chat(self, request: ChatRequest) -> ChatCompletion:
-        data = await self.post_json(self.chat_url(), self.build_body(request, stream=False), self.auth_headers())
-        return self.parse_completion(data)
+        return await self.complete(self.chat_url(), self.build_body(request, stream=False), self.auth_headers())
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         async with self.open_stream(

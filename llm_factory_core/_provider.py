@@ -356,6 +356,19 @@ class Provider:
     ) -> Any:
         """POST a JSON body; return the decoded JSON reply or raise a typed error. The reply is
         read up to ``limits.max_response_bytes``, an error reply's first ``max_error_body_bytes``."""
+        return self.decode_json(*await self.post_for_bytes(url, body, headers, auth=auth))
+
+    def decode_json(self, status: int, content: bytes) -> Any:
+        """A successful reply's JSON, or the typed error of a reply that is not JSON."""
+        try:
+            return _loads(content)
+        except ValueError:
+            raise self.error(ServerError, "upstream sent a reply that is not JSON", status=status) from None
+
+    async def post_for_bytes(
+        self, url: str, body: Any, headers: Mapping[str, str] | None = None, *, auth: Any = None
+    ) -> tuple[int, bytes]:
+        """``post_json`` without the decoding: a successful reply's status and bytes."""
         fast = FAST_CLIENTS.get(self.client) if auth is None else None
         limits = self.limits
         try:
@@ -394,10 +407,7 @@ class Provider:
                     raise self.parse_error(status, response.headers, content)
         except httpx.TransportError as exc:
             raise self._transport_error(exc, received=False) from None
-        try:
-            return _loads(content)
-        except ValueError:
-            raise self.error(ServerError, "upstream sent a reply that is not JSON", status=status) from None
+        return status, content
 
     @asynccontextmanager
     async def open_stream(

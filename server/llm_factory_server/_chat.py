@@ -22,13 +22,13 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from llm_factory_core import CallInfo, ChatCompletionChunk, ChatRequest, LLMFactoryError
+from llm_factory_core import CallInfo, ChatCompletion, ChatCompletionChunk, ChatRequest, LLMFactoryError
 from llm_factory_core.providers import json_dumps as dumps
 
 from ._access import check_access
 from ._errors import ErrorReply, error_body, from_exception, from_validation_error, simple
 from ._gateway import Gateway, access_log, gateway_for
-from ._passthrough import RAW_SSE, SPLICE, ClientSink, RawChunk, raw_frame, wants_raw
+from ._passthrough import RAW_REPLY, RAW_SSE, SPLICE, ClientSink, RawChunk, RawCompletion, raw_frame, wants_raw
 from ._protocol import SPLICE_EXTENSION
 from ._tracing import OVERHEAD_HEADER, TRACED
 
@@ -292,15 +292,25 @@ class ChatCompletions:
     async def _chat(self, gateway: Gateway, request: ChatRequest, record: _Record) -> ErrorReply:
         factory = gateway.factory
         info = CallInfo()
+        raw = RAW_REPLY.set(True) if wants_raw(gateway) else None  # the pass-through (``_raw_reply``)
         try:
-            result = await factory.router.chat(request, factory.providers(), info=info)
+            result: ChatCompletion | RawCompletion = await factory.router.chat(request, factory.providers(), info=info)
         except LLMFactoryError as exc:
             record.attempts = record.failed = len(info.attempts)
             record.upstream = info.upstream
             return from_exception(exc)
+        finally:
+            if raw is not None:
+                RAW_REPLY.reset(raw)
         record.upstream = info.upstream
         record.attempts, record.failed = len(info.attempts) + 1, len(info.attempts)
         record.deployment = result.deployment
+        if isinstance(result, RawCompletion):  # the upstream's bytes, forwarded as they are
+            record.usage = result.usage
+            record.ticket.usage = result.usage_object()
+            if record.reply is not None:
+                record.reply.extend(result.texts)
+            return 200, result.body, []
         record.usage = _usage(result)
         record.ticket.usage = result.usage
         if record.reply is not None:

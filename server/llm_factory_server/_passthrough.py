@@ -1,4 +1,7 @@
-"""The stream pass-through: which streams may forward upstream bytes, and framing either kind.
+"""The pass-through: which replies may forward upstream bytes, and framing either kind of chunk.
+
+Non-streamed replies: ``_chat`` sets ``RAW_REPLY`` under the same conditions; a plain reply then
+comes back as a ``RawCompletion`` (``llm_factory_core._raw_reply``) whose bytes are the answer.
 
 ``_chat`` asks the core for raw frames (``RAW_SSE``) when nothing downstream needs parsed chunks:
 no tracing (its spans read each chunk), no stream continuation (it tracks the text sent). Raw
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from llm_factory_core._raw_reply import RAW_REPLY, RawCompletion
 from llm_factory_core._raw_sse import RAW_SSE, SPLICE, RawChunk
 
 if TYPE_CHECKING:
@@ -23,7 +27,7 @@ if TYPE_CHECKING:
     from ._gateway import Gateway
     from ._protocol import ResponseSplice
 
-__all__ = ["RAW_SSE", "SPLICE", "ClientSink", "RawChunk", "raw_frame", "wants_raw"]
+__all__ = ["RAW_REPLY", "RAW_SSE", "SPLICE", "ClientSink", "RawChunk", "RawCompletion", "raw_frame", "wants_raw"]
 
 
 def wants_raw(gateway: Gateway) -> bool:

@@ -129,6 +129,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
     owned_by = "openai"
     model_rules = OPENAI_RULES
     raw_sse: ClassVar[bool] = True  # adapt_chunk is the codec's: plain chunks may pass through unchanged
+    raw_reply: ClassVar[bool] = True  # so is parse_completion: plain replies may pass through unchanged
 
     settings: OpenAISettings
 
@@ -296,8 +297,7 @@ class OpenAIProvider(OpenAICompatibleProvider):
 
     async def chat(self, request: ChatRequest) -> ChatCompletion:
         headers = await self.request_headers()
-        data = await self.post_json(self._url, self.build_body(request, stream=False), headers)
-        return self.parse_completion(data)
+        return await self.complete(self._url, self.build_body(request, stream=False), headers)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ChatCompletionChunk]:
         headers = await self.request_headers()
