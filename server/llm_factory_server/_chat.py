@@ -183,10 +183,13 @@ def overhead_header(record: _Record) -> tuple[bytes, bytes]:
     return OVERHEAD_HEADER, b"%.3f" % (overhead * 1000)
 
 
-async def _send_json(send: Any, status: int, body: bytes, record: _Record, extra: list[tuple[bytes, bytes]]) -> None:
-    rid = record.rid
-    headers = [_JSON, (b"content-length", str(len(body)).encode()), (b"x-request-id", rid), *extra]
+async def _send_json(
+    send: Any, status: int, body: bytes, record: _Record, extra: list[tuple[bytes, bytes]], connection: Any
+) -> None:
+    headers = [_JSON, (b"content-length", b"%d" % len(body)), (b"x-request-id", record.rid), *extra]
     headers.append(overhead_header(record))
+    if connection is not None and connection.serves(send) and connection.respond(status, headers, body):
+        return  # one write for head and body (``ResponseSplice.respond``)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -222,7 +225,9 @@ class ChatCompletions:
             record.status = 500
         if reply is not None:
             record.status = reply[0]
-            await _send_json(send, reply[0], reply[1], record, reply[2])
+            extensions = scope.get("extensions")
+            connection = extensions.get(SPLICE_EXTENSION) if extensions else None
+            await _send_json(send, reply[0], reply[1], record, reply[2], connection)
         self._finish(gateway, record)
 
     async def _handle(

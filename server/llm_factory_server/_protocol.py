@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from ._settings import ServerSettings
 
@@ -88,6 +88,35 @@ class ResponseSplice:
             cycle.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
         else:
             cycle.transport.write(body)
+
+    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
+        """Send a whole response in one write (uvicorn's ``send`` makes two: the head, then the
+        body), leaving the cycle as uvicorn's would. ``headers`` are the gateway's own, already
+        valid, with the body's ``content-length``. False when this response is not one to write
+        so (started already, the client's connection full or gone, uvicorn's access log on):
+        ``send`` it as usual."""
+        cycle = self._cycle()
+        if cycle is None or cycle.response_started or cycle.disconnected or cycle.flow.write_paused or cycle.access_log:
+            return False
+        cycle.response_started = True
+        cycle.waiting_for_100_continue = False
+        cycle.chunked_encoding = False
+        cycle.expected_content_length = 0
+        parts = [STATUS_LINE[status]]
+        for name, value in cycle.default_headers:
+            parts += (name, b": ", value, b"\r\n")
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        if not cycle.keep_alive:
+            parts.append(b"connection: close\r\n")
+        parts += (b"\r\n", body)
+        cycle.transport.write(b"".join(parts))
+        cycle.response_complete = True
+        cycle.message_event.set()
+        if not cycle.keep_alive:
+            cycle.transport.close()
+        cycle.on_response()
+        return True
 
     def paused(self) -> bool:
         cycle = self._cycle()
