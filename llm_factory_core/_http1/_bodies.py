@@ -230,7 +230,8 @@ class Http1Body(httpx.AsyncByteStream, Sink):
         except BaseException as exc:  # the consumer's error ends the splice; the connection never sees it
             self._settle(exc)
             return
-        self._follow_flow()
+        if not self._waiting_flow and self._flow.paused():  # the usual read: one check
+            self._follow_flow()
 
     def _follow_flow(self) -> None:
         conn = self._conn

@@ -345,14 +345,20 @@ class ChatCompletions:
                 record.ttft = info.first_token_at - record.started
             record.upstream = info.upstream
             headers = [*_SSE_HEADERS, (b"x-request-id", record.rid), overhead_header(record)]
-            record.committed = True
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
             reply = record.reply
-            try:
-                if first is not None and (frame := _frame(first, record, reply)):
+            frame = _frame(first, record, reply) if first is not None else b""
+            extensions = scope.get("extensions")
+            target = extensions.get(SPLICE_EXTENSION) if extensions else None
+            if target is not None and not target.serves(send):
+                target = None  # a middleware wraps ``send``: everything goes through it
+            record.committed = True
+            # The head and the first frame in one write where the server allows it.
+            if target is None or not target.respond(200, headers, frame, more_body=True):
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                if frame:
                     await send({"type": "http.response.body", "body": frame, "more_body": True})
-                target = scope.get("extensions", {}).get(SPLICE_EXTENSION) if raw is not None else None
-                if target is not None and target.serves(send):
+            try:
+                if target is not None and raw is not None:
                     spliced = SPLICE.set(ClientSink(target, record, reply))  # the rest skips this loop
                 async for chunk in chunks:
                     if frame := _frame(chunk, record, reply):

@@ -53,19 +53,17 @@ class ClientSink:
     """The core's ``RawSink`` for one committed stream: each chunk recorded as ``raw_frame``
     records it and written through the server's ``ResponseSplice``."""
 
-    __slots__ = ("_record", "_reply", "_target")
+    __slots__ = ("_record", "_reply", "_target", "paused")
 
     def __init__(self, target: ResponseSplice, record: Any, reply: list[str] | None) -> None:
         self._target = target
         self._record = record
         self._reply = reply
+        self.paused: Callable[[], bool] = target.paused  # asked after every read: no call of its own
 
     def write(self, chunk: RawChunk) -> None:
         if data := raw_frame(chunk, self._record, self._reply):
             self._target.write(data)
-
-    def paused(self) -> bool:
-        return self._target.paused()
 
     def when_writable(self, callback: Callable[[], None] | None) -> None:
         self._target.when_writable(callback)

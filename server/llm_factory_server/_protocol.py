@@ -89,18 +89,19 @@ class ResponseSplice:
         else:
             cycle.transport.write(body)
 
-    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bool:
-        """Send a whole response in one write (uvicorn's ``send`` makes two: the head, then the
-        body), leaving the cycle as uvicorn's would. ``headers`` are the gateway's own, already
-        valid, with the body's ``content-length``. False when this response is not one to write
-        so (started already, the client's connection full or gone, uvicorn's access log on):
-        ``send`` it as usual."""
+    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, *, more_body: bool = False) -> bool:
+        """Send a response's head and its (first) body in one write (uvicorn's ``send`` makes
+        two), leaving the cycle as uvicorn's would. ``headers`` are the gateway's own, already
+        valid: with the body's ``content-length`` for a whole response; for one with
+        ``more_body`` (a stream: chunked, its further bodies sent or written as usual) without.
+        False when this response is not one to write so (started already, the client's
+        connection full or gone, uvicorn's access log on): ``send`` it as usual."""
         cycle = self._cycle()
         if cycle is None or cycle.response_started or cycle.disconnected or cycle.flow.write_paused or cycle.access_log:
             return False
         cycle.response_started = True
         cycle.waiting_for_100_continue = False
-        cycle.chunked_encoding = False
+        cycle.chunked_encoding = more_body
         cycle.expected_content_length = 0
         parts = [STATUS_LINE[status]]
         for name, value in cycle.default_headers:
@@ -109,6 +110,10 @@ class ResponseSplice:
             parts += (name, b": ", value, b"\r\n")
         if not cycle.keep_alive:
             parts.append(b"connection: close\r\n")
+        if more_body:
+            parts += (b"transfer-encoding: chunked\r\n\r\n", b"%x\r\n%b\r\n" % (len(body), body) if body else b"")
+            cycle.transport.write(b"".join(parts))
+            return True
         parts += (b"\r\n", body)
         cycle.transport.write(b"".join(parts))
         cycle.response_complete = True

@@ -156,3 +156,15 @@ def test_an_http_1_0_client_gets_its_reply_and_the_connection_closed(http_transp
     status, reply = _parse(data)
     assert status == 200 and reply.complete and reply.headers[b"connection"] == b"close"
     assert json.loads(reply.body)["choices"][0]["message"]["content"] == "Hello from a real socket"
+
+
+@pytest.mark.anyio
+async def test_respond_starts_a_chunked_stream_with_its_first_frame_and_send_goes_on_from_there() -> None:
+    cycle, transport, completed = _cycle()
+    headers = [(b"content-type", b"text/event-stream; charset=utf-8")]
+    assert ResponseSplice(object(), cycle).respond(200, headers, b"data: 1\n\n", more_body=True)  # type: ignore[arg-type]
+    assert len(transport.writes) == 1 and not cycle.response_complete and completed == []
+    await cycle.send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+    status, reply = _parse(b"".join(transport.writes))
+    assert status == 200 and reply.complete and reply.headers[b"transfer-encoding"] == b"chunked"
+    assert reply.body == b"data: 1\n\ndata: [DONE]\n\n" and cycle.response_complete and completed == [1]
