@@ -28,6 +28,7 @@ from llm_factory_core.providers import json_dumps as dumps
 from ._access import check_access
 from ._errors import ErrorReply, error_body, from_exception, from_validation_error, simple
 from ._gateway import Gateway, access_log, gateway_for
+from ._log_output import line_sink
 from ._passthrough import RAW_REPLY, RAW_SSE, SPLICE, ClientSink, RawChunk, RawCompletion, raw_frame, wants_raw
 from ._protocol import SPLICE_EXTENSION
 from ._tracing import OVERHEAD_HEADER, TRACED
@@ -416,8 +417,7 @@ class ChatCompletions:
         )
         if gateway.settings.log_requests and access_log.isEnabledFor(logging.INFO):
             usage = record.usage
-            access_log.info(
-                "%s model=%r stream=%s deployment=%s status=%d latency_ms=%.1f ttft_ms=%s tokens=%s attempts=%d%s",
+            args = (
                 record.rid.decode(),
                 record.model,
                 "true" if record.stream else "false",
@@ -429,6 +429,13 @@ class ChatCompletions:
                 record.attempts,
                 _content(record),
             )
+            if (sink := line_sink(access_log)) is not None:
+                sink.add_info_line(_ACCESS_LINE % args)  # ``llm-factory serve``'s own handler: no LogRecord
+            else:
+                access_log.info(_ACCESS_LINE, *args)
+
+
+_ACCESS_LINE = "%s model=%r stream=%s deployment=%s status=%d latency_ms=%.1f ttft_ms=%s tokens=%s attempts=%d%s"
 
 
 def _frame(chunk: ChatCompletionChunk | RawChunk, record: _Record, reply: list[str] | None) -> bytes:

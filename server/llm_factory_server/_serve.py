@@ -18,6 +18,7 @@ from uvicorn.config import LOGGING_CONFIG
 from ._app import _build
 from ._discovery import CONFIG_ENV, ENV_FILE_ENV
 from ._gateway import Gateway, loopback
+from ._log_output import LineFormatter
 from ._metrics import MULTIPROC_ENV
 from ._protocol import uvicorn_options
 from ._reload import install_sighup_reload
@@ -26,21 +27,6 @@ from ._settings import ServerSettings
 __all__ = ["serve", "worker_app"]
 
 log = logging.getLogger("llm_factory_server")
-
-
-class LineFormatter(logging.Formatter):
-    """uvicorn's ``INFO:     message`` layout at a fraction of its formatter's cost (no record
-    copy, no colour handling): the request log writes one line per request on the hot path."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        line = f"{record.levelname + ':':<9} {record.getMessage()}"
-        if record.exc_info or record.stack_info:
-            if record.exc_info and not record.exc_text:
-                record.exc_text = self.formatException(record.exc_info)
-            line = "\n".join(
-                filter(None, (line, record.exc_text, record.stack_info and self.formatStack(record.stack_info)))
-            )
-        return line
 
 
 def log_config(level: str) -> dict[str, Any]:

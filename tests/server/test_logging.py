@@ -80,7 +80,7 @@ def test_hostile_request_id_is_replaced(gateway, caplog: pytest.LogCaptureFixtur
 
 
 def test_the_line_formatter_keeps_uvicorns_layout_and_tracebacks() -> None:
-    from llm_factory_server._serve import LineFormatter
+    from llm_factory_server._log_output import LineFormatter
 
     formatter = LineFormatter()
     record = logging.LogRecord("llm_factory_server.access", logging.INFO, __file__, 1, "req-1 status=%d", (200,), None)
@@ -96,7 +96,8 @@ def test_the_line_formatter_keeps_uvicorns_layout_and_tracebacks() -> None:
 
 
 def test_the_gateway_process_skips_record_fields_its_lines_never_show(monkeypatch: pytest.MonkeyPatch) -> None:
-    from llm_factory_server._serve import LineFormatter, _lean_log_records
+    from llm_factory_server._log_output import LineFormatter
+    from llm_factory_server._serve import _lean_log_records
 
     for name in ("logProcesses", "logThreads", "logMultiprocessing", "_srcfile"):
         monkeypatch.setattr(logging, name, getattr(logging, name))  # restored after the test
