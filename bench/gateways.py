@@ -211,6 +211,11 @@ def start_ours(workdir: Path, cpus: set[int] | None, upstream: int, workers: int
             f"    api_key: {API_KEY}\n    api_base: http://127.0.0.1:{upstream}\n"
             for name in REAL_MODELS
         )
+        # The 2,048-stream level measures the gateway, not its default caps (1,000 connections in
+        # flight per worker, 1,000 upstream connections: past them a 503 / a refused connection,
+        # as documented). A deployment expecting that many raises them the same way.
+        + "router:\n  max_connections: 4096\n  max_connections_per_host: 4096\n"
+        + "server:\n  limit_concurrency: 4096\n"
     )
     argv = [sys.executable, "-m", "llm_factory_server", "--config", str(config), "--port", str(port)]
     argv += ["--workers", str(workers)]  # default log level: one access line per request, as deployed

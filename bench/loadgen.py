@@ -169,9 +169,13 @@ async def drive(
     warmup: float,
     stream: bool,
     on_window: Callable[[str], None] | None = None,
+    ramp: float = 0.0,
 ) -> LoadResult:
     """Run closed-loop load; ``on_window("start" | "end")`` is called when the counted window
-    opens and closes (the caller samples the gateway's CPU time there)."""
+    opens and closes (the caller samples the gateway's CPU time there). ``ramp``: the connections
+    start spread evenly over that many seconds (within the warm-up) instead of all at once, so a
+    closed loop of long requests is steady load, not ``concurrency`` arrivals in one instant
+    repeating every request's duration."""
     loop = asyncio.get_running_loop()
     now = time.perf_counter()
     run = _Run(build_request(target, body), stream, now + warmup, now + warmup + duration)
@@ -179,7 +183,9 @@ async def drive(
         loop.call_later(warmup, on_window, "start")
     connections: list[_Connection] = []
 
-    async def connection() -> None:
+    async def connection(delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
         while time.perf_counter() < run.deadline:
             try:
                 _, protocol = await loop.create_connection(lambda: _Connection(run), target.host, target.port)
@@ -190,7 +196,7 @@ async def drive(
             connections.append(protocol)
             await protocol.lost
 
-    tasks = [loop.create_task(connection()) for _ in range(concurrency)]
+    tasks = [loop.create_task(connection(ramp * i / concurrency)) for i in range(concurrency)]
     await asyncio.sleep(max(0.0, run.deadline - time.perf_counter()))
     if on_window is not None:
         on_window("end")

@@ -50,7 +50,8 @@ def realistic(
     log: Callable[[str], None],
 ) -> list[dict[str, Any]]:
     """Every level with the first length; the other lengths, and llm-factory's translated path, at
-    ``mid`` (64 when measured), where the marginal CPU per chunk is computed from the lengths."""
+    ``mid`` (64 when measured), where the marginal CPU per chunk is computed from the lengths; and
+    512 streams of the first length all starting at once (``streams.measure``'s ``burst``)."""
     cells = []
     mid = 64 if 64 in levels else (levels[0] if levels else 0)
     paths = ("pass-through", "translated") if gw.name == "llm-factory" else ("pass-through",)
@@ -59,6 +60,10 @@ def realistic(
             for level in levels if (chunks, path) == (lengths[0][0], "pass-through") else (mid,):
                 log(f"  {gw.name}: realistic streams, {chunks} chunks, {level} concurrent, {path}")
                 cells.append(streams.measure(gw, level, chunks, duration, warmup, path))
+    if 512 in levels:  # the same load arriving all at once, round after round: reported beside it
+        chunks, duration = lengths[0]
+        log(f"  {gw.name}: realistic streams, {chunks} chunks, 512 concurrent, all starting at once")
+        cells.append(streams.measure(gw, 512, chunks, duration, warmup, burst=True))
     return cells
 
 

@@ -52,9 +52,24 @@ def chunks_per_stream(chunks: int) -> int:
     return chunks + 2
 
 
+def nominal_seconds(chunks: int) -> float:
+    """How long a stream of ``chunks`` lasts at the upstream: first token at 20 ms, then 20 ms apart."""
+    return 0.02 * (chunks + 1)
+
+
 def measure(
-    gw: gateways.Gateway, concurrency: int, chunks: int, duration: float, warmup: float, path: str = "pass-through"
+    gw: gateways.Gateway,
+    concurrency: int,
+    chunks: int,
+    duration: float,
+    warmup: float,
+    path: str = "pass-through",
+    *,
+    burst: bool = False,
 ) -> dict[str, Any]:
+    """One cell. The connections start spread over one stream's length (steady load: as many
+    streams start in each instant as end); ``burst`` starts them all at once, so every round of
+    streams arrives together (``concurrency`` new requests in one instant, again and again)."""
     samples: dict[str, float | None] = {}
     proc = gw.proc if gw.name != "direct" else None
 
@@ -71,6 +86,7 @@ def measure(
             warmup=warmup,
             stream=True,
             on_window=window,
+            ramp=0.0 if burst else min(nominal_seconds(chunks), warmup),
         )
     )
     result = outcome.summary()
@@ -89,7 +105,8 @@ def measure(
         cpu / streamed * chunks_per_stream(chunks) * 1e6 if cpu is not None and streamed else None
     )
     result["rss_mb"] = proc.memory_mb("VmRSS") if proc is not None else None
-    return {"target": gw.name, "path": path, "concurrency": concurrency, "chunks": chunks, **result}
+    cell = {"target": gw.name, "path": path, "concurrency": concurrency, "chunks": chunks, **result}
+    return {**cell, "arrivals": "burst"} if burst else cell
 
 
 def marginal(cells: list[dict[str, Any]], target: str, path: str) -> tuple[int, float] | None:
@@ -99,7 +116,10 @@ def marginal(cells: list[dict[str, Any]], target: str, path: str) -> tuple[int, 
     mine = [
         c
         for c in cells
-        if c["target"] == target and c.get("path", "pass-through") == path and c.get("cpu_us_per_stream")
+        if c["target"] == target
+        and c.get("path", "pass-through") == path
+        and c.get("cpu_us_per_stream")
+        and not c.get("arrivals")
     ]
     for level in sorted({c["concurrency"] for c in mine}):
         at = sorted((c for c in mine if c["concurrency"] == level), key=lambda c: c["chunks"])
@@ -111,9 +131,9 @@ def marginal(cells: list[dict[str, Any]], target: str, path: str) -> tuple[int, 
 
 def overheads(cells: list[dict[str, Any]]) -> None:
     """Add each cell's full-stream overhead over ``direct`` at the same concurrency and length."""
-    direct = {(c["concurrency"], c["chunks"]): c for c in cells if c["target"] == "direct"}
+    direct = {(c["concurrency"], c["chunks"], c.get("arrivals")): c for c in cells if c["target"] == "direct"}
     for cell in cells:
-        ref = direct.get((cell["concurrency"], cell["chunks"]))
+        ref = direct.get((cell["concurrency"], cell["chunks"], cell.get("arrivals")))
         if ref is None or cell["target"] == "direct" or not cell["requests"] or not ref["requests"]:
             cell["added_p50_ms"] = None
             continue
@@ -128,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--no-nginx", action="store_true")
+    parser.add_argument("--burst", action="store_true", help="every connection starts at once (see measure)")
     parser.add_argument(
         "--no-passthrough",
         action="store_true",
@@ -162,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                     targets.append(ng)
             for gw in targets:
                 for level in levels:
-                    cell = measure(gw, level, args.chunks, args.duration, args.warmup)
+                    cell = measure(gw, level, args.chunks, args.duration, args.warmup, burst=args.burst)
                     cells.append(cell)
                     print(
                         f"{gw.name} c={level}: {cell['rps']:.0f} streams/s p50 {cell['p50_ms']:.1f} ms "
