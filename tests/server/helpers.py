@@ -30,7 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from llm_factory_core import LLMFactory, ModelConfig
-from llm_factory_core.testing import json_response, openai_chunks, openai_completion, sse_body
+from llm_factory_core.testing import json_response, openai_chunks, openai_completion, serve_handler, sse_body
 from llm_factory_server import ServerSettings, create_app
 from llm_factory_server._protocol import uvicorn_options
 
@@ -177,6 +177,23 @@ def serving_factory(transport: str, *configs: ModelConfig, **router: Any) -> Ite
             yield server
     finally:
         factory.close()
+
+
+@contextmanager
+def gateway_over(
+    handler: Callable[[httpx.Request], httpx.Response], http_transport: str, **settings: Any
+) -> Iterator[ServerThread]:
+    """The gateway (``settings``) over one openai deployment ``gpt-4o`` whose upstream, on a real
+    socket, answers with ``handler``; no retries, no cooldown."""
+    with serve_handler(handler) as base:
+        config = ModelConfig(provider="openai", model_name="gpt-4o", api_key="sk-up-0001", api_base=f"{base}/v1")
+        factory = LLMFactory([config], transport=http_transport, num_retries=0, cooldown=0.0)
+        server = ServerThread(create_app(factory, settings=ServerSettings(**settings))).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+            factory.close()
 
 
 # -- a fake OpenAI upstream on a real socket (for gateways run as subprocesses) ---------------------

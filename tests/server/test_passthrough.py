@@ -22,7 +22,7 @@ from llm_factory_core.providers import OpenAICompatibleProvider, PluginRegistry
 from llm_factory_core.testing import serve_handler
 from llm_factory_server import ServerSettings, create_app
 
-from .helpers import ServerThread, serving_factory
+from .helpers import ServerThread, gateway_over, serving_factory
 
 BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
 BASE = {"id": "chatcmpl-pt1", "object": "chat.completion.chunk", "created": 1733300000, "model": "gpt-4o-2024-08-06"}
@@ -61,15 +61,8 @@ def gateway(http_transport: str, writes: list[bytes], **settings: Any) -> Iterat
         bodies.append(json.loads(request.content))
         return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=frames())
 
-    with serve_handler(handler) as base:
-        config = ModelConfig(provider="openai", model_name="gpt-4o", api_key="sk-up-0001", api_base=f"{base}/v1")
-        factory = LLMFactory([config], transport=http_transport, num_retries=0, cooldown=0.0)
-        server = ServerThread(create_app(factory, settings=ServerSettings(**settings))).start()
-        try:
-            yield server, bodies
-        finally:
-            server.stop()
-            factory.close()
+    with gateway_over(handler, http_transport, **settings) as server:
+        yield server, bodies
 
 
 def stream(server: ServerThread, **extra: Any) -> httpx.Response:
