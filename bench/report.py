@@ -74,7 +74,7 @@ def _streams_table(results: dict[str, Any]) -> list[str]:
     direct = {(c["concurrency"], c["chunks"], c.get("arrivals")): c for c in cells if c["target"] == "direct"}
     lines = [
         "Realistic streams (first token after 20 ms, chunks 20 ms apart; full-stream latency; the "
-        "connections start spread over one stream's length, as steady load arrives; \"all at once\": "
+        'connections start spread over one stream\'s length, as steady load arrives; "all at once": '
         "every connection starts in the same instant, so each round of streams arrives together):",
         "",
         "| target | path | chunks | conc. | streams/s | vs direct | p50 ms | p99 ms | added p50 ms | first byte p50 ms "

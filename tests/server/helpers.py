@@ -181,13 +181,22 @@ def serving_factory(transport: str, *configs: ModelConfig, **router: Any) -> Ite
 
 @contextmanager
 def gateway_over(
-    handler: Callable[[httpx.Request], httpx.Response], http_transport: str, **settings: Any
+    handler: Callable[[httpx.Request], httpx.Response],
+    http_transport: str,
+    *,
+    paths: tuple[str, ...] = ("",),
+    router: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> Iterator[ServerThread]:
-    """The gateway (``settings``) over one openai deployment ``gpt-4o`` whose upstream, on a real
-    socket, answers with ``handler``; no retries, no cooldown."""
+    """The gateway (``settings``) over openai deployments of ``gpt-4o``, one per path under the
+    upstream that answers with ``handler`` on a real socket; no retries, no cooldown (``router``:
+    more router settings)."""
     with serve_handler(handler) as base:
-        config = ModelConfig(provider="openai", model_name="gpt-4o", api_key="sk-up-0001", api_base=f"{base}/v1")
-        factory = LLMFactory([config], transport=http_transport, num_retries=0, cooldown=0.0)
+        configs = [
+            ModelConfig(provider="openai", model_name="gpt-4o", api_key="sk-up-0001", api_base=f"{base}{p}/v1")
+            for p in paths
+        ]
+        factory = LLMFactory(configs, transport=http_transport, num_retries=0, cooldown=0.0, **(router or {}))
         server = ServerThread(create_app(factory, settings=ServerSettings(**settings))).start()
         try:
             yield server
