@@ -30,7 +30,7 @@ from ._errors import ErrorReply, error_body, from_exception, from_validation_err
 from ._gateway import Gateway, access_log, gateway_for
 from ._log_output import line_sink
 from ._passthrough import RAW_REPLY, RAW_SSE, SPLICE, ClientSink, RawChunk, RawCompletion, raw_frame, wants_raw
-from ._protocol import SPLICE_EXTENSION
+from ._protocol import SPLICE_EXTENSION, ResponseSplice
 from ._tracing import OVERHEAD_HEADER, TRACED
 
 __all__ = ["ChatCompletions"]
@@ -185,14 +185,27 @@ def overhead_header(record: _Record) -> tuple[bytes, bytes]:
 
 
 async def _send_json(
-    send: Any, status: int, body: bytes, record: _Record, extra: list[tuple[bytes, bytes]], connection: Any
+    send: Any,
+    status: int,
+    body: bytes,
+    record: _Record,
+    extra: list[tuple[bytes, bytes]],
+    connection: ResponseSplice | None,
 ) -> None:
     headers = [_JSON, (b"content-length", b"%d" % len(body)), (b"x-request-id", record.rid), *extra]
     headers.append(overhead_header(record))
-    if connection is not None and connection.serves(send) and connection.respond(status, headers, body):
+    if connection is not None and connection.respond(status, headers, body):
         return  # one write for head and body (``ResponseSplice.respond``)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _own_connection(scope: dict[str, Any], send: Any) -> ResponseSplice | None:
+    """The server's ``ResponseSplice`` for this response, None when there is none or a middleware
+    wraps ``send`` (then everything must go through it)."""
+    extensions = scope.get("extensions")
+    connection = extensions.get(SPLICE_EXTENSION) if extensions else None
+    return connection if connection is not None and connection.serves(send) else None
 
 
 def _usage(obj: Any) -> tuple[int, int] | None:
@@ -226,9 +239,7 @@ class ChatCompletions:
             record.status = 500
         if reply is not None:
             record.status = reply[0]
-            extensions = scope.get("extensions")
-            connection = extensions.get(SPLICE_EXTENSION) if extensions else None
-            await _send_json(send, reply[0], reply[1], record, reply[2], connection)
+            await _send_json(send, reply[0], reply[1], record, reply[2], _own_connection(scope, send))
         self._finish(gateway, record)
 
     async def _handle(
@@ -348,10 +359,7 @@ class ChatCompletions:
             headers = [*_SSE_HEADERS, (b"x-request-id", record.rid), overhead_header(record)]
             reply = record.reply
             frame = _frame(first, record, reply) if first is not None else b""
-            extensions = scope.get("extensions")
-            target = extensions.get(SPLICE_EXTENSION) if extensions else None
-            if target is not None and not target.serves(send):
-                target = None  # a middleware wraps ``send``: everything goes through it
+            target = _own_connection(scope, send)
             record.committed = True
             # The head and the first frame in one write where the server allows it.
             if target is None or not target.respond(200, headers, frame, more_body=True):

@@ -57,6 +57,11 @@ _TOO_LARGE = _reply(
 )
 
 
+def _chunk(body: bytes) -> bytes:
+    """``body`` as one HTTP/1.1 chunk, as uvicorn frames a chunked response's bodies."""
+    return b"%x\r\n%b\r\n" % (len(body), body)
+
+
 class ResponseSplice:
     """The body of one streamed response, written without the ASGI ``send`` (and its task).
 
@@ -85,7 +90,7 @@ class ResponseSplice:
         if cycle is None or cycle.disconnected or cycle.response_complete or not cycle.response_started:
             return
         if cycle.chunked_encoding:
-            cycle.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+            cycle.transport.write(_chunk(body))
         else:
             cycle.transport.write(body)
 
@@ -111,7 +116,7 @@ class ResponseSplice:
         if not cycle.keep_alive:
             parts.append(b"connection: close\r\n")
         if more_body:
-            parts += (b"transfer-encoding: chunked\r\n\r\n", b"%x\r\n%b\r\n" % (len(body), body) if body else b"")
+            parts += (b"transfer-encoding: chunked\r\n\r\n", _chunk(body) if body else b"")
             cycle.transport.write(b"".join(parts))
             return True
         parts += (b"\r\n", body)
